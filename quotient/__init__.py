@@ -6,8 +6,24 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 """
 
 from . import init
-from .critical import CriticalValue, Plateau, critical_values, plateaus
+from .critical import (
+    CriticalGraph,
+    CriticalValue,
+    Inertia,
+    Plateau,
+    canonical_point,
+    classify,
+    critical_graph,
+    critical_values,
+    hessian_inertia,
+    plateaus,
+)
+from .discretisation import DescentStudy, charge_increment, descent_vs_flow
+from .fiber import Fiber, fiber
 from .flow import Trajectory, gradient_descent, gradient_flow
+from .losses import CovarianceSquareLoss, LogisticLoss, PseudoHuberLoss
+from .minimum import convergence_rate, sharpness, stable_step
+from .modes import PlateauPrediction, chain_time, learning_time, mode_solution, mode_time, predict_plateaus
 from .network import (
     conserved_quantities,
     end_to_end,
@@ -17,25 +33,110 @@ from .network import (
     to_vector,
     widths_of,
 )
+from .orbit import (
+    OrbitNotClosedError,
+    align_orthogonal,
+    balance,
+    balance_rescaling,
+    balanced_lift,
+    is_closed_orbit,
+    orbit_infimum,
+)
 from .problem import Problem
+from .projection import (
+    QuotientTrajectory,
+    project,
+    projected_velocity,
+    pushforward,
+    quotient_map,
+    reduced_flow,
+    reduced_velocity,
+)
+from .saddle import SaddleDirection, stable_directions, unstable_directions
+from .symmetry import (
+    act,
+    compose,
+    horizontal_projection,
+    inverse,
+    moment_map,
+    random_gl,
+    random_orthogonal,
+    random_rescaling,
+    vertical_projection,
+    vertical_space,
+    vertical_vector,
+)
+from .riccati import two_layer_solution
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CovarianceSquareLoss",
+    "CriticalGraph",
     "CriticalValue",
+    "DescentStudy",
+    "Fiber",
+    "Inertia",
+    "LogisticLoss",
+    "OrbitNotClosedError",
     "Plateau",
+    "PlateauPrediction",
     "Problem",
+    "PseudoHuberLoss",
+    "QuotientTrajectory",
+    "SaddleDirection",
     "Trajectory",
+    "act",
+    "align_orthogonal",
+    "balance",
+    "balance_rescaling",
+    "balanced_lift",
+    "canonical_point",
+    "chain_time",
+    "charge_increment",
+    "classify",
+    "compose",
     "conserved_quantities",
+    "convergence_rate",
+    "critical_graph",
     "critical_values",
+    "descent_vs_flow",
     "end_to_end",
+    "fiber",
     "from_adjacency",
     "from_vector",
     "gradient_descent",
     "gradient_flow",
+    "hessian_inertia",
+    "horizontal_projection",
     "init",
+    "inverse",
+    "is_closed_orbit",
+    "learning_time",
+    "mode_solution",
+    "mode_time",
+    "moment_map",
+    "orbit_infimum",
     "plateaus",
+    "predict_plateaus",
+    "project",
+    "projected_velocity",
+    "pushforward",
+    "quotient_map",
+    "random_gl",
+    "random_orthogonal",
+    "random_rescaling",
+    "reduced_flow",
+    "reduced_velocity",
+    "sharpness",
+    "stable_directions",
+    "stable_step",
     "to_adjacency",
     "to_vector",
+    "two_layer_solution",
+    "unstable_directions",
+    "vertical_projection",
+    "vertical_space",
+    "vertical_vector",
     "widths_of",
 ]

@@ -158,8 +158,109 @@ def _explore(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- fiber
+FIBER_FILES = ("fiber.png", "fiber_samples.npz")
+
+
+def _learned_list(text: str) -> tuple[int, ...]:
+    """``--learned``: 1-based modes like ``1,3``; ``none`` or an empty string for nothing learnt."""
+    if text.strip().lower() in ("", "none", "{}"):
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected mode numbers separated by commas, like 1,3 (or none); got {text!r}") from None
+
+
+def _fiber_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--widths", type=_int_list, default=(3, 3, 3, 3), help="d_0,...,d_h (default 3,3,3,3)")
+    parser.add_argument("--sigma", type=_float_list, default=None, help="target singular values (default 5,3,2,1 cut to m)")
+    parser.add_argument("--data", default=None, help=".npz with X (d_0 x n) and Y (d_h x n), or .npy target matrix")
+    parser.add_argument("--depth", type=int, default=None, help="number of layers h (repeats the first hidden width)")
+    parser.add_argument(
+        "--learned", type=_learned_list, default=None,
+        help="learnt modes S, 1-based, like 1,3 ('none' for the origin's value; default: the global minimum)",
+    )  # fmt: skip
+    parser.add_argument("--samples", type=int, default=200, help="number of fiber samples to draw (default 200)")
+    parser.add_argument("--spread", type=float, default=1.0, help="size of the sampling moves (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", default="fiber-out", help="output folder (default fiber-out)")
+    parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+
+
+def _fiber(args) -> int:
+    from .critical import _gradient_size, classify, critical_values, hessian_inertia
+    from .fiber import fiber
+    from .plot import fiber_samples
+
+    widths = _architecture(args.widths, args.depth)
+    args.sigma_given = args.sigma is not None
+    if args.sigma is None:
+        m = min(widths[0], widths[-1])
+        args.sigma = DEFAULT_SIGMA[:m] if m <= len(DEFAULT_SIGMA) else tuple(np.linspace(5.0, 1.0, m))
+    try:
+        problem = _problem(args, widths)
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    if args.samples < 1:
+        raise UsageError(f"--samples must be at least 1; got {args.samples}")
+    if not (np.isfinite(args.spread) and args.spread >= 0):
+        raise UsageError(f"--spread must be a non-negative number; got {args.spread}")
+    learned = critical_values(problem)[0].learned if args.learned is None else args.learned
+    try:
+        chosen = fiber(problem, learned)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--learned: {error}") from None
+    _prepare_output(args.out, FIBER_FILES, args.overwrite)
+
+    representative = chosen.representative
+    kind = classify(problem, representative)
+    inertia = hessian_inertia(problem, representative)
+    samples = chosen.sample(args.samples, args.seed, args.spread)
+    points = [tuple(layer[k] for layer in samples) for k in range(args.samples)]
+    classes = [classify(problem, point) for point in points]
+    relative = max(_gradient_size(problem, point)[1] for point in points)
+    losses = np.array([problem.loss(point) for point in points])
+    norms = np.sqrt(sum(np.sum(layer**2, axis=(1, 2)) for layer in samples))
+    minimum = critical_values(problem)[0]
+    modes = ",".join(map(str, chosen.learned))
+    sigma_text = ", ".join(f"{s:.4g}" for s in problem.sigma)
+    lines = [
+        f"quotient fiber: widths {'-'.join(map(str, widths))} (h = {problem.depth}), sigma = {sigma_text}",
+        f"- critical value L_S = {chosen.value:.6g} for S = {{{modes}}}"
+        + (f" (also learnt by {len(chosen.alternatives) - 1} other set(s))" if len(chosen.alternatives) > 1 else "")
+        + f"; global minimum {minimum.value:.6g}",
+        f"- canonical point: {kind}; Hessian inertia (negative, zero, positive) = "
+        f"({inertia.negative}, {inertia.zero}, {inertia.positive}) of N = {problem.n_params}",
+        f"- local dimension (dim ker H at the canonical point): {chosen.dimension}",
+    ]
+    if kind == "global_minimum" and len(chosen.learned) == problem.rank_bound:
+        r = problem.rank_bound
+        formula = problem.n_params - r * (widths[0] + widths[-1] - r)
+        lines.append(f"  global-minimum formula N - r (d_0 + d_h - r) = {formula}")
+    counts = ", ".join(f"{name} {classes.count(name)}" for name in dict.fromkeys(classes))
+    lines += [
+        f"- {args.samples} samples (spread {args.spread:g}, seed {args.seed}): {counts}",
+        f"  largest relative gradient {relative:.1e}, largest |L - L_S| {np.max(np.abs(losses - chosen.value)):.1e}, "
+        f"norms from {norms.min():.3g} to {norms.max():.3g}",
+    ]
+    figure = fiber_samples(chosen, samples, classes=classes)
+    figure.savefig(os.path.join(args.out, "fiber.png"), dpi=150)
+    arrays = {f"W_{i}": layer for i, layer in enumerate(samples, start=1)}
+    np.savez_compressed(
+        os.path.join(args.out, "fiber_samples.npz"),
+        widths=np.array(widths), sigma=problem.sigma, learned=np.array(chosen.learned, dtype=int),
+        value=np.array(chosen.value), seed=np.array(args.seed), spread=np.array(args.spread),
+        classes=np.array(classes), **arrays,
+    )  # fmt: skip
+    print("\n".join(lines))
+    print(f"\nwrote {', '.join(os.path.join(args.out, name) for name in FIBER_FILES)}")
+    return 0
+
+
 COMMANDS = {
     "explore": (_explore_arguments, _explore, "run the gradient flow from a small random init and summarise it"),
+    "fiber": (_fiber_arguments, _fiber, "sample the fiber of one critical value and classify its points"),
 }
 
 

@@ -1,17 +1,55 @@
-"""Critical values of the loss: one per set of learnt singular values.
+"""Critical values and critical points of the loss: enumeration, representatives, classification.
+
+At a critical point the end-to-end map is ``W = Sigma_S`` for a set ``S`` of learnt modes and the
+loss is ``L_S = 1/2 sum_{i not in S} sigma_i^2`` (math.md section 4). This module lists the
+critical values (:func:`critical_values`), builds the balanced canonical point of each
+(:func:`canonical_point`), decides what kind of critical point a point is from rank conditions on
+partial products (:func:`classify`) and, independently, from the Hessian
+(:func:`hessian_inertia`), and joins the critical values into the graph of heteroclinic
+connections the flow runs along (:func:`critical_graph`).
 
 Modes are numbered from 1, in the order of ``problem.sigma`` (mode 1 carries the largest singular
-value), as in the literature and in math.md.
+value), as in the literature and in math.md. Points are in the problem's singular frame.
 """
 
 from __future__ import annotations
 
 import itertools
+import numbers
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-__all__ = ["CriticalValue", "critical_values", "Plateau", "plateaus"]
+from .network import as_point, backward_products, end_to_end, forward_products, from_vector, to_vector
+
+__all__ = [
+    "CLASSES",
+    "CriticalGraph",
+    "CriticalValue",
+    "Inertia",
+    "Plateau",
+    "canonical_point",
+    "classify",
+    "critical_graph",
+    "critical_values",
+    "hessian_inertia",
+    "plateaus",
+]
+
+CLASSES = ("global_minimum", "strict_saddle", "nonstrict_saddle", "not_critical")
+"""The answers of :func:`classify`."""
+
+
+def _require_square(problem) -> None:
+    """Critical values, fibers and the classification are those of the square loss."""
+    if getattr(problem, "sigma", None) is None:
+        raise ValueError(
+            f"{problem!r} has a general loss of the end-to-end map; critical values, canonical points, "
+            "the classification and fibers need the square loss with a target Sigma "
+            "(Problem.from_sigma or Problem.from_data)"
+        )
 
 
 @dataclass(frozen=True)
@@ -67,13 +105,20 @@ def critical_values(problem, *, rtol: float = 1e-12) -> list[CriticalValue]:
       ``{1}`` and ``{2}``); the critical set of that value is then a union over
       ``alternatives`` (and, for a repeated value, a continuum of rotated ``Sigma_S``);
     * distinct sets whose unlearnt squares sum to the same number share a value too.
+
+    With one layer (``h = 1``) the loss is convex and ``W_1 = Sigma`` is its only critical point,
+    so the list holds the global minimum alone.
     """
+    _require_square(problem)
     sigma = np.asarray(problem.sigma)
     learnable = [i + 1 for i in range(sigma.size) if sigma[i] > 0]
     total = 0.5 * float(np.sum(sigma**2))
     tolerance = rtol * max(1.0, total)
     entries = []
-    for size in range(min(problem.rank_bound, len(learnable)) + 1):
+    sizes = range(min(problem.rank_bound, len(learnable)) + 1)
+    if problem.depth == 1:
+        sizes = [len(learnable)]  # r = min(d_0, d_1) = m: every learnable mode
+    for size in sizes:
         for subset in itertools.combinations(learnable, size):
             value = total - 0.5 * float(sum(sigma[i - 1] ** 2 for i in subset))
             entries.append((max(value, 0.0), subset))
@@ -153,3 +198,580 @@ def plateaus(problem, times, loss, *, band: float = 0.01) -> list[Plateau]:
             result.append(Plateau(values[k], float(times[n]), float(times[end])))
         n = end + 1
     return result
+
+
+# ---------------------------------------------------------------------------------------- learnt sets
+def _learned_set(problem, learned, name: str = "learned") -> tuple[int, ...]:
+    """Validate a set of learnt modes (1-based) and return it sorted."""
+    _require_square(problem)
+    if isinstance(learned, CriticalValue):
+        learned = learned.learned
+    if isinstance(learned, (str, bytes)) or not hasattr(learned, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of 1-based mode numbers like (1, 3); got {learned!r}")
+    modes = tuple(learned)
+    for i in modes:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"{name} must hold integer mode numbers (1 = largest singular value); got {i!r} in {modes!r}")
+    sigma = np.asarray(problem.sigma)
+    m, r = sigma.size, problem.rank_bound
+    for i in modes:
+        if not 1 <= i <= m:
+            raise ValueError(
+                f"{name}: mode {i} is out of range; modes are numbered 1..m = 1..{m} "
+                f"(m = min(d_0, d_h), mode 1 carries the largest singular value)"
+            )
+    if len(set(modes)) != len(modes):
+        raise ValueError(f"{name} repeats a mode: {modes!r}")
+    for i in modes:
+        if sigma[i - 1] == 0:
+            raise ValueError(f"{name}: mode {i} has singular value 0 and cannot be learnt (learning it leaves W unchanged)")
+    if len(modes) > r:
+        raise ValueError(
+            f"{name} has {len(modes)} modes, but the narrowest width r = min(widths) = {r} of widths "
+            f"{problem.widths} lets the end-to-end map have rank at most {r}"
+        )
+    if problem.depth == 1 and len(modes) != int(np.count_nonzero(sigma)):
+        raise ValueError(
+            f"{name} = {modes!r} is not critical with one layer: the loss is convex and its only critical "
+            f"point is W_1 = Sigma, which learns every mode with sigma > 0"
+        )
+    return tuple(int(i) for i in sorted(modes))
+
+
+def _critical_value_of(problem, learned) -> CriticalValue:
+    """The :class:`CriticalValue` whose alternatives hold the (validated) learnt set."""
+    learned = _learned_set(problem, learned)
+    for value in critical_values(problem):
+        if learned in value.alternatives:
+            return value
+    raise AssertionError(f"learnt set {learned} missing from critical_values")  # pragma: no cover
+
+
+def canonical_point(problem, learned):
+    """The balanced canonical critical point that learns the modes in ``learned``.
+
+    Parameters
+    ----------
+    problem : Problem
+    learned : sequence of int or CriticalValue
+        The learnt set ``S = {j_1 < ... < j_e}``, 1-based mode numbers (mode 1 carries the largest
+        singular value); a :class:`CriticalValue` stands for its ``learned`` set.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(W_1, ..., W_h)`` with ``W_i = Q_i D_S^{1/h} Q_{i-1}^T``, ``D_S = diag(sigma_{j_1}, ...,
+        sigma_{j_e})``, ``Q_0 = [f_{j_1} ... f_{j_e}]`` and ``Q_h = [e_{j_1} ... e_{j_e}]`` (the
+        singular vectors of the learnt modes) and ``Q_i`` the first ``e`` unit vectors of hidden
+        layer ``i``: mode ``j_k`` runs through hidden unit ``k`` of every layer with strength
+        ``sigma_{j_k}^{1/h}``.
+
+    Raises
+    ------
+    TypeError
+        If ``learned`` does not hold integers.
+    ValueError
+        If a mode is out of range ``1..m``, is repeated, has singular value 0, or if ``learned``
+        holds more modes than the narrowest width ``r = min(d_0, ..., d_h)``.
+
+    Notes
+    -----
+    The point is critical with ``W = Sigma_S`` and loss ``L_S``, balanced (``C_i = 0``) and of
+    minimal norm ``||W||^2 = h sum_{j in S} sigma_j^{2/h}`` on its fiber of the end-to-end map
+    (math-spec section 3.3; Arora, Cohen & Hazan 2018).
+    """
+    S = _learned_set(problem, learned)
+    widths, h = problem.widths, problem.depth
+    layers = [np.zeros((widths[i], widths[i - 1])) for i in range(1, h + 1)]
+    for k, j in enumerate(S):
+        strength = float(problem.sigma[j - 1]) ** (1.0 / h)
+        for i, layer in enumerate(layers, start=1):
+            row = j - 1 if i == h else k
+            column = j - 1 if i == 1 else k
+            layer[row, column] = strength
+    return tuple(layers)
+
+
+# ---------------------------------------------------------------------------------------- numerical scales
+def _layer_norms(point) -> np.ndarray:
+    return np.array([np.linalg.norm(layer, 2) for layer in point])
+
+
+def _target_size(problem, point, norms) -> float:
+    """Size of ``grad l(W)`` and of its rounding error: ``max(||Sigma||_2, prod_l ||W_l||_2)``.
+
+    For a general loss of the end-to-end map, ``||grad l(W)||_2`` stands for ``||Sigma||_2``.
+    """
+    product = float(np.prod(norms))
+    if problem.sigma is not None:
+        return max(float(np.max(problem.sigma, initial=0.0)), product)
+    return max(float(np.linalg.norm(problem.end_to_end_loss.gradient(end_to_end(point)), 2)), product)
+
+
+def _gradient_size(problem, point) -> tuple[float, float]:
+    """``(||grad L||, relative size)`` of the gradient at a point.
+
+    The relative size is ``max_j ||grad_j L||_F / (prod_{l != j} ||W_l||_2 * max(||Sigma||_2,
+    prod_l ||W_l||_2))``, the gradient measured against the size of the products it is made of
+    (``grad_j = -B_j^T (Sigma - W) F_{j-1}^T``): rounding leaves it at ``O(h eps)`` at any point
+    of a critical set, however unbalanced.
+    """
+    gradient = problem._gradient(point)
+    norm = float(np.sqrt(sum(np.sum(g**2) for g in gradient)))
+    norms = _layer_norms(point)
+    target = _target_size(problem, point, norms)
+    relative = 0.0
+    for j, g in enumerate(gradient):
+        size = float(np.linalg.norm(g))
+        if size == 0.0:
+            continue
+        scale = float(np.prod(np.delete(norms, j))) * target
+        relative = max(relative, size / scale if scale > 0 else np.inf)
+    return norm, relative
+
+
+def _value_scale(problem, point) -> float:
+    """Size of the rounding error of ``L(point)``: ``||Sigma||_F max(||Sigma||_F, prod ||W_l||_2)``."""
+    sigma_norm = float(np.linalg.norm(problem.sigma))
+    return max(sigma_norm * max(sigma_norm, float(np.prod(_layer_norms(point)))), np.finfo(float).tiny)
+
+
+def _require_critical(problem, point, tol: float, name: str = "point") -> None:
+    """Raise ``ValueError`` stating the gradient norm if ``point`` is not critical."""
+    norm, relative = _gradient_size(problem, point)
+    if relative > tol:
+        raise ValueError(
+            f"{name} is not a critical point: ||grad L|| = {norm:.3e} (relative to the size of its "
+            f"partial products {relative:.3e} > tol = {tol:g})"
+        )
+
+
+def _global_minimum_value(problem) -> float:
+    return critical_values(problem)[0].value
+
+
+# ---------------------------------------------------------------------------------------- classification
+def _strict_witness(problem, point, tol: float):
+    """Why a critical point that is not a global minimum is a strict saddle, or ``None``.
+
+    Returns ``("swap", s_unlearnt, s_learnt)`` for condition (B) or ``("pair", k, l)`` for the
+    layer pair of condition (C) of :func:`classify`.
+    """
+    h = len(point)
+    P = end_to_end(point)
+    R = problem.target - P
+    norms = _layer_norms(point)
+    size = max(float(np.max(problem.sigma, initial=0.0)), float(np.prod(norms)))
+    learnt = np.linalg.svd(P, compute_uv=False)
+    learnt = learnt[learnt > tol * size]
+    unlearnt = np.linalg.svd(R, compute_uv=False)
+    # (B): an unlearnt singular value above a learnt one
+    if learnt.size and unlearnt.size and unlearnt[0] > learnt[-1] + tol * size:
+        return ("swap", float(unlearnt[0]), float(learnt[-1]))
+
+    # (C): ranks of partial products. A singular value of a product counts as non-zero when it
+    # exceeds tol times the product of its factors' spectral norms, the size of its rounding error.
+    def rank(M, scale) -> int:
+        if scale == 0.0:
+            return 0
+        return int(np.sum(np.linalg.svd(M, compute_uv=False) > tol * scale))
+
+    F = forward_products(point)  # F[j] = W_j ... W_1, F[0] = identity
+    B = backward_products(point)  # B[j] = W_h ... W_{j+1}, B[h] = identity
+    rank_F = [point[0].shape[1]] + [rank(F[j], np.prod(norms[:j])) for j in range(1, h + 1)]
+    rank_B = [rank(B[j], np.prod(norms[j:])) for j in range(h)] + [point[-1].shape[0]]
+    norm_R = float(np.linalg.norm(R, 2))
+    for k in range(1, h):
+        left = R.T if k == 1 else F[k - 1] @ R.T  # F_{k-1} R^T, (d_{k-1}, d_h)
+        M = None  # M_{kl} = W_{l-1} ... W_{k+1}, identity for l = k + 1
+        for l in range(k + 1, h + 1):
+            if l > k + 1:
+                M = point[l - 2] if M is None else point[l - 2] @ M
+            coupling = left if l == h else left @ B[l]  # F_{k-1} R^T B_l, (d_{k-1}, d_l)
+            scale = float(np.prod(norms[: k - 1]) * norm_R * np.prod(norms[l:]))
+            if np.linalg.norm(coupling, 2) <= tol * scale:
+                continue
+            rank_M = point[k - 1].shape[0] if M is None else rank(M, np.prod(norms[k : l - 1]))
+            if rank_B[k] < rank_M or rank_F[l - 1] < rank_M:
+                return ("pair", k, l)
+    return None
+
+
+def classify(problem, point, *, tol: float = 1e-8) -> str:
+    """What kind of critical point ``point`` is, from rank conditions on partial products.
+
+    Parameters
+    ----------
+    problem : Problem
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)`` in the problem's singular frame.
+    tol : float
+        Relative tolerance of the three numerical decisions (see Notes).
+
+    Returns
+    -------
+    str
+        One of :data:`CLASSES`: ``"global_minimum"``, ``"strict_saddle"`` (the Hessian has a
+        negative eigenvalue), ``"nonstrict_saddle"`` (a saddle whose Hessian is positive
+        semidefinite) or ``"not_critical"``.
+
+    Notes
+    -----
+    With ``W = W_h ... W_1``, ``R = Sigma - W``, ``F_j = W_j ... W_1``, ``B_j = W_h ... W_{j+1}`` and
+    ``M_{kl} = W_{l-1} ... W_{k+1}`` (``= I`` for ``l = k + 1``), a critical point has
+    ``W = Sigma_S`` for a learnt set ``S`` and (math-spec section 3.2):
+
+    (A) it is a global minimum iff its loss is the least critical value
+        ``1/2 sum_{i > r} sigma_i^2`` (``S`` holds the top ``min(r, rank Sigma)`` modes);
+    (B) if an unlearnt singular value exceeds a learnt one (the singular values of ``R`` against
+        the non-zero ones of ``W``), it is a strict saddle at every depth: the direction
+        ``D_h = e_i (W_h^T e_j)^T``, ``D_1 = (W_1 f_j) f_i^T`` has curvature
+        ``2 sigma_j (sigma_j - sigma_i) < 0``;
+    (C) otherwise (``S`` a top set, ``|S| < min(r, rank Sigma)``) it is a strict saddle iff some
+        layers ``1 <= k < l <= h`` have
+
+        (i)  ``F_{k-1} R^T B_l != 0`` and
+        (ii) ``rk B_k < rk M_{kl}`` or ``rk F_{l-1} < rk M_{kl}``,
+
+        and a non-strict saddle otherwise. (i) and (ii) say that an unlearnt mode's input
+        direction can be joined to its output direction by switching on two edges (at layers
+        ``k`` and ``l``) through capacity that is not on a learnt path; when three or more edges
+        are needed the escape is of order three or more and the Hessian is blind to it. For
+        ``h = 2`` (ii) always holds, so every saddle is strict.
+
+    Sufficiency in (C) is proved in math-spec 3.2 (a 2x2 indefinite block); necessity is checked
+    numerically: ``tests/test_critical.py`` compares this answer with the sign of the smallest
+    Hessian eigenvalue (:func:`hessian_inertia`) on random critical points of every fiber of
+    several architectures. Achour, Malgouyres & Gerchinovitz (JMLR 25(242), 2024) publish a
+    characterisation by ranks of partial products ("tightened" pivots); their text could not be
+    read for this implementation, so (C) is our statement, not a quotation.
+
+    Numerical decisions, each relative to the size of the products involved: the point is
+    critical when ``||grad_j L||_F <= tol * prod_{l != j} ||W_l||_2 * max(||Sigma||_2, prod_l
+    ||W_l||_2)`` for every layer; it is a global minimum when ``|L - L_min| <= tol *
+    ||Sigma||_F max(||Sigma||_F, prod_l ||W_l||_2)``; a singular value of a partial product counts
+    towards its rank when it exceeds ``tol`` times the product of the spectral norms of its
+    factors, and ``F_{k-1} R^T B_l`` counts as non-zero likewise. Points made very unbalanced by
+    the symmetry group (condition numbers of the hidden changes of basis beyond about
+    ``1 / (tol * 1e8)``) lose these decisions to rounding.
+
+    References
+    ----------
+    E. M. Achour, F. Malgouyres, S. Gerchinovitz, "The loss landscape of deep linear neural
+    networks: a second-order analysis", JMLR 25(242), 2024 (arXiv 2107.13289).
+    K. Kawaguchi, "Deep learning without poor local minima", NeurIPS 2016.
+    """
+    _require_square(problem)
+    point = as_point(point, "point", widths=problem.widths)
+    _, relative = _gradient_size(problem, point)
+    if relative > tol:
+        return "not_critical"
+    if problem.loss(point) - _global_minimum_value(problem) <= tol * _value_scale(problem, point):
+        return "global_minimum"
+    return "strict_saddle" if _strict_witness(problem, point, tol) is not None else "nonstrict_saddle"
+
+
+# ---------------------------------------------------------------------------------------- Hessian inertia
+class Inertia(NamedTuple):
+    """Numbers of negative, zero and positive eigenvalues of a symmetric matrix."""
+
+    negative: int
+    zero: int
+    positive: int
+
+
+def _hessian_operator(problem, point, scale: float = 1.0, shift: float = 0.0) -> LinearOperator:
+    """``x -> H x / scale + shift x`` on flat vectors, one Hessian-vector product per call."""
+    widths, n = problem.widths, problem.n_params
+
+    def matvec(x):
+        x = np.asarray(x, dtype=np.float64).reshape(n)
+        return to_vector(problem._hvp(point, from_vector(x, widths))) / scale + shift * x
+
+    return LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+
+
+def _hessian_rounding(problem, point) -> float:
+    """Rounding level of the Hessian's eigenvalues: ``100 N eps`` times the size of its blocks.
+
+    Block ``(j, k)`` of the Hessian is a sum of ``B_j^T dW F_{j-1}^T``-type products (size
+    ``prod_{l != j} ||W_l|| prod_{l != k} ||W_l||``) and of ``R``-weighted products (size
+    ``prod_{l != j, k} ||W_l|| max(||Sigma||, prod_l ||W_l||)``); a Hessian that vanishes in exact
+    arithmetic is left with eigenvalues of this order times ``eps``.
+    """
+    norms = _layer_norms(point)
+    h = norms.size
+    target = _target_size(problem, point, norms)
+    size = 0.0
+    for j in range(h):
+        for k in range(h):
+            others = float(np.prod(np.delete(norms, [j, k])))
+            size = max(size, float(np.prod(np.delete(norms, j)) * np.prod(np.delete(norms, k))) + others * target * (j != k))
+    return 100 * problem.n_params * np.finfo(float).eps * size
+
+
+def _eigsh(operator, k: int, which: str, v0, tol: float) -> np.ndarray:
+    n = operator.shape[0]
+    ncv = min(n, max(2 * k + 1, k + 32))
+    try:
+        return eigsh(operator, k=k, which=which, v0=v0, ncv=ncv, tol=tol, return_eigenvectors=False)
+    except ArpackNoConvergence as failure:  # the converged Ritz values are still exact enough
+        if failure.eigenvalues.size == 0:
+            raise
+        return failure.eigenvalues
+
+
+def _lanczos_inertia(problem, point, tol: float, floor: float, start: int = 8) -> Inertia:
+    n = problem.n_params
+    v0 = np.random.default_rng(0).standard_normal(n)
+    operator = _hessian_operator(problem, point)
+    # ARPACK stops on a Krylov space that collapses at once (H v0 = 0), which happens for a
+    # Hessian that vanishes in exact arithmetic: look at one product first.
+    if np.linalg.norm(operator.matvec(v0)) <= floor * np.linalg.norm(v0):
+        return Inertia(0, n, 0)
+    largest = abs(float(_eigsh(operator, 1, "LM", v0, 1e-4)[0]))
+    if largest <= floor:
+        return Inertia(0, n, 0)
+    tol = max(tol, floor / largest)
+    # Shifted and scaled, A = H / |lambda|_max + I has its spectrum in [0, 2] and the zero
+    # eigenvalues of H at 1, where ARPACK's relative convergence test is meaningful.
+    operator = _hessian_operator(problem, point, scale=largest, shift=1.0)
+    counts = {}
+    for which, side in (("SA", -1.0), ("LA", 1.0)):
+        k = min(start, n - 1)
+        while True:
+            values = _eigsh(operator, k, which, v0, 1e-12)
+            count = int(np.sum(side * (values - 1.0) > tol))
+            if count < values.size:
+                break
+            if k == n - 1:
+                raise RuntimeError(
+                    f"hessian_inertia: {count} eigenvalues on one side of 0 out of N = {n}; "
+                    "use method='dense'"
+                )
+            k = min(2 * k, n - 1)
+        counts[which] = count
+    return Inertia(counts["SA"], n - counts["SA"] - counts["LA"], counts["LA"])
+
+
+def _sketch_inertia(problem, point, tol: float, floor: float, start: int = 64, oversampling: int = 16) -> Inertia:
+    """Inertia from the range of the Hessian, found by random probing (Halko, Martinsson & Tropp 2011)."""
+    n, widths = problem.n_params, problem.widths
+    rng = np.random.default_rng(0)
+
+    def apply(rows):  # H applied to each row of a (k, N) array, one batched hvp
+        return to_vector(problem._hvp(point, from_vector(rows, widths)))
+
+    k = min(start, n)
+    while True:
+        probes = min(k + oversampling, n)
+        sketch = apply(rng.standard_normal((probes, n)))  # rows span a random part of range(H)
+        U, s, _ = np.linalg.svd(sketch.T, full_matrices=False)
+        if s[0] <= floor * np.sqrt(n * probes):
+            return Inertia(0, n, 0)
+        rank = int(np.sum(s > 1e-3 * tol * s[0]))
+        if rank <= probes - oversampling // 2 or probes == n:
+            break  # fewer directions than probes: the whole range has been seen
+        k = 2 * k
+    basis = U[:, :rank]  # orthonormal, spans range(H), so H = B (B^T H B) B^T
+    eigenvalues = np.linalg.eigvalsh(basis.T @ apply(basis.T).T)
+    threshold = max(tol * float(np.max(np.abs(eigenvalues), initial=0.0)), floor)
+    negative = int(np.sum(eigenvalues < -threshold))
+    positive = int(np.sum(eigenvalues > threshold))
+    return Inertia(negative, n - negative - positive, positive)
+
+
+def hessian_inertia(problem, point, *, tol: float = 1e-9, method: str = "auto", dense_limit: int = 2000) -> Inertia:
+    """Numbers of negative, zero and positive eigenvalues of the Hessian of the loss at a point.
+
+    Parameters
+    ----------
+    problem : Problem
+    point : tuple of ndarray
+        Any point (usually a critical one).
+    tol : float
+        An eigenvalue counts as zero when ``|lambda| <= max(tol * max |lambda|, rounding)``, where
+        ``rounding = 100 N eps c_H`` and ``c_H`` is the size of the Hessian's blocks predicted from
+        the layer norms (see Notes).
+    method : {"auto", "dense", "sketch", "lanczos"}
+        ``"dense"``: every eigenvalue of :meth:`Problem.hessian` (``N`` Hessian-vector products
+        and an ``O(N^3)`` ``eigvalsh``). ``"sketch"``: the range of the Hessian from batches of
+        Hessian-vector products on random vectors, and the eigenvalues of the Hessian restricted
+        to it. ``"lanczos"``: ARPACK (``scipy.sparse.linalg.eigsh``) on a ``LinearOperator``
+        that applies :meth:`Problem.hvp`. The last two never form the matrix. ``"auto"``: dense
+        when ``N <= dense_limit``, sketch otherwise.
+    dense_limit : int
+        Largest number of parameters ``N`` for which ``"auto"`` chooses the dense method.
+
+    Returns
+    -------
+    Inertia
+        ``(negative, zero, positive)``, a named tuple summing to ``N``.
+
+    Notes
+    -----
+    The inertia is constant on each orbit of the hidden symmetry group: the action
+    ``W -> g . W`` is linear and leaves ``L`` invariant, so the Hessians at ``W`` and ``g . W`` are
+    congruent (Sylvester's law of inertia).
+
+    Large networks. At critical points most eigenvalues are zero (the fiber's directions), so
+    both matrix-free paths work with the non-zero part only, and their cost grows with the number
+    ``rho`` of non-zero eigenvalues (``e (d_0 + d_h - e)`` at the canonical point of a learnt set
+    of size ``e``; ``r (d_0 + d_h - r)`` at a global minimum), not with ``N``.
+
+    The sketch path applies the Hessian to ``k + 16`` random vectors (``k = 64, 128, ...``) until
+    the images span fewer directions than vectors were used (numerical rank of the images by SVD,
+    singular values above ``1e-3 tol`` times the largest): then they span the range of ``H``
+    (with probability one), and with ``B`` an orthonormal basis of it, ``H = B (B^T H B) B^T``.
+    The negative and positive counts are those of the ``rho x rho`` matrix ``B^T H B``
+    (thresholds as in the dense path), and the zero count is ``N`` minus both. Exact, up to
+    rounding; memory ``O(N rho)``, time ``O(N rho^2)``.
+
+    The Lanczos path first finds ``|lambda|_max`` (one eigenvalue of largest magnitude), then
+    works with ``A = H / |lambda|_max + I``. It asks ARPACK for the ``k`` smallest eigenvalues of
+    ``A`` with ``k = 8, 16, 32, ...`` until one of them is ``>= 1 - tol`` (so every eigenvalue of
+    ``H`` below ``-tol |lambda|_max`` has been found and counted), and likewise for the largest
+    ones; the zero count is ``N`` minus both. The counts are exact when ARPACK converges. In our
+    measurements it is 3 to 10 times slower than the sketch, the gap widening as ``rho`` grows
+    (``benchmarks/hessian_inertia_scale.py``).
+
+    The threshold ``tol`` must sit above the rounding level of the zero eigenvalues (about
+    ``1e-15`` relative at balanced points, more at points made unbalanced by the symmetry group)
+    and below the smallest non-zero one.
+
+    The absolute floor handles Hessians that vanish in exact arithmetic (two consecutive zero
+    layers, e.g. the origin for ``h >= 3``, moved by the symmetry group): their computed
+    eigenvalues are pure rounding, of size ``eps c_H`` with ``c_H = max_{j,k} (prod_{l != j}
+    ||W_l||_2 prod_{l != k} ||W_l||_2 + [j != k] prod_{l != j,k} ||W_l||_2 max(||Sigma||_2,
+    prod_l ||W_l||_2))``, and a threshold relative to the largest of them would count noise.
+    """
+    point = as_point(point, "point", widths=problem.widths)
+    if method not in ("auto", "dense", "lanczos", "sketch"):
+        raise ValueError(f"method must be 'auto', 'dense', 'lanczos' or 'sketch'; got {method!r}")
+    if not (np.isfinite(tol) and 0 < tol < 1):
+        raise ValueError(f"tol must be a number in (0, 1); got {tol!r}")
+    n = problem.n_params
+    if method == "lanczos" and n < 3:
+        method = "dense"  # ARPACK needs k < N - 1
+    floor = _hessian_rounding(problem, point)
+    if method == "dense" or (method == "auto" and n <= dense_limit):
+        eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
+        threshold = max(tol * float(np.max(np.abs(eigenvalues))), floor)
+        negative = int(np.sum(eigenvalues < -threshold))
+        positive = int(np.sum(eigenvalues > threshold))
+        return Inertia(negative, n - negative - positive, positive)
+    if method == "sketch":
+        return _sketch_inertia(problem, point, tol, floor)
+    return _lanczos_inertia(problem, point, tol, floor)
+
+
+# ---------------------------------------------------------------------------------------- the graph
+class CriticalGraph(NamedTuple):
+    """The critical values joined by the heteroclinic connections between them.
+
+    Attributes
+    ----------
+    nodes : tuple of CriticalValue
+        As :func:`critical_values` lists them (increasing loss); node ``n`` is ``nodes[n]``.
+    edges : tuple of (int, int)
+        ``(a, b)``: a flow line runs from a critical point of value ``nodes[a]`` to one of value
+        ``nodes[b] < nodes[a]`` (see :func:`critical_graph`). Sorted.
+    kinds : tuple of str
+        For each edge, ``"learn"`` (one more mode learnt) or ``"swap"`` (a learnt mode exchanged
+        for a larger unlearnt one).
+
+    ``graph[0]`` and ``graph[1]`` are the nodes and edges, so the graph can be passed wherever a
+    ``(nodes, edges)`` pair is expected.
+    """
+
+    nodes: tuple
+    edges: tuple
+    kinds: tuple
+
+    def index(self, learned) -> int:
+        """Node holding the learnt set ``learned`` (a tuple of 1-based modes or a CriticalValue)."""
+        if isinstance(learned, CriticalValue):
+            learned = learned.learned
+        learned = tuple(sorted(learned))
+        for n, node in enumerate(self.nodes):
+            if learned in node.alternatives:
+                return n
+        raise ValueError(f"no critical value learns the modes {learned}")
+
+    def has_edge(self, a: int, b: int) -> bool:
+        return (a, b) in self.edges
+
+    def successors(self, a: int) -> tuple[int, ...]:
+        """Nodes reached from node ``a`` by one edge, in increasing order."""
+        return tuple(b for (source, b) in self.edges if source == a)
+
+    def path(self, plateaus) -> tuple[int, ...]:
+        """The nodes a trajectory visits, from its plateaus (:func:`plateaus`), repeats merged.
+
+        Consecutive nodes of a flow that passes every saddle in turn are joined by an edge;
+        :meth:`has_edge` tells where the detected plateaus skipped one (a saddle passed too
+        quickly to leave a plateau, or several modes learnt at once).
+        """
+        visited: list[int] = []
+        for plateau in plateaus:
+            n = self.nodes.index(plateau.critical_value)
+            if not visited or visited[-1] != n:
+                visited.append(n)
+        return tuple(visited)
+
+
+def critical_graph(problem) -> CriticalGraph:
+    """The graph of critical values and the elementary heteroclinic connections between them.
+
+    Parameters
+    ----------
+    problem : Problem
+
+    Returns
+    -------
+    CriticalGraph
+        Nodes are :func:`critical_values`; an edge ``a -> b`` joins two values when some learnt set
+        ``S`` of ``a`` (among its ``alternatives``) and ``S'`` of ``b`` are related by
+
+        * ``"learn"``: ``S' = S + {i}``, one more mode ``i`` with ``sigma_i > 0`` (``|S| < r``); the
+          loss drops by ``sigma_i^2 / 2``;
+        * ``"swap"``: ``S' = S - {j} + {i}`` with ``sigma_i > sigma_j``; the loss drops by
+          ``(sigma_i^2 - sigma_j^2) / 2``.
+
+    Notes
+    -----
+    Each edge is realised by an explicit flow line between the canonical points
+    (:func:`canonical_point`), inside an invariant subspace of the flow. For "learn", the chain of
+    mode ``i`` through free hidden units is decoupled from the rest, and on its balanced ray with
+    positive product the flow takes mode ``i`` from 0 (as ``t -> -infinity``) to
+    ``sigma_i^{1/h}``: this is the unstable curve of :func:`quotient.saddle.unstable_directions`.
+    For "swap", the subspace in which the hidden units of mode ``j`` also connect to the input
+    and output directions of mode ``i`` holds a rank-one network; the saddle (mode ``j`` learnt)
+    has the negative curvature of condition (B) of :func:`classify`, and the flow on its
+    unstable manifold ends at the best rank-one fit, mode ``i``. Flow lines that learn several
+    modes at once also exist (their end points are joined by a path of edges); the graph keeps
+    only the elementary steps, the ones the saddle-to-saddle dynamics of small initialisations
+    take one after the other.
+    """
+    nodes = tuple(critical_values(problem))
+    sigma = np.asarray(problem.sigma)
+    node_of = {S: n for n, node in enumerate(nodes) for S in node.alternatives}
+    learnable = [i + 1 for i in range(sigma.size) if sigma[i] > 0]
+    found: dict[tuple[int, int], str] = {}
+    for a, node in enumerate(nodes):
+        for S in node.alternatives:
+            for i in learnable:
+                if i in S:
+                    continue
+                targets = []
+                if len(S) < problem.rank_bound:
+                    targets.append((tuple(sorted(S + (i,))), "learn"))
+                for j in S:
+                    if sigma[i - 1] > sigma[j - 1]:
+                        targets.append((tuple(sorted(set(S) - {j} | {i})), "swap"))
+                for target, kind in targets:
+                    b = node_of[target]
+                    if nodes[b].value < node.value:
+                        found.setdefault((a, b), kind)
+    edges = tuple(sorted(found))
+    return CriticalGraph(nodes, edges, tuple(found[edge] for edge in edges))

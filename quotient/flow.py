@@ -197,17 +197,21 @@ class Trajectory:
 
 
 def _diagnostics(problem: Problem, points):
-    """Loss, gradient norm and relative conservation drift along a batch of points."""
+    """Loss, gradient norm and relative conservation drift along a batch of points.
+
+    The time axis is the last leading axis of the layers (``(T, d_i, d_{i-1})``, or
+    ``(B, T, d_i, d_{i-1})`` for an ensemble); the drift is measured from the first time.
+    """
     loss = problem.end_to_end_loss.value(end_to_end(points))
     gradient = problem._gradient(points)
     gradient_norm = np.sqrt(_squared_norm(gradient))
     charges = conserved_quantities(points)
     if charges:
-        drift = np.sqrt(sum(np.sum((C - C[:1]) ** 2, axis=(-2, -1)) for C in charges))
+        drift = np.sqrt(sum(np.sum((C - C[..., :1, :, :]) ** 2, axis=(-2, -1)) for C in charges))
         scale = _squared_norm(points)
-        drift = drift / np.maximum(np.maximum(scale, scale[0]), np.finfo(float).tiny)
+        drift = drift / np.maximum(np.maximum(scale, scale[..., :1]), np.finfo(float).tiny)
     else:
-        drift = np.zeros(points[0].shape[0])
+        drift = np.zeros(points[0].shape[:-2])
     return loss, gradient_norm, drift
 
 
@@ -215,6 +219,112 @@ def _check_time(t_final) -> float:
     if not np.isscalar(t_final) or not np.isfinite(t_final) or t_final <= 0:
         raise ValueError(f"t_final must be a positive finite number; got {t_final!r}")
     return float(t_final)
+
+
+def _flat_gradient(problem: Problem, lead: tuple[int, ...] = ()):
+    """``grad L`` on flat states: ``(layers, gradient)`` for a state of ``lead + (N,)`` entries.
+
+    ``layers(y)`` views a flat state as a point (or a batch of points with leading shape
+    ``lead``), ``gradient(y)`` returns the flat gradient. The slices are computed once here, so a
+    call does no validation and no concatenation: this is the right-hand side ``solve_ivp`` calls
+    thousands of times, where that per-call overhead dominates for small networks.
+    """
+    n = problem.n_params
+    blocks = []
+    start = 0
+    for d_out, d_in in zip(problem.widths[1:], problem.widths[:-1]):
+        blocks.append((slice(start, start + d_out * d_in), lead + (d_out, d_in)))
+        start += d_out * d_in
+
+    def layers(y):
+        y = y.reshape(lead + (n,))
+        return tuple(y[..., block].reshape(shape) for block, shape in blocks)
+
+    def gradient(y):
+        flat = np.empty(lead + (n,))
+        for (block, _), G in zip(blocks, problem._gradient(layers(y))):
+            flat[..., block] = G.reshape(lead + (-1,))
+        return flat
+
+    return layers, gradient
+
+
+def _parse_t_eval(t_eval, t_final):
+    """``(t_eval, n_samples)``: sample times for the dense output, or a count of even samples."""
+    if isinstance(t_eval, (int, np.integer)) and not isinstance(t_eval, bool):
+        if t_eval < 2:
+            raise ValueError(f"t_eval as a number of samples must be at least 2; got {t_eval}")
+        return np.array([0.0, t_final]), int(t_eval)
+    if t_eval is not None:
+        t_eval = np.asarray(t_eval, dtype=float)
+        if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) <= 0):
+            raise ValueError("t_eval must be a non-empty, strictly increasing 1-D array")
+        if t_eval[0] < 0 or t_eval[-1] > t_final:
+            raise ValueError(f"t_eval must lie in [0, t_final] = [0, {t_final}]; got [{t_eval[0]}, {t_eval[-1]}]")
+    return t_eval, None
+
+
+def _integrate(gradient, gradient_norm, y0, t_final, *, rtol, atol, method, t_eval, gradient_tol, progress, throw, name):
+    """Integrate ``dy/dt = -gradient(y)`` with ``solve_ivp``; the shared engine of the flows.
+
+    ``gradient_norm(g)`` maps a flat gradient to the norm that ``gradient_tol`` is compared with.
+    Returns ``(solution, times, states, n_rhs)`` with ``states`` of shape ``(T, y0.size)``.
+    """
+    t_final = _check_time(t_final)
+    t_eval, n_samples = _parse_t_eval(t_eval, t_final)
+    if gradient_tol is not None and not gradient_tol > 0:
+        raise ValueError(f"gradient_tol must be positive; got {gradient_tol!r}")
+
+    counter = {"rhs": 0}
+    bar = tqdm(total=t_final, desc=name, unit="t", disable=None if progress else True, leave=False)
+
+    def rhs(t, y):
+        counter["rhs"] += 1
+        if t > bar.n:
+            bar.update(t - bar.n)
+        flat = gradient(y)
+        return np.negative(flat, out=flat)
+
+    events = None
+    if gradient_tol is not None:
+
+        def converged(t, y):
+            counter["rhs"] += 1
+            return gradient_norm(gradient(y)) - gradient_tol
+
+        converged.terminal = True
+        converged.direction = -1
+        events = [converged]
+
+    try:
+        solution = solve_ivp(
+            rhs,
+            (0.0, t_final),
+            y0,
+            method=method,
+            rtol=rtol,
+            atol=atol,
+            dense_output=t_eval is not None,
+            events=events,
+        )
+    finally:
+        bar.close()
+    if solution.status < 0 and throw:
+        raise RuntimeError(
+            f"{name} failed at t = {solution.t[-1]:.6g}: {solution.message}; "
+            "try a smaller t_final, looser tolerances or method='LSODA', or pass throw=False"
+        )
+    if t_eval is None:
+        times, states = solution.t, solution.y.T
+    elif n_samples is not None:
+        times = np.linspace(0.0, solution.t[-1], n_samples)
+        states = solution.sol(times).T
+    else:
+        times = t_eval[t_eval <= solution.t[-1]]
+        if solution.status == 1 and (times.size == 0 or times[-1] < solution.t[-1]):
+            times = np.r_[times, solution.t[-1]]  # keep the point where the event stopped the flow
+        states = solution.sol(times).T
+    return solution, times, states, counter["rhs"]
 
 
 def gradient_flow(
@@ -270,71 +380,22 @@ def gradient_flow(
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     point0 = as_point(point0, "point0", widths=problem.widths)
-    t_final = _check_time(t_final)
-    widths = problem.widths
-    n_samples = None
-    if isinstance(t_eval, (int, np.integer)) and not isinstance(t_eval, bool):
-        if t_eval < 2:
-            raise ValueError(f"t_eval as a number of samples must be at least 2; got {t_eval}")
-        n_samples, t_eval = int(t_eval), np.array([0.0, t_final])
-    elif t_eval is not None:
-        t_eval = np.asarray(t_eval, dtype=float)
-        if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) <= 0):
-            raise ValueError("t_eval must be a non-empty, strictly increasing 1-D array")
-        if t_eval[0] < 0 or t_eval[-1] > t_final:
-            raise ValueError(f"t_eval must lie in [0, t_final] = [0, {t_final}]; got [{t_eval[0]}, {t_eval[-1]}]")
-    if gradient_tol is not None and not gradient_tol > 0:
-        raise ValueError(f"gradient_tol must be positive; got {gradient_tol!r}")
-
-    counter = {"rhs": 0}
-    bar = tqdm(total=t_final, desc="gradient flow", unit="t", disable=None if progress else True, leave=False)
-
-    def rhs(t, y):
-        counter["rhs"] += 1
-        if t > bar.n:
-            bar.update(t - bar.n)
-        return -to_vector(problem._gradient(from_vector(y, widths)))
-
-    events = None
-    if gradient_tol is not None:
-
-        def converged(t, y):
-            counter["rhs"] += 1
-            return np.linalg.norm(to_vector(problem._gradient(from_vector(y, widths)))) - gradient_tol
-
-        converged.terminal = True
-        converged.direction = -1
-        events = [converged]
-
-    try:
-        solution = solve_ivp(
-            rhs,
-            (0.0, t_final),
-            to_vector(point0),
-            method=method,
-            rtol=rtol,
-            atol=atol,
-            dense_output=t_eval is not None,
-            events=events,
-        )
-    finally:
-        bar.close()
-    if solution.status < 0 and throw:
-        raise RuntimeError(
-            f"gradient flow failed at t = {solution.t[-1]:.6g}: {solution.message}; "
-            "try a smaller t_final, looser tolerances or method='LSODA', or pass throw=False"
-        )
-    if t_eval is None:
-        times, states = solution.t, solution.y.T
-    elif n_samples is not None:
-        times = np.linspace(0.0, solution.t[-1], n_samples)
-        states = solution.sol(times).T
-    else:
-        times = t_eval[t_eval <= solution.t[-1]]
-        if solution.status == 1 and (times.size == 0 or times[-1] < solution.t[-1]):
-            times = np.r_[times, solution.t[-1]]  # keep the point where the event stopped the flow
-        states = solution.sol(times).T
-    points = from_vector(states, widths)
+    _, gradient = _flat_gradient(problem)
+    solution, times, states, n_rhs = _integrate(
+        gradient,
+        np.linalg.norm,
+        to_vector(point0),
+        t_final,
+        rtol=rtol,
+        atol=atol,
+        method=method,
+        t_eval=t_eval,
+        gradient_tol=gradient_tol,
+        progress=progress,
+        throw=throw,
+        name="gradient flow",
+    )
+    points = from_vector(states, problem.widths)
     loss, gradient_norm, drift = _diagnostics(problem, points)
     return Trajectory(
         problem,
@@ -346,7 +407,7 @@ def gradient_flow(
         method,
         rtol=rtol,
         atol=atol,
-        n_rhs=counter["rhs"],
+        n_rhs=n_rhs,
         n_steps=solution.t.size - 1,
         status=int(solution.status),
         message=str(solution.message),

@@ -3,23 +3,52 @@
 No function here calls ``show`` or touches global ``rcParams``; figures are built with the
 object-oriented API (``matplotlib.figure.Figure``), so they render with any backend, headless too.
 Colours come from the Okabe-Ito palette, which stays distinguishable under colour blindness.
+
+Every function takes an optional ``axes``: given one, it draws there (to compose panels) and
+returns the figure that holds it; otherwise it makes its own figure with constrained layout.
+Modes are numbered from 1 (mode 1 carries the largest singular value), as in :mod:`quotient.critical`.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .critical import critical_values, plateaus
+from .network import conserved_quantities, end_to_end
 
-__all__ = ["PALETTE", "loss_curve", "singular_value_curves"]
+__all__ = [
+    "PALETTE",
+    "conservation_drift",
+    "critical_graph",
+    "fiber_projection",
+    "hessian_spectrum",
+    "loss_curve",
+    "quotient_trajectory",
+    "scalar_fiber",
+    "singular_value_curves",
+]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+_NEGATIVE, _ZERO, _POSITIVE = PALETTE[3], "0.45", PALETTE[0]
+_LEVEL = "0.55"
 
 
 def _figure(width: float = 6.4, height: float = 4.0) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def _axes(axes, *, projection=None, width: float = 6.4, height: float = 4.0):
+    """The axes to draw into: the one given, or the single axes of a new figure."""
+    if axes is not None:
+        if projection == "3d" and axes.name != "3d":
+            raise ValueError("a 3-D picture needs a 3-D axes (add_subplot(projection='3d')); got a 2-D one")
+        return axes
+    return _figure(width, height).add_subplot(projection=projection)
 
 
 def _learned_label(learned) -> str:
@@ -27,84 +56,736 @@ def _learned_label(learned) -> str:
     return r"\{" + ",".join(str(i) for i in learned) + r"\}" if learned else r"\emptyset"
 
 
-def loss_curve(trajectory, *, log_time: bool = False, levels: str = "visited") -> Figure:
+def _as_list(trajectories) -> list:
+    return list(trajectories) if isinstance(trajectories, (list, tuple)) else [trajectories]
+
+
+def _labels(labels, n: int) -> list:
+    if labels is None:
+        return [None] * n
+    labels = list(labels)
+    if len(labels) != n:
+        raise ValueError(f"labels must hold one label per trajectory ({n}); got {len(labels)}")
+    return labels
+
+
+def _time_axis(axes, times, *values, log_time: bool):
+    """Drop ``t = 0`` samples on a logarithmic time axis."""
+    if not log_time:
+        return (times, *values)
+    axes.set_xscale("log")
+    keep = times > 0
+    return (times[keep], *(value[keep] for value in values))
+
+
+def _spread(positions, gap: float) -> np.ndarray:
+    """Move sorted 1-D label positions apart to at least ``gap``, staying near the originals."""
+    order = np.argsort(positions)
+    placed = np.asarray(positions, dtype=float)[order].copy()
+    for _ in range(len(placed)):
+        moved = False
+        for k in range(1, len(placed)):
+            overlap = gap - (placed[k] - placed[k - 1])
+            if overlap > 1e-12:
+                placed[k - 1] -= overlap / 2
+                placed[k] += overlap / 2
+                moved = True
+        if not moved:
+            break
+    result = np.empty_like(placed)
+    result[order] = placed
+    return result
+
+
+def _level_labels(axes, values, labels, *, fontsize: float = 8.0) -> None:
+    """Label horizontal levels at the right edge, spread so that labels never overlap."""
+    if not values:
+        return
+    axes.autoscale_view()
+    to_fraction = axes.transScale + axes.transLimits
+    fractions = np.array([to_fraction.transform((0.5, v))[1] for v in values])
+    height_points = axes.get_figure().get_figheight() * 72 * axes.get_position().height
+    gap = 1.25 * fontsize / max(height_points, 1.0)
+    targets = _spread(fractions, gap)
+    for value, label, fraction, target in zip(values, labels, fractions, targets):
+        moved = abs(target - fraction) > 0.2 * gap
+        axes.annotate(
+            label,
+            xy=(1.0, value),
+            xycoords=("axes fraction", "data"),
+            xytext=(1.02 + (0.02 if moved else 0.0), target),
+            textcoords="axes fraction",
+            va="center",
+            fontsize=fontsize,
+            color="0.3",
+            annotation_clip=False,
+            arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 0}
+            if moved
+            else None,
+        )
+
+
+# ---------------------------------------------------------------------------------------- loss
+def loss_curve(
+    trajectories,
+    *,
+    labels=None,
+    log_time: bool = False,
+    levels: str = "visited",
+    axes=None,
+) -> Figure:
     """Loss against time with the critical values drawn as labelled horizontal levels.
+
+    Parameters
+    ----------
+    trajectories : Trajectory or sequence of Trajectory
+        Runs of one problem (flows or gradient descent); each is one curve.
+    labels : sequence of str, optional
+        Legend entries, one per trajectory (no legend when omitted).
+    log_time : bool
+        Use a logarithmic time axis (samples at ``t = 0`` are dropped).
+    levels : {"visited", "all", "none"}
+        Which critical values ``L_S`` to draw as dashed levels labelled by ``S``: those some
+        trajectory plateaus at (:func:`quotient.critical.plateaus`), every one below the largest
+        loss, or none.
+    axes : matplotlib.axes.Axes, optional
+        Draw here instead of in a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The loss is drawn on a symmetric-log scale (linear below ``10^-3`` times the largest
+        loss) so that both the plateaus and the final convergence are visible; the level labels
+        sit outside the right edge, spread apart where levels are close.
+    """
+    runs = _as_list(trajectories)
+    labels = _labels(labels, len(runs))
+    if levels not in ("visited", "all", "none"):
+        raise ValueError(f"levels must be 'visited', 'all' or 'none'; got {levels!r}")
+    axes = _axes(axes)
+    problem = runs[0].problem
+    top = max(float(np.max(run.loss)) for run in runs)
+    if levels == "visited":
+        shown = {p.critical_value for run in runs for p in plateaus(run.problem, run.times, run.loss)}
+    elif levels == "all":
+        shown = {value for value in critical_values(problem) if value.value <= 1.05 * top}
+    else:
+        shown = set()
+    shown = sorted(shown, key=lambda v: v.value)
+    for value in shown:
+        axes.axhline(value.value, color=_LEVEL, linewidth=0.8, linestyle="--", zorder=1)
+    for k, (run, label) in enumerate(zip(runs, labels)):
+        times, loss = _time_axis(axes, run.times, run.loss, log_time=log_time)
+        axes.plot(times, loss, color=PALETTE[k % len(PALETTE)], linewidth=1.8, zorder=2, label=label)
+    axes.set_yscale("symlog", linthresh=max(1e-3 * top, 1e-300), linscale=0.5)
+    axes.set_xlabel(r"time $t$")
+    axes.set_ylabel(r"loss $L = \frac{1}{2}\,\|\Sigma - W_h \cdots W_1\|_F^2$")
+    if any(label is not None for label in labels):
+        axes.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.9)
+    _level_labels(axes, [v.value for v in shown], ["$S = " + _learned_label(v.learned) + "$" for v in shown])
+    return axes.get_figure()
+
+
+def singular_value_curves(
+    trajectory,
+    *,
+    log_time: bool = False,
+    reference=None,
+    plateau_times=None,
+    axes=None,
+) -> Figure:
+    """Singular values of the end-to-end map ``W(t)`` against time, with the targets ``sigma_k``.
 
     Parameters
     ----------
     trajectory : Trajectory
     log_time : bool
-        Use a logarithmic time axis (samples at ``t = 0`` are dropped).
-    levels : {"visited", "all", "none"}
-        Which critical values ``L_S`` to draw as dashed levels labelled by ``S``: those the
-        trajectory plateaus at (:func:`quotient.critical.plateaus`), every one below the
-        starting loss, or none.
+        Use a logarithmic time axis.
+    reference : array_like, shape (T, m), optional
+        Predicted singular values at ``trajectory.times`` (e.g. the closed-form mode solution),
+        drawn dashed in black over the measured curves.
+    plateau_times : array_like, shape (m,), optional
+        Predicted time at which each mode is learnt, drawn as a vertical dotted line in the
+        mode's colour.
+    axes : matplotlib.axes.Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes; the loss is drawn on a symmetric-log scale so that both the plateaus and the
-        final convergence are visible.
+        One curve per singular value of ``W(t)`` (``m = min(d_0, d_h)`` of them), each in the
+        colour of the target ``sigma_k`` drawn as a dotted level; the legend sits outside.
     """
-    figure = _figure()
-    axes = figure.add_subplot()
-    times, loss = trajectory.times, trajectory.loss
-    if log_time:
-        keep = times > 0
-        times, loss = times[keep], loss[keep]
-        axes.set_xscale("log")
-    if levels not in ("visited", "all", "none"):
-        raise ValueError(f"levels must be 'visited', 'all' or 'none'; got {levels!r}")
-    if levels == "visited":
-        shown = {p.critical_value for p in plateaus(trajectory.problem, trajectory.times, trajectory.loss)}
-    elif levels == "all":
-        top = float(np.max(trajectory.loss)) * 1.05
-        shown = {value for value in critical_values(trajectory.problem) if value.value <= top}
+    axes = _axes(axes)
+    values = np.linalg.svd(trajectory.end_to_end, compute_uv=False)
+    sigma = np.asarray(trajectory.problem.sigma)
+    prediction = None if reference is None else np.asarray(reference, dtype=float)
+    if prediction is not None and prediction.shape != values.shape:
+        raise ValueError(f"reference must have shape {values.shape} (times, modes); got {prediction.shape}")
+    if prediction is None:
+        times, values = _time_axis(axes, trajectory.times, values, log_time=log_time)
     else:
-        shown = set()
-    for value in sorted(shown, key=lambda v: v.value):
-        axes.axhline(value.value, color="0.6", linewidth=0.8, linestyle="--", zorder=1)
-        axes.annotate(
-            "$S = " + _learned_label(value.learned) + "$",
-            xy=(1.0, value.value),
-            xycoords=("axes fraction", "data"),
-            xytext=(3, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-            color="0.35",
-        )
-    axes.plot(times, loss, color=PALETTE[0], linewidth=1.8, zorder=2, label=r"$L(t)$")
-    axes.set_yscale("symlog", linthresh=max(1e-3 * float(np.max(trajectory.loss)), 1e-300))
+        times, values, prediction = _time_axis(axes, trajectory.times, values, prediction, log_time=log_time)
+    for k, target in enumerate(sigma):
+        colour = PALETTE[k % len(PALETTE)]
+        axes.axhline(target, color=colour, linewidth=0.8, linestyle=":")
+        axes.plot(
+            times, values[:, k], color=colour, linewidth=1.8,
+            label=rf"$s_{{{k + 1}}}(W)$, target $\sigma_{{{k + 1}}} = {target:.3g}$",
+        )  # fmt: skip
+        if prediction is not None:
+            axes.plot(times, prediction[:, k], color="black", linewidth=0.9, linestyle="--")
+        if plateau_times is not None and np.isfinite(plateau_times[k]):
+            axes.axvline(plateau_times[k], color=colour, linewidth=0.9, linestyle=(0, (1, 2)))
+    handles, names = axes.get_legend_handles_labels()
+    if prediction is not None:
+        handles.append(Line2D([], [], color="black", linewidth=0.9, linestyle="--"))
+        names.append("closed-form prediction")
+    if plateau_times is not None:
+        handles.append(Line2D([], [], color="0.3", linewidth=0.9, linestyle=(0, (1, 2))))
+        names.append("predicted learning time")
     axes.set_xlabel(r"time $t$")
-    axes.set_ylabel(r"loss $L = \frac{1}{2}\,\|\Sigma - W_h \cdots W_1\|_F^2$")
-    axes.set_title("Loss along the flow and the critical values $L_S$", fontsize=10)
+    axes.set_ylabel(r"singular values $s_k(W(t))$")
+    axes.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    return axes.get_figure()
+
+
+# ---------------------------------------------------------------------------------------- quotient
+def _mode_coordinates(trajectory) -> np.ndarray:
+    """``u_k(t) = <W(t), e_k e_k^T>``: diagonal of ``W(t)`` in the singular frame, shape (T, m)."""
+    W = trajectory.end_to_end
+    m = min(W.shape[-2:])
+    return W[:, np.arange(m), np.arange(m)]
+
+
+def quotient_trajectory(
+    trajectories,
+    *,
+    modes=(1, 2),
+    labels=None,
+    critical_points: bool = True,
+    axes=None,
+) -> Figure:
+    """A trajectory drawn in the quotient: the coordinates ``u_k(t) = <W(t), u_k v_k^T>``.
+
+    Parameters
+    ----------
+    trajectories : Trajectory or sequence of Trajectory
+        Runs of one problem. Points are in the problem's singular frame, so ``u_k`` is the
+        ``k``-th diagonal entry of the end-to-end map ``W(t)``.
+    modes : tuple of 2 or 3 int
+        The modes (1-based) to use as coordinates; three give a 3-D picture.
+    labels : sequence of str, optional
+        Legend entries, one per trajectory.
+    critical_points : bool
+        Mark the canonical critical points ``Sigma_S`` (``u_k = sigma_k`` for ``k`` in ``S``,
+        else 0) for every ``S`` within ``modes``, labelled by ``S``. Other sets project onto
+        the same marks (only the modes drawn are visible).
+    axes : matplotlib.axes.Axes, optional
+        A 2-D axes for two modes, a 3-D one for three.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Each trajectory is a line from an open circle (start) to a filled one (end).
+    """
+    runs = _as_list(trajectories)
+    labels = _labels(labels, len(runs))
+    sigma = np.asarray(runs[0].problem.sigma)
+    modes = tuple(int(k) for k in modes)
+    if len(modes) not in (2, 3) or any(not 1 <= k <= sigma.size for k in modes):
+        raise ValueError(f"modes must be 2 or 3 mode numbers in 1..{sigma.size}; got {modes}")
+    three = len(modes) == 3
+    axes = _axes(axes, projection="3d" if three else None, width=5.6 if three else 5.2, height=4.6)
+    index = [k - 1 for k in modes]
+    depth = {"depthshade": False} if three else {}
+    if critical_points:
+        for size in range(len(modes) + 1):
+            for learned in itertools.combinations(modes, size):
+                corner = [sigma[k - 1] if k in learned else 0.0 for k in modes]
+                axes.scatter(*([c] for c in corner), s=28, color="0.2", marker="D", zorder=4, **depth)
+                text = "$" + _learned_label(learned) + "$"
+                if three:
+                    axes.text(*corner, text + "  ", fontsize=9, color="0.2", ha="right", va="bottom")
+                else:
+                    axes.annotate(text, corner, xytext=(5, 5), textcoords="offset points", fontsize=9, color="0.2")
+    for k, (run, label) in enumerate(zip(runs, labels)):
+        u = _mode_coordinates(run)[:, index]
+        colour = PALETTE[k % len(PALETTE)]
+        axes.plot(*u.T, color=colour, linewidth=1.6, label=label, zorder=3)
+        start, end = u[0], u[-1]
+        axes.scatter(*([c] for c in start), s=30, facecolor="white", edgecolor=colour, zorder=5, **depth)
+        axes.scatter(*([c] for c in end), s=30, color=colour, zorder=5, **depth)
+    names = [rf"$u_{{{k}}} = \langle W, u_{{{k}}} v_{{{k}}}^\top \rangle$" for k in modes]
+    axes.set_xlabel(names[0])
+    axes.set_ylabel(names[1])
+    if three:
+        axes.set_zlabel(names[2])
+        axes.view_init(elev=24, azim=-58)
+    else:
+        axes.set_aspect("equal", adjustable="datalim")
+    handles, names = axes.get_legend_handles_labels()
+    if critical_points:
+        handles.append(Line2D([], [], color="0.2", marker="D", markersize=5, linestyle="none"))
+        names.append(r"critical point $\Sigma_S$, labelled by $S$")
+    handles += [
+        Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none"),
+        Line2D([], [], color="0.3", marker="o", linestyle="none"),
+    ]
+    names += ["start", "end"]
+    axes.legend(handles, names, loc="upper left", fontsize=8, framealpha=0.9)
+    return axes.get_figure()
+
+
+# ---------------------------------------------------------------------------------------- graph
+def _hasse_edges(values, sigma) -> list[tuple[int, int]]:
+    """Edges ``S -> S'`` with ``S' = S + {j}`` (one more mode learnt) or ``S' = S - {i} + {j}``
+    with ``sigma_j > sigma_i`` (a swap that lowers the loss), between canonical learnt sets."""
+    position = {value.learned: n for n, value in enumerate(values)}
+    edges = []
+    for n, value in enumerate(values):
+        learned = set(value.learned)
+        for j in range(1, sigma.size + 1):
+            if j in learned:
+                continue
+            target = tuple(sorted(learned | {j}))
+            if target in position:
+                edges.append((n, position[target]))
+            for i in learned:
+                if sigma[j - 1] > sigma[i - 1]:
+                    swapped = tuple(sorted((learned - {i}) | {j}))
+                    if swapped in position:
+                        edges.append((n, position[swapped]))
+    return sorted(set(edges))
+
+
+def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure:
+    """The critical values as a Hasse diagram, with the path of a trajectory highlighted.
+
+    Parameters
+    ----------
+    problem : Problem
+    graph : tuple (nodes, edges), optional
+        ``nodes`` a list of :class:`~quotient.critical.CriticalValue`, ``edges`` pairs of node
+        indices ``(from, to)`` (heteroclinic connections, the loss decreasing along each). By
+        default: one more singular value learnt, or a learnt mode swapped for a larger one.
+    trajectory : Trajectory, optional
+        Its plateaus (:func:`quotient.critical.plateaus`) are the nodes it visits, drawn in
+        colour and joined by arrows in the order visited.
+    axes : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Node ``S`` sits at ``x = |S|`` (number of modes learnt), ``y = L_S``.
+    """
+    if graph is None:
+        nodes = critical_values(problem)
+        edges = _hasse_edges(nodes, np.asarray(problem.sigma))
+    else:
+        nodes, edges = list(graph[0]), [tuple(edge) for edge in graph[1]]
+    axes = _axes(axes, width=6.4, height=4.8)
+    x = np.array([len(node.learned) for node in nodes], dtype=float)
+    y = np.array([node.value for node in nodes])
+    for a, b in edges:
+        axes.plot([x[a], x[b]], [y[a], y[b]], color="0.8", linewidth=0.8, zorder=1)
+    path = []
+    if trajectory is not None:
+        index = {node.learned: n for n, node in enumerate(nodes)}
+        path = [index[p.critical_value.learned] for p in plateaus(problem, trajectory.times, trajectory.loss)]
+    on_path = np.zeros(len(nodes), dtype=bool)
+    on_path[path] = True
+    axes.scatter(x[~on_path], y[~on_path], s=22, color="0.55", zorder=2, label="critical value $L_S$")
+    if path:
+        axes.scatter(x[on_path], y[on_path], s=46, color=PALETTE[3], zorder=4, label="visited by the flow")
+        for a, b in zip(path[:-1], path[1:]):
+            axes.annotate(
+                "", xy=(x[b], y[b]), xytext=(x[a], y[a]),
+                arrowprops={"arrowstyle": "-|>", "color": PALETTE[3], "linewidth": 1.8, "shrinkA": 4, "shrinkB": 4},
+                zorder=3,
+            )  # fmt: skip
+    for n, node in enumerate(nodes):
+        axes.annotate(
+            "$" + _learned_label(node.learned) + "$", (x[n], y[n]), xytext=(5, 0), textcoords="offset points",
+            va="center", fontsize=7.5, color="black" if on_path[n] else "0.35",
+        )  # fmt: skip
+    axes.set_xticks(range(int(x.max()) + 1))
+    axes.set_xlim(-0.3, x.max() + 0.7)
+    axes.set_xlabel(r"modes learnt $|S|$")
+    axes.set_ylabel(r"critical value $L_S = \frac{1}{2}\sum_{i \notin S} \sigma_i^2$")
+    axes.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    return axes.get_figure()
+
+
+# ---------------------------------------------------------------------------------------- fibers
+def _scalar_target(problem) -> float:
+    if any(d != 1 for d in problem.widths):
+        raise ValueError(f"the scalar fiber needs a scalar chain (all widths 1); got widths {problem.widths}")
+    if problem.depth not in (2, 3):
+        raise ValueError(f"the scalar fiber is drawn for depth 2 or 3; got depth {problem.depth}")
+    return float(problem.sigma[0])
+
+
+def scalar_fiber(
+    problem,
+    *,
+    points=None,
+    trajectories=None,
+    orbit_curves: int = 6,
+    extent: float = 3.0,
+    axes=None,
+) -> Figure:
+    """The global-minimum fiber of a scalar chain, ``w_h ... w_1 = s``, with GL orbit curves.
+
+    Parameters
+    ----------
+    problem : Problem
+        Widths all 1 and depth ``h`` = 2 (the fiber is a hyperbola in the plane) or 3 (a surface
+        in space, drawn on the sheet with ``w_1, w_2 > 0``).
+    points : tuple of ndarray, optional
+        A batch of points ``(w_1, ..., w_h)``, each layer of shape ``(n, 1, 1)`` (e.g.
+        ``Fiber.sample``), drawn as dots.
+    trajectories : sequence of Trajectory, optional
+        Flows drawn in parameter space; the ones that converge end on the fiber.
+    orbit_curves : int
+        Number of one-parameter subgroup orbits ``g(t) = (e^{t a_1}, ..., e^{t a_{h-1}})``
+        through the balanced point ``w_i = s^{1/h}``, for evenly spread unit directions ``a``.
+    extent : float
+        Coordinates range over ``[-extent, extent]``.
+    axes : matplotlib.axes.Axes, optional
+        2-D for ``h = 2``, 3-D for ``h = 3``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    ``GL(1)^{h-1}`` acts by ``w_i -> g_i w_i / g_{i-1}`` and preserves the product, so each
+    connected component of the fiber (``s != 0``) is one orbit; the conserved quantities
+    ``c_i = w_{i+1}^2 - w_i^2`` label its points, and the balanced point is the one with ``c = 0``.
+    """
+    s = _scalar_target(problem)
+    h = problem.depth
+    axes = _axes(axes, projection="3d" if h == 3 else None, width=5.6, height=4.8)
+    balanced = np.full(h, abs(s) ** (1.0 / h))
+    if s < 0:
+        balanced[0] = -balanced[0]
+    grid = np.linspace(-extent, extent, 801)
+    if h == 2:
+        for branch in (grid[grid > 0], grid[grid < 0]):
+            w2 = s / branch
+            keep = np.abs(w2) <= extent
+            axes.plot(branch[keep], w2[keep], color=PALETTE[5], linewidth=2.2, zorder=1)
+        axes.plot([], [], color=PALETTE[5], linewidth=2.2, label=rf"fiber $w_2 w_1 = {s:g}$")
+    else:
+        low = max(abs(s) / extent**2, 1e-3) ** 0.5
+        a, b = np.meshgrid(np.geomspace(low, extent, 40), np.geomspace(low, extent, 40))
+        c = s / (a * b)
+        c[np.abs(c) > extent] = np.nan
+        axes.plot_surface(a, b, c, color=PALETTE[5], alpha=0.35, linewidth=0, antialiased=True, shade=False)
+        axes.plot([], [], color=PALETTE[5], linewidth=6, alpha=0.5, label=rf"fiber $w_3 w_2 w_1 = {s:g}$")
+    t = np.linspace(-3.0, 3.0, 601)
+    for n in range(orbit_curves):
+        angle = np.pi * n / max(orbit_curves, 1)
+        direction = np.array([np.cos(angle), np.sin(angle)])[: h - 1] if h == 3 else np.array([1.0 if n == 0 else -1.0])
+        g = np.exp(np.outer(t, direction))                  # (T, h-1)
+        g_full = np.hstack([np.ones((t.size, 1)), g, np.ones((t.size, 1))])
+        curve = balanced * g_full[:, 1:] / g_full[:, :-1]   # w_i -> g_i w_i / g_{i-1}
+        keep = np.all(np.abs(curve) <= extent, axis=1)
+        curve = np.where(keep[:, None], curve, np.nan)
+        axes.plot(*curve.T, color=PALETTE[0], linewidth=1.0, label="GL orbit curves" if n == 0 else None, zorder=2)
+        if h == 2:
+            break
+    # 3-D axes do not clip: keep only what lies in the box drawn (the sheet w_1, w_2 > 0 for h = 3)
+    if h == 3:
+        box = np.array([[0.0, extent], [0.0, extent], [-extent if s < 0 else 0.0, extent]])
+    else:
+        box = np.array([[-extent, extent], [-extent, extent]])
+
+    def inside(coords):
+        return np.all((coords >= box[:, 0]) & (coords <= box[:, 1]), axis=-1)
+
+    scatter = {"depthshade": False} if h == 3 else {}
+    axes.scatter(*balanced, s=40, color="black", marker="*", zorder=5, label="balanced point ($C = 0$)", **scatter)
+    if points is not None:
+        coords = np.stack([np.asarray(layer).reshape(-1) for layer in points], axis=1)
+        axes.scatter(*coords[inside(coords)].T, s=12, color=PALETTE[1], zorder=4, label="fiber samples", **scatter)
+    for k, run in enumerate(trajectories or []):
+        path = np.stack([np.asarray(layer).reshape(len(run), -1)[:, 0] for layer in run.points], axis=1)
+        path = np.where(inside(path)[:, None], path, np.nan)
+        axes.plot(*path.T, color=PALETTE[3], linewidth=1.4, label="gradient flows" if k == 0 else None, zorder=3)
+        if inside(path[0]):
+            axes.scatter(*path[0], s=14, facecolor="white", edgecolor=PALETTE[3], zorder=5, **scatter)
+    axes.set_xlabel("$w_1$")
+    axes.set_ylabel("$w_2$")
+    axes.set_xlim(*box[0])
+    axes.set_ylim(*box[1])
+    if h == 3:
+        axes.set_zlim(*box[2])
+        axes.set_zlabel("$w_3$")
+    else:
+        axes.set_aspect("equal")
+    axes.legend(loc="upper right" if h == 3 else "upper left", fontsize=8, framealpha=0.9)
+    return axes.get_figure()
+
+
+def _layer_entry(points, spec) -> np.ndarray:
+    layer, row, column = spec
+    return np.asarray(points[layer - 1])[:, row, column]
+
+
+def fiber_projection(
+    points,
+    *,
+    entries=((1, 0, 0), (2, 0, 0), (3, 0, 0)),
+    representative=None,
+    classes=None,
+    figure=None,
+) -> Figure:
+    """Points of a fiber seen from the quotient and from inside the fiber.
+
+    Parameters
+    ----------
+    points : tuple of ndarray
+        A batch of points, layer ``i`` of shape ``(n, d_i, d_{i-1})`` (e.g. ``Fiber.sample``).
+    entries : tuple of 2 or 3 (layer, row, column)
+        Layer entries (layer 1-based, row and column 0-based) used as fiber coordinates.
+    representative : tuple of ndarray, optional
+        A point drawn as a black star in both panels (e.g. the canonical point).
+    classes : sequence of str, optional
+        One label per point (e.g. :func:`quotient.classify`'s answer); points are coloured
+        by class.
+    figure : matplotlib.figure.Figure, optional
+        Draw into this (empty) figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the conserved-quantity label ``(tr C_1, tr C_2)`` (``||C_1||_F`` alone for two
+        layers), the part of the quotient map that varies along the fiber; the title gives the
+        spread of the end-to-end map ``W``, constant on the fiber. Right: the chosen entries.
+    """
+    layers = tuple(np.asarray(layer, dtype=float) for layer in points)
+    if len(layers) < 2:
+        raise ValueError("a fiber picture needs at least two layers")
+    entries = tuple(tuple(int(v) for v in spec) for spec in entries)
+    if len(entries) not in (2, 3):
+        raise ValueError(f"entries must name 2 or 3 layer entries; got {len(entries)}")
+    n = layers[0].shape[0]
+    kinds = ["fiber samples"] * n if classes is None else [str(c) for c in classes]
+    if len(kinds) != n:
+        raise ValueError(f"classes must hold one label per point ({n}); got {len(kinds)}")
+    names = list(dict.fromkeys(kinds))
+    colours = {name: PALETTE[(k + 1) % len(PALETTE)] for k, name in enumerate(names)}
+    figure = figure if figure is not None else _figure(10.0, 4.4)
+    left = figure.add_subplot(1, 2, 1)
+    right = figure.add_subplot(1, 2, 2, projection="3d" if len(entries) == 3 else None)
+
+    def label(batch):
+        C = conserved_quantities(batch)
+        if len(C) == 1:
+            return np.linalg.norm(C[0], axis=(-2, -1)), np.zeros(C[0].shape[0])
+        return np.trace(C[0], axis1=-2, axis2=-1), np.trace(C[1], axis1=-2, axis2=-1)
+
+    x, y = label(layers)
+    W = end_to_end(layers)
+    spread = float(np.max(np.abs(W - W[:1]))) if n else 0.0
+    coords = [_layer_entry(layers, spec) for spec in entries]
+    kinds = np.array(kinds)
+    scatter = {"depthshade": False} if len(entries) == 3 else {}
+    for name in names:
+        mask = kinds == name
+        left.scatter(x[mask], y[mask], s=14, color=colours[name], label=name, alpha=0.85)
+        right.scatter(*(c[mask] for c in coords), s=14, color=colours[name], label=name, alpha=0.85, **scatter)
+    if representative is not None:
+        rep = tuple(np.asarray(layer, dtype=float)[None] for layer in representative)
+        rx, ry = label(rep)
+        left.scatter(rx, ry, s=90, marker="*", color="black", zorder=5, label="representative")
+        right.scatter(*(_layer_entry(rep, spec) for spec in entries), s=90, marker="*", color="black", zorder=5, **scatter)
+    if len(layers) == 2:
+        left.set_xlabel(r"$\|C_1\|_F$")
+        left.set_ylabel("(one conserved quantity)")
+    else:
+        left.set_xlabel(r"$\mathrm{tr}\, C_1$")
+        left.set_ylabel(r"$\mathrm{tr}\, C_2$")
+    left.set_title(rf"conserved label; $\max |W - W^{{(0)}}| = {spread:.1e}$", fontsize=9)
+    left.legend(loc="best", fontsize=8, framealpha=0.9)
+    axis_names = [rf"$(W_{{{layer}}})_{{{row + 1}{column + 1}}}$" for layer, row, column in entries]
+    right.set_xlabel(axis_names[0])
+    right.set_ylabel(axis_names[1])
+    if len(entries) == 3:
+        right.set_zlabel(axis_names[2])
+    right.set_title("fiber coordinates", fontsize=9)
     return figure
 
 
-def singular_value_curves(trajectory, *, log_time: bool = False) -> Figure:
-    """Singular values of the end-to-end map ``W(t)`` against time, with the targets ``sigma_k``.
+# ---------------------------------------------------------------------------------------- hessian
+def hessian_spectrum(
+    problem, point, *, atol: float | None = None, yscale: str = "linear", title: str | None = None, axes=None
+) -> Figure:
+    """Eigenvalues of the Hessian at a point, negative, zero and positive parts coloured.
+
+    Parameters
+    ----------
+    problem : Problem
+    point : tuple of ndarray
+        Usually a critical point. The dense Hessian (:meth:`Problem.hessian`) is used, so the
+        network must be small.
+    atol : float, optional
+        Eigenvalues with ``|lambda| <= atol`` count as zero; default
+        ``N * eps * max(1, max |lambda|)`` with ``N`` the number of parameters (times 100).
+    yscale : {"linear", "symlog"}
+        ``"symlog"`` is logarithmic beyond the smallest eigenvalue counted as non-zero, to
+        separate small eigenvalues from the zero ones.
+    title : str, optional
+    axes : matplotlib.axes.Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
-        One curve per singular value of ``W(t)`` (``min(d_0, d_h)`` of them), each in the colour of
-        the target ``sigma_k`` drawn as a dotted level.
+        Eigenvalues in increasing order against their index, as stems from zero; the legend
+        gives the inertia (how many negative, zero and positive).
     """
-    figure = _figure()
-    axes = figure.add_subplot()
-    times = trajectory.times
-    values = np.linalg.svd(trajectory.end_to_end, compute_uv=False)
-    if log_time:
-        keep = times > 0
-        times, values = times[keep], values[keep]
-        axes.set_xscale("log")
-    for k, target in enumerate(trajectory.problem.sigma):
-        colour = PALETTE[k % len(PALETTE)]
-        axes.axhline(target, color=colour, linewidth=0.8, linestyle=":")
-        axes.plot(times, values[:, k], color=colour, linewidth=1.8, label=rf"$s_{{{k + 1}}}(W)$ → $\sigma_{{{k + 1}}} = {target:.3g}$")
+    if yscale not in ("linear", "symlog"):
+        raise ValueError(f"yscale must be 'linear' or 'symlog'; got {yscale!r}")
+    eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
+    n = eigenvalues.size
+    if atol is None:
+        atol = 100 * n * np.finfo(float).eps * max(1.0, float(np.max(np.abs(eigenvalues))))
+    axes = _axes(axes, width=6.0, height=3.6)
+    index = np.arange(1, n + 1)
+    parts = (
+        (eigenvalues < -atol, _NEGATIVE, "negative"),
+        (np.abs(eigenvalues) <= atol, _ZERO, "zero"),
+        (eigenvalues > atol, _POSITIVE, "positive"),
+    )
+    for mask, colour, name in parts:
+        shown = np.where(mask, eigenvalues, np.nan)
+        if name == "zero":
+            shown = np.where(mask, 0.0, np.nan)
+        axes.vlines(index[mask], 0, shown[mask], color=colour, linewidth=1.2)
+        axes.scatter(index[mask], shown[mask], s=14, color=colour, zorder=3, label=f"{name} ({int(mask.sum())})")
+    axes.axhline(0.0, color="0.3", linewidth=0.6)
+    if yscale == "symlog":
+        nonzero = np.abs(eigenvalues[np.abs(eigenvalues) > atol])
+        axes.set_yscale("symlog", linthresh=float(nonzero.min()) if nonzero.size else 1.0, linscale=1.0)
+    axes.margins(y=0.08)
+    axes.set_xlabel(r"eigenvalue index $k$ (increasing)")
+    axes.set_ylabel(r"Hessian eigenvalue $\lambda_k$")
+    axes.legend(loc="upper left", fontsize=8, framealpha=0.9, title=f"inertia (|λ| ≤ {atol:.0e} is zero)", title_fontsize=7)
+    if title is not None:
+        axes.set_title(title, fontsize=9)
+    return axes.get_figure()
+
+
+# ---------------------------------------------------------------------------------------- conservation
+def conservation_drift(trajectories, *, labels=None, log_time: bool = False, axes=None) -> Figure:
+    """Drift of the conserved quantities ``C_i`` against time, for flows and gradient descent.
+
+    Parameters
+    ----------
+    trajectories : Trajectory or sequence of Trajectory
+    labels : sequence of str, optional
+        Legend entries; by default the method with its tolerance or step.
+    log_time : bool
+    axes : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``||C(t) - C(0)|| / max(||W(0)||^2, ||W(t)||^2)`` (``Trajectory.conservation_drift``) on a
+        log axis; exact zeros (``t = 0``) are not drawn. Flows stay at the level of their
+        tolerance; gradient descent drifts by ``O(step^2)`` per step.
+    """
+    runs = _as_list(trajectories)
+    if labels is None:
+        labels = [
+            f"gradient descent, step {run.step:g}" if run.step is not None else f"flow {run.method}, rtol {run.rtol:g}"
+            for run in runs
+        ]
+    labels = _labels(labels, len(runs))
+    axes = _axes(axes, width=6.0, height=3.8)
+    for k, (run, label) in enumerate(zip(runs, labels)):
+        times, drift = _time_axis(axes, run.times, run.conservation_drift, log_time=log_time)
+        drift = np.where(drift > 0, drift, np.nan)
+        style = "-" if run.step is None else "--"
+        axes.plot(times, drift, color=PALETTE[k % len(PALETTE)], linewidth=1.6, linestyle=style, label=label)
+    axes.set_yscale("log")
     axes.set_xlabel(r"time $t$")
-    axes.set_ylabel(r"singular values of $W(t)$")
-    axes.set_title("Incremental learning: singular values of the end-to-end map", fontsize=10)
-    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    axes.set_ylabel(r"drift $\|C(t) - C(0)\| \,/\, \|W\|^2$")
+    axes.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    return axes.get_figure()
+
+
+# ---------------------------------------------------------------------------------------- fiber samples
+def _signed_log(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log10(1.0 + np.abs(x))
+
+
+def fiber_samples(fiber, samples, *, classes=None) -> Figure:
+    """Samples of a fiber (:meth:`quotient.Fiber.sample`) in a few coordinates of parameter space.
+
+    Parameters
+    ----------
+    fiber : Fiber
+    samples : tuple of ndarray
+        A batch of points of the fiber, layer ``i`` of shape ``(n, d_i, d_{i-1})``.
+    classes : sequence of str, optional
+        One label per sample (e.g. :func:`quotient.classify`'s answer), used for the colours.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Scalar chains (all widths 1): the samples in ``(w_1, w_2)`` for ``h = 2`` with the
+        hyperbola ``w_2 w_1 = sigma`` of the global minimum, or in ``(w_1, w_2, w_3)`` for
+        ``h >= 3`` with the surface ``w_3 w_2 w_1 = sigma`` (``h = 3``). Matrices: the entries
+        ``W_1[0, 0]``, ``W_2[0, 0]`` and ``W_h[0, 0]`` (``W_1[1, 0]`` or ``W_1[0, 1]`` as third one for
+        ``h = 2``) on signed logarithmic axes ``sign(x) log10(1 + |x|)``, since the fiber is
+        unbounded. The canonical representative is the black star.
+    """
+    layers = tuple(np.asarray(layer, dtype=float) for layer in samples)
+    n = layers[0].shape[0]
+    problem, h = fiber.problem, len(layers)
+    labels = ["sample"] * n if classes is None else [str(c) for c in classes]
+    names = list(dict.fromkeys(labels))
+    scalar = all(d == 1 for d in problem.widths)
+    if scalar:
+        coordinates = [layer[:, 0, 0] for layer in layers[:3]]
+        representative = [float(layer[0, 0]) for layer in fiber.representative[:3]]
+        axis_names = [f"$w_{k}$" for k in range(1, len(coordinates) + 1)]
+    else:
+        picks = [(0, 0, 0), (1, 0, 0), (h - 1, 0, 0)] if h >= 3 else [(0, 0, 0), (1, 0, 0)]
+        if h == 2:
+            picks.append((0, 1, 0) if problem.widths[1] > 1 else (0, 0, 1))
+        picks = [spec for spec in picks if spec[1] < layers[spec[0]].shape[1] and spec[2] < layers[spec[0]].shape[2]]
+        coordinates = [_signed_log(layers[i][:, r, c]) for i, r, c in picks]
+        representative = [float(_signed_log(fiber.representative[i][r, c])) for i, r, c in picks]
+        axis_names = [f"slog $W_{{{i + 1}}}[{r},{c}]$" for i, r, c in picks]
+    three = len(coordinates) == 3
+    figure = _figure(6.0, 5.2 if three else 4.4)
+    axes = figure.add_subplot(projection="3d" if three else None)
+    if scalar and problem.sigma[0] > 0 and len(fiber.learned) == 1:
+        s = float(problem.sigma[0])
+        extent = max(3.0, 1.2 * float(np.max(np.abs(np.concatenate(coordinates))))) if n else 3.0
+        if h == 2:
+            grid = np.geomspace(s / extent, extent, 400)
+            for sign in (1.0, -1.0):
+                axes.plot(sign * grid, sign * s / grid, color=PALETTE[5], linewidth=1.6, zorder=1)
+        elif h == 3:
+            a, b = np.meshgrid(np.geomspace(1e-2, extent, 30), np.geomspace(1e-2, extent, 30))
+            c = s / (a * b)
+            c[np.abs(c) > extent] = np.nan
+            for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                axes.plot_surface(sa * a, sb * b, sa * sb * c, color=PALETTE[5], alpha=0.18, linewidth=0)
+    for k, name in enumerate(names):
+        mask = np.array([label == name for label in labels])
+        axes.scatter(*[x[mask] for x in coordinates], s=12, color=PALETTE[k % len(PALETTE)], label=name, alpha=0.8)
+    axes.scatter(*representative, s=160, marker="*", color="black", label="canonical point", zorder=5)
+    axes.set_xlabel(axis_names[0])
+    axes.set_ylabel(axis_names[1])
+    if three:
+        axes.set_zlabel(axis_names[2])
+    modes = ",".join(str(i) for i in fiber.learned)
+    axes.set_title(f"fiber of $L_S = {fiber.value:.4g}$, $S = \\{{{modes}\\}}$: {n} critical points", fontsize=10)
+    axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
     return figure

@@ -68,11 +68,11 @@ class Problem:
     ----------
     widths : tuple of int
         ``(d_0, ..., d_h)``.
-    target : ndarray, shape (d_h, d_0)
+    target : ndarray, shape (d_h, d_0), or None
         ``Sigma``: rectangular diagonal, entries ``sigma_1 >= ... >= sigma_m >= 0``,
-        ``m = min(d_0, d_h)``.
-    sigma : ndarray, shape (m,)
-        The singular values on the diagonal of ``target``.
+        ``m = min(d_0, d_h)``. ``None`` for a general loss (:meth:`from_loss`).
+    sigma : ndarray, shape (m,), or None
+        The singular values on the diagonal of ``target`` (``None`` for a general loss).
     output_frame : ndarray, shape (d_h, d_h)
         ``U``: the data-frame last layer is ``U W_h``.
     input_map : ndarray, shape (d_0, d_0)
@@ -80,8 +80,9 @@ class Problem:
     offset : float
         Data loss minus reduced loss, ``1/2 (||Y||_F^2 - ||Sigma_yx||_F^2)`` (0 for
         :meth:`from_sigma`).
-    end_to_end_loss : SquareLoss
-        The loss ``l`` of the end-to-end map; ``L(W_1..W_h) = l(W_h ... W_1)``.
+    end_to_end_loss : SquareLoss or any loss of the end-to-end map
+        The loss ``l`` of the end-to-end map; ``L(W_1..W_h) = l(W_h ... W_1)``. Any object with
+        ``value``, ``gradient`` and ``hvp`` (see :mod:`quotient.losses`).
     """
 
     widths: tuple[int, ...]
@@ -95,8 +96,11 @@ class Problem:
     def __post_init__(self):
         object.__setattr__(self, "widths", check_widths(self.widths))
         for name in ("target", "sigma", "output_frame", "input_map"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _readonly(getattr(self, name)))
         if self.end_to_end_loss is None:
+            if self.target is None:
+                raise ValueError("a Problem needs a target Sigma or an end_to_end_loss")
             object.__setattr__(self, "end_to_end_loss", SquareLoss(self.target))
 
     # ------------------------------------------------------------------ construction
@@ -207,6 +211,47 @@ class Problem:
         cross = Y @ (whitening @ X).T
         offset = 0.5 * (np.sum(Y**2) - np.sum(cross**2))
         return cls._from_cross_covariance(widths, cross, whitening, offset)
+
+    @classmethod
+    def from_loss(cls, loss, widths) -> Problem:
+        """Problem for a general smooth loss ``l`` of the end-to-end map: ``L = l(W_h ... W_1)``.
+
+        Parameters
+        ----------
+        loss : object
+            With methods ``value(W)``, ``gradient(W)`` and ``hvp(W, dW)`` for ``W`` of shape
+            ``(..., d_h, d_0)``, e.g. :class:`quotient.losses.CovarianceSquareLoss`,
+            :class:`~quotient.losses.PseudoHuberLoss`, :class:`~quotient.losses.LogisticLoss`.
+        widths : sequence of int
+            ``(d_0, ..., d_h)``.
+
+        Notes
+        -----
+        Points are taken as they are (identity frames, no whitening), and the problem has no
+        ``target`` or ``sigma``: methods that need them (:meth:`adjacency_target`, the critical
+        values, the closed forms) raise. Gradient, Hessian, flows and the conserved quantities
+        work for any such loss.
+
+        Raises
+        ------
+        TypeError
+            If ``loss`` lacks one of the three methods.
+        ValueError
+            If its gradient at ``W = 0`` does not have shape ``(d_h, d_0)``.
+        """
+        widths = check_widths(widths)
+        missing = [name for name in ("value", "gradient", "hvp") if not callable(getattr(loss, name, None))]
+        if missing:
+            raise TypeError(f"loss must have methods value, gradient and hvp of the end-to-end map; {type(loss).__name__} lacks {missing}")
+        d_0, d_h = widths[0], widths[-1]
+        probe = np.zeros((d_h, d_0))
+        gradient_shape = np.shape(loss.gradient(probe))
+        if gradient_shape != (d_h, d_0) or np.shape(loss.value(probe)) != ():
+            raise ValueError(
+                f"loss does not act on end-to-end maps of shape (d_h, d_0) = {(d_h, d_0)} for widths {widths}: "
+                f"its gradient at W = 0 has shape {gradient_shape}"
+            )
+        return cls(widths, None, None, np.eye(d_h), np.eye(d_0), 0.0, loss)
 
     @classmethod
     def _from_cross_covariance(cls, widths, cross, whitening, offset) -> Problem:
@@ -331,6 +376,8 @@ class Problem:
     # ------------------------------------------------------------------ adjacency form
     def adjacency_target(self) -> np.ndarray:
         """``E``: the ``(n_v, n_v)`` matrix with ``Sigma`` at block ``(h, 0)``, zeros elsewhere."""
+        if self.target is None:
+            raise ValueError("this problem has a general loss (Problem.from_loss) and no target Sigma")
         blocks = block_slices(self.widths)
         n_v = sum(self.widths)
         E = np.zeros((n_v, n_v))
@@ -366,4 +413,6 @@ class Problem:
         return sum(powers[h - j].T @ G_A @ powers[j - 1].T for j in range(1, h + 1))
 
     def __repr__(self) -> str:
+        if self.sigma is None:
+            return f"Problem(widths={self.widths}, loss={type(self.end_to_end_loss).__name__})"
         return f"Problem(widths={self.widths}, sigma={np.array2string(self.sigma, precision=4)})"

@@ -1,0 +1,191 @@
+"""Losses of the end-to-end map beyond the whitened square loss.
+
+A loss ``l`` of the end-to-end map ``W`` (shape ``(d_h, d_0)``) is any object with three methods,
+each broadcasting over leading axes of ``W`` and ``dW``:
+
+* ``value(W)`` -> ``l(W)``, shape ``W.shape[:-2]``;
+* ``gradient(W)`` -> ``grad l(W)``, shape of ``W``;
+* ``hvp(W, dW)`` -> ``Hess l(W)[dW]``.
+
+``Problem.from_loss(loss, widths)`` turns one into a network problem; the layer gradient is
+``B_j^T grad l(W) F_{j-1}^T`` and the conserved quantities ``C_i`` are conserved for every such loss
+(Du, Hu & Lee 2018). :class:`quotient.problem.SquareLoss` is the whitened square loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+__all__ = ["CovarianceSquareLoss", "PseudoHuberLoss", "LogisticLoss"]
+
+
+def _matrix(name, value, shape=None) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
+    array = np.array(array, dtype=np.float64)
+    if array.ndim != 2 or (shape is not None and array.shape != shape):
+        expected = shape if shape is not None else "a 2-D array"
+        raise ValueError(f"{name} must have shape {expected}; got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class CovarianceSquareLoss:
+    """Square loss with a non-identity input covariance, without whitening.
+
+    ``l(W) = 1/2 tr(W S_xx W^T) - tr(W S_yx^T) + c``, gradient ``W S_xx - S_yx``, Hessian
+    ``dW -> dW S_xx``. With ``S_xx = X X^T``, ``S_yx = Y X^T`` and ``c = 1/2 ||Y||_F^2`` it equals
+    ``1/2 ||Y - W X||_F^2`` (:meth:`from_data`).
+
+    The flow is not the whitened flow seen in other coordinates: the minimum is the same
+    (``W* = S_yx S_xx^{-1}`` when ``S_xx`` is invertible and the widths allow it), the path to it
+    is not (math-spec 1.2).
+
+    Attributes
+    ----------
+    input_covariance : ndarray, shape (d_0, d_0)
+        ``S_xx``, symmetric positive semidefinite.
+    cross_covariance : ndarray, shape (d_h, d_0)
+        ``S_yx``.
+    constant : float
+        ``c``.
+    """
+
+    input_covariance: np.ndarray
+    cross_covariance: np.ndarray
+    constant: float = 0.0
+
+    def __post_init__(self):
+        Sxx = _matrix("input_covariance", self.input_covariance)
+        if Sxx.shape[0] != Sxx.shape[1] or not np.allclose(Sxx, Sxx.T, rtol=1e-12, atol=1e-12 * np.abs(Sxx).max()):
+            raise ValueError(f"input_covariance must be a symmetric (d_0, d_0) matrix; got shape {Sxx.shape}")
+        if np.linalg.eigvalsh(Sxx)[0] < -1e-10 * max(np.abs(Sxx).max(), 1.0):
+            raise ValueError("input_covariance must be positive semidefinite (a covariance X X^T)")
+        Syx = _matrix("cross_covariance", self.cross_covariance)
+        if Syx.shape[1] != Sxx.shape[0]:
+            raise ValueError(
+                f"cross_covariance must have {Sxx.shape[0]} columns (d_0, as input_covariance); got shape {Syx.shape}"
+            )
+        object.__setattr__(self, "input_covariance", Sxx)
+        object.__setattr__(self, "cross_covariance", Syx)
+        object.__setattr__(self, "constant", float(self.constant))
+
+    @classmethod
+    def from_data(cls, X, Y) -> CovarianceSquareLoss:
+        """``1/2 ||Y - W X||_F^2`` for inputs ``X`` of shape ``(d_0, n)`` and targets ``Y`` of shape ``(d_h, n)``."""
+        X, Y = _matrix("X", X), _matrix("Y", Y)
+        if X.shape[1] != Y.shape[1]:
+            raise ValueError(f"X and Y must have the same number of samples (columns); got {X.shape[1]} and {Y.shape[1]}")
+        return cls(X @ X.T, Y @ X.T, 0.5 * float(np.sum(Y**2)))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(d_h, d_0)``, the shape of the end-to-end map."""
+        return self.cross_covariance.shape
+
+    def value(self, W):
+        return (
+            0.5 * np.sum((W @ self.input_covariance) * W, axis=(-2, -1))
+            - np.sum(W * self.cross_covariance, axis=(-2, -1))
+            + self.constant
+        )
+
+    def gradient(self, W):
+        return W @ self.input_covariance - self.cross_covariance
+
+    def hvp(self, W, dW):
+        return dW @ self.input_covariance
+
+
+@dataclass(frozen=True, eq=False)
+class PseudoHuberLoss:
+    """Pseudo-Huber loss of the residual, a smooth convex Huber loss.
+
+    ``l(W) = sum_{ab} delta^2 (sqrt(1 + (R_ab / delta)^2) - 1)``, ``R = W - target``: quadratic
+    (``R^2 / 2``) for small residuals, linear (``delta |R|``) for large ones. Gradient
+    ``R / sqrt(1 + (R/delta)^2)``, Hessian ``dW -> dW (1 + (R/delta)^2)^{-3/2}`` (entrywise).
+
+    Attributes
+    ----------
+    target : ndarray, shape (d_h, d_0)
+    delta : float
+        Transition scale, positive.
+    """
+
+    target: np.ndarray
+    delta: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "target", _matrix("target", self.target))
+        if not np.isscalar(self.delta) or not np.isfinite(self.delta) or self.delta <= 0:
+            raise ValueError(f"delta must be a positive finite number; got {self.delta!r}")
+        object.__setattr__(self, "delta", float(self.delta))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.target.shape
+
+    def value(self, W):
+        R = W - self.target
+        # delta^2 (sqrt(1 + x) - 1) = R^2 / (sqrt(1 + x) + 1), x = (R / delta)^2: no cancellation at small R
+        return np.sum(R**2 / (np.sqrt(1.0 + (R / self.delta) ** 2) + 1.0), axis=(-2, -1))
+
+    def gradient(self, W):
+        R = W - self.target
+        return R / np.sqrt(1.0 + (R / self.delta) ** 2)
+
+    def hvp(self, W, dW):
+        ratio = (W - self.target) / self.delta
+        return dW * (1.0 + ratio**2) ** -1.5
+
+
+@dataclass(frozen=True, eq=False)
+class LogisticLoss:
+    """Logistic (softplus) loss of the network's outputs: a smooth convex classification loss.
+
+    ``l(W) = sum_{a, n} log(1 + exp(-Y_an (W X)_an))`` for inputs ``X`` ``(d_0, n)`` and labels
+    ``Y`` ``(d_h, n)`` (``+-1``, or any real margins). With ``Z = Y * (W X)``:
+    gradient ``-(Y * sigmoid(-Z)) X^T``, Hessian ``dW -> (Y^2 sigmoid(Z) sigmoid(-Z) * (dW X)) X^T``.
+    On separable data it has no minimiser (``||W|| -> infinity`` along the flow).
+
+    Attributes
+    ----------
+    inputs : ndarray, shape (d_0, n)
+    labels : ndarray, shape (d_h, n)
+    """
+
+    inputs: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        X, Y = _matrix("inputs", self.inputs), _matrix("labels", self.labels)
+        if X.shape[1] != Y.shape[1]:
+            raise ValueError(
+                f"inputs and labels must have the same number of samples (columns); got {X.shape[1]} and {Y.shape[1]}"
+            )
+        object.__setattr__(self, "inputs", X)
+        object.__setattr__(self, "labels", Y)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.labels.shape[0], self.inputs.shape[0])
+
+    def value(self, W):
+        margins = self.labels * (W @ self.inputs)
+        return np.sum(np.logaddexp(0.0, -margins), axis=(-2, -1))
+
+    def gradient(self, W):
+        margins = self.labels * (W @ self.inputs)
+        return -(self.labels * expit(-margins)) @ self.inputs.T
+
+    def hvp(self, W, dW):
+        margins = self.labels * (W @ self.inputs)
+        curvature = self.labels**2 * expit(margins) * expit(-margins)
+        return (curvature * (dW @ self.inputs)) @ self.inputs.T

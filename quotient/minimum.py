@@ -1,0 +1,138 @@
+"""The Hessian at a global minimum: the local convergence rate of the flow and the sharpness.
+
+At a critical point the orbit of the hidden symmetry group consists of critical points, so the
+Hessian vanishes on the vertical space (the orbit's tangent) and maps into the horizontal space:
+the nonzero spectrum of the Hessian restricted to the horizontal space is the nonzero spectrum
+of the Hessian itself. Near a global minimum the flow ``dtheta/dt = -H (theta - theta*)`` then
+contracts every horizontal direction at least as fast as ``exp(-lambda_min t)``, with
+``lambda_min`` the smallest nonzero eigenvalue, and the loss gap ``1/2 delta^T H delta`` decays
+like ``exp(-2 lambda_min t)``. Gradient descent is stable there for steps below
+``2 / lambda_max``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .network import as_point
+
+__all__ = ["convergence_rate", "sharpness", "stable_step"]
+
+_DENSE_LIMIT = 3000  # parameters; above it the sharpness is found by Lanczos on hvp
+
+
+def _canonical_minimum(problem):
+    """The balanced canonical global minimum: the top ``min(r, m)`` modes with ``sigma > 0`` learnt."""
+    from .critical import canonical_point
+
+    if getattr(problem, "sigma", None) is None:
+        raise ValueError(
+            "without a point, convergence_rate, sharpness and stable_step need a square-loss problem with "
+            "singular values sigma; pass a global minimum as point"
+        )
+    sigma = np.asarray(problem.sigma)
+    return canonical_point(problem, [k + 1 for k in range(min(problem.rank_bound, sigma.size)) if sigma[k] > 0])
+
+
+def _check_minimum(problem, point, tol):
+    gradient = problem.gradient(point)
+    norm = np.sqrt(sum(np.sum(G**2) for G in gradient))
+    size = max(1.0, sum(float(np.sum(W**2)) for W in point))
+    if norm > tol * size:
+        raise ValueError(
+            f"point is not a critical point: ||grad L|| = {norm:.3e} exceeds tol * max(1, ||W||^2) = {tol * size:.3e}"
+        )
+    sigma = getattr(problem, "sigma", None)
+    if sigma is not None:
+        k = min(problem.rank_bound, sigma.size)
+        best = 0.5 * float(np.sum(np.asarray(sigma)[k:] ** 2))
+        loss = problem.loss(point)
+        if loss - best > tol * max(1.0, 0.5 * float(np.sum(np.asarray(sigma) ** 2))):
+            raise ValueError(
+                f"point is a critical point but not a global minimum: its loss {loss:.6g} exceeds the "
+                f"global minimum {best:.6g} (a saddle; see quotient.critical_values)"
+            )
+
+
+def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float = 1e-8) -> float:
+    """Exponential rate at which the loss gap decays near a global minimum: ``2 lambda_min``.
+
+    Parameters
+    ----------
+    problem : Problem
+    point : tuple of ndarray, optional
+        A global minimum (e.g. the end of a converged flow); by default
+        the canonical global minimum (:func:`quotient.canonical_point` of the top
+        ``min(r, m)`` modes). The rate is local to the point: unbalanced minima have other
+        Hessians and other rates.
+    tol : float
+        Criticality check: ``||grad L|| <= tol * max(1, ||W||^2)``, and for the square loss the
+        loss within ``tol`` (relative) of the global minimum value.
+    eig_rtol : float
+        Eigenvalues below ``eig_rtol * lambda_max`` in absolute value count as zero.
+
+    Returns
+    -------
+    float
+        ``2 lambda_min``, ``lambda_min`` the smallest nonzero eigenvalue of the Hessian restricted
+        to the horizontal space: ``L(t) - L* ~ exp(-2 lambda_min t)`` along a flow converging to
+        the point.
+
+    Notes
+    -----
+    At the canonical minimum of a square network (``d_0 = d_h = r``) ``lambda_min = h sigma_r^{2-2/h}``
+    (Arora's operator ``lambda_kk``); in general the minimum over the spectrum of math-spec 3.3,
+    ``min(h sigma_r^{2-2/h}, [r < m] sigma_r^{1-2/h} (sigma_r - sigma_{r+1}), [d_0 != d_h]
+    sigma_r^{2-2/h})``. Computed from the dense Hessian (``eigvalsh``), so meant for networks of
+    up to a few thousand parameters. For a general convex loss the point is only checked to be
+    critical; the Hessian must then be positive semidefinite.
+
+    Raises
+    ------
+    ValueError
+        If the point is not a global minimum (gradient, loss or a negative Hessian eigenvalue).
+    """
+    point = _canonical_minimum(problem) if point is None else as_point(point, "point", widths=problem.widths)
+    _check_minimum(problem, point, tol)
+    eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
+    top = float(np.abs(eigenvalues).max())
+    if top == 0:
+        raise ValueError("the Hessian vanishes at point: no exponential rate (e.g. a zero target)")
+    if eigenvalues[0] < -eig_rtol * top:
+        raise ValueError(f"the Hessian has a negative eigenvalue {eigenvalues[0]:.3e}: point is not a minimum")
+    return 2.0 * float(eigenvalues[eigenvalues > eig_rtol * top].min())
+
+
+def sharpness(problem, point=None) -> float:
+    """Largest Hessian eigenvalue ``lambda_max`` at ``point`` (default: the canonical global minimum).
+
+    Notes
+    -----
+    At the canonical minimum ``lambda_max = h sigma_1^{2-2/h}`` (math-spec 5.7); by AM-GM it is the
+    smallest sharpness over the global minima of mode 1's chain, so balanced minima are the
+    flattest. Dense ``eigvalsh`` up to a few thousand parameters, Lanczos (``eigsh`` on
+    :meth:`Problem.hvp`) above.
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    from .network import from_vector, to_vector
+
+    point = _canonical_minimum(problem) if point is None else as_point(point, "point", widths=problem.widths)
+    n = problem.n_params
+    if n <= _DENSE_LIMIT:
+        return float(np.linalg.eigvalsh(problem.hessian(point))[-1])
+    operator = LinearOperator(
+        (n, n), matvec=lambda x: to_vector(problem.hvp(point, from_vector(np.ravel(x), problem.widths))), dtype=float
+    )
+    return float(eigsh(operator, k=1, which="LA", return_eigenvectors=False, tol=1e-10)[0])
+
+
+def stable_step(problem, point=None) -> float:
+    """Largest stable gradient-descent step near a global minimum, ``2 / lambda_max``.
+
+    Descent with a step below it converges to a minimum started close enough; above it the
+    sharpest direction is amplified by ``|1 - step lambda_max| > 1`` and, since the balanced
+    minimum is the flattest one, no global minimum is stable. At the canonical minimum it is
+    ``2 / (h sigma_1^{2-2/h})``.
+    """
+    return 2.0 / sharpness(problem, point)

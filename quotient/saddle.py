@@ -1,0 +1,360 @@
+"""Saddle geometry: the directions along which the gradient flow leaves or reaches a saddle.
+
+At a strict saddle the Hessian has negative eigenvalues and its eigenvectors give the unstable
+directions (the flow leaves at an exponential rate: escape of order 2). At a non-strict saddle
+(``h >= 3``, math.md section 6) the Hessian is positive semidefinite and blind to the escape; the
+flow still leaves along invariant curves on which one more mode is switched on, at a rate set by
+the order ``g >= 3`` of the first non-zero term of the loss along them (``g = h`` at the canonical
+points of top sets). This module returns both kinds as :class:`SaddleDirection` objects.
+
+Mode curves (math-spec section 6.2). Fix an unlearnt mode ``i`` (``sigma_i > 0``) at a critical
+point. Its input direction ``f_i`` runs through a *tail* of non-zero edges up to layer ``b``
+(``x_j = F_j f_i != 0`` for ``j <= b``), its output direction ``e_i`` is reached from a *head*
+starting at layer ``a`` (``B_j^T e_i != 0`` for ``j >= a``), and criticality forces
+``g = a - b >= 2`` missing edges between them. Where the hidden layers ``b+1 .. a-1`` have free
+capacity (a vector in ``ker W_{j+1}`` outside ``range W_j``), the tail, the head and one free unit
+per gap layer form a chain that splits off the rest of the network as a direct summand. After a
+change of basis at the hidden layers that makes the split orthogonal, the chain is a scalar chain
+``(c_1, ..., c_h)`` for the target ``sigma_i``, decoupled from the rest, and the flow keeps its
+conserved quantities ``c_{j+1}^2 - c_j^2``: starting from the saddle's values ``c_j^0`` (zero on
+the gap), the set
+
+    c_j(v) = s_j sqrt((c_j^0)^2 + v^2),   v >= 0,
+
+is a curve the flow never leaves. It is *unstable* when the signs ``s_j`` multiply to ``+1`` (the
+chain learns ``sigma_i``: the loss falls by ``sigma_i prod_j c_j(v) ~ v^g``) and *stable* when
+they multiply to ``-1`` (the flow returns to the saddle, algebraically:
+``v(t) ~ ((h - 2) sigma_i t)^{-1/(h-2)}`` at the canonical point). When the split is orthogonal
+already (canonical points, their orthogonal images, any point in normal form) the curve lies in
+parameter space as it is (``invariant=True``). Otherwise the curve is carried back by the inverse
+change of basis: the loss along it is the same (the loss is invariant), so the flow from an
+unstable curve's points still ends at a lower critical value, but it does not stay on the curve
+(``invariant=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import null_space, orth
+from scipy.sparse.linalg import eigsh
+
+from .critical import (
+    _global_minimum_value,
+    _hessian_operator,
+    _layer_norms,
+    _require_critical,
+    _value_scale,
+    hessian_inertia,
+)
+from .network import as_point, backward_products, forward_products, from_vector
+from .problem import Problem
+
+__all__ = ["SaddleDirection", "stable_directions", "unstable_directions"]
+
+
+@dataclass(frozen=True, eq=False)
+class SaddleDirection:
+    """A direction in which the gradient flow leaves (unstable) or reaches (stable) a saddle.
+
+    Attributes
+    ----------
+    point : tuple of ndarray
+        The saddle.
+    direction : tuple of ndarray
+        Unit tangent vector at ``point`` (Euclidean norm over all layers is 1).
+    kind : {"unstable", "stable"}
+    order : int
+        Order of the first non-zero term of ``L(curve(v)) - L(point)``: 2 for a Hessian
+        eigenvector, ``g`` (the number of edges switched on) for a mode curve.
+    mechanism : {"hessian", "mode"}
+        An eigenvector of the Hessian, or the curve of one unlearnt mode (module docstring).
+    eigenvalue : float or None
+        The Hessian eigenvalue (``"hessian"`` only).
+    mode : int or None
+        The unlearnt mode switched on, 1-based (``"mode"`` only).
+    invariant : bool
+        Whether the gradient flow started at ``curve(v)`` stays on the curve.
+    """
+
+    point: tuple
+    direction: tuple
+    kind: str
+    order: int
+    mechanism: str
+    eigenvalue: float | None = None
+    mode: int | None = None
+    invariant: bool = False
+    _chain: tuple | None = field(default=None, repr=False)
+
+    def curve(self, v: float):
+        """The point at parameter ``v >= 0`` of the curve.
+
+        ``"hessian"``: the straight line ``point + v * direction`` (tangent to the unstable or
+        stable manifold, not on it). ``"mode"``: the curve of the module docstring, with ``v``
+        the size of each switched-on edge in the orthogonal frame of the chain.
+        """
+        if self._chain is None:
+            return tuple(W + v * D for W, D in zip(self.point, self.direction))
+        vectors, base, signs, frame = self._chain
+        layers = []
+        for j, W in enumerate(self.point):
+            change = signs[j] * np.sqrt(base[j] ** 2 + v**2) - base[j]
+            delta = change * np.outer(vectors[j + 1], vectors[j])
+            layers.append(W + _from_frame(delta, frame, j))
+        return tuple(layers)
+
+
+def _from_frame(delta, frame, j):
+    """``G_{j+1}^{-1} delta G_j`` (layer ``j + 1``, 0-based ``j``), ``G_0 = G_h = I``."""
+    if frame is None:
+        return delta
+    G = frame
+    if G[j + 1] is not None:
+        delta = np.linalg.solve(G[j + 1], delta)
+    if G[j] is not None:
+        delta = delta @ G[j]
+    return delta
+
+
+def _complement_basis(V: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+    """Orthonormal basis of a hyperplane ``Q`` that contains ``span V`` and not ``p``.
+
+    ``Q = span V + (span V + span p)^perp``; ``None`` if ``p`` lies in ``span V``.
+    """
+    d = p.size
+    V = orth(V) if V.size else np.zeros((d, 0))
+    residual = p - V @ (V.T @ p)
+    if np.linalg.norm(residual) <= 1e-9 * np.linalg.norm(p):
+        return None
+    rest = null_space(np.column_stack([V, p]).T) if V.shape[1] + 1 < d else np.zeros((d, 0))
+    return np.column_stack([V, rest])
+
+
+def _mode_chain(problem: Problem, point, i: int, tol: float):
+    """The chain of unlearnt mode ``i`` (0-based) at a critical point, or ``None``.
+
+    Returns ``(vectors, base, gap, frame, orthogonal)``: unit chain vectors ``n_0 = f_i, ...,
+    n_h = e_i`` in the orthogonal frame ``g.W``, the edge values ``c_j^0`` there, a boolean mask of
+    the gap edges, the frame ``(None, G_1, ..., G_{h-1}, None)`` (``None`` overall when it is the
+    identity) and whether the split is orthogonal already.
+    """
+    h = len(point)
+    widths = problem.widths
+    norms = _layer_norms(point)
+    F, B = forward_products(point), backward_products(point)
+    f = np.zeros(widths[0])
+    f[i] = 1.0
+    e = np.zeros(widths[-1])
+    e[i] = 1.0
+
+    def nonzero(x, scale):
+        return np.linalg.norm(x) > tol * scale
+
+    # tail: x_j = F_j f_i, j = 0..b
+    tail = [f]
+    for j in range(1, h + 1):
+        x = F[j] @ f
+        if not nonzero(x, np.prod(norms[:j])):
+            break
+        tail.append(x)
+    b = len(tail) - 1
+    if b == h:
+        return None  # the mode reaches the output: it is (partly) learnt
+    # head: y_j = B_j^T e_i != 0 for j >= a
+    a = h
+    while a - 1 >= 1 and nonzero(B[a - 1].T @ e, np.prod(norms[a - 1 :])):
+        a -= 1
+    if a - b < 2:
+        return None  # not a critical configuration of this mode
+    # head vectors p_j = W_j ... W_{a+1} p_a with B_a p_a = e_i
+    head = {h: e}
+    if a < h:
+        p_a, *_ = np.linalg.lstsq(B[a], e, rcond=None)
+        if np.linalg.norm(B[a] @ p_a - e) > 1e-8:
+            return None
+        head[a] = p_a
+        for j in range(a + 1, h):
+            head[j] = point[j - 1] @ head[j - 1]
+    # gap vectors z_j in ker W_{j+1} outside range W_j, j = b+1..a-1
+    gap_vectors = {}
+    for j in range(b + 1, a):
+        kernel = null_space(point[j], rcond=tol)  # W_{j+1} is point[j]
+        outside = null_space(point[j - 1].T, rcond=tol)  # (range W_j)^perp
+        if kernel.shape[1] == 0 or outside.shape[1] == 0:
+            return None
+        U, s, Vt = np.linalg.svd(outside.T @ kernel)
+        if s[0] <= 1e-6:
+            return None
+        z = kernel @ Vt[0]
+        gap_vectors[j] = z * np.sign(z[np.argmax(np.abs(z))])
+    # the hyperplanes Q_j (the rest of the network) and the chain vectors p_j
+    p, Q = {0: f}, {0: null_space(f[None, :])}
+    for j in range(1, h):
+        if j <= b:
+            p[j] = tail[j]
+            Q[j] = _complement_basis(point[j - 1] @ Q[j - 1], p[j])
+        elif j < a:
+            p[j] = gap_vectors[j]
+            Q[j] = _complement_basis(point[j - 1], p[j])
+        else:
+            p[j] = head[j]
+            y = B[j].T @ e
+            Q[j] = null_space(y[None, :])
+        if Q[j] is None:
+            return None
+    p[h] = e
+    # G_j = [|p_j| n_j, Q_j] [p_j, Q_j]^{-1}: identity on Q_j, p_j onto the normal of Q_j
+    frame = [None] * (h + 1)
+    vectors = [f] + [None] * (h - 1) + [e]
+    orthogonal = True
+    for j in range(1, h):
+        normal = null_space(Q[j].T)[:, 0] if Q[j].shape[1] < widths[j] else None
+        normal = normal * np.sign(normal @ p[j])
+        vectors[j] = normal
+        size = np.linalg.norm(p[j])
+        frame[j] = np.column_stack([size * normal, Q[j]]) @ np.linalg.inv(np.column_stack([p[j], Q[j]]))
+        orthogonal &= bool(abs(normal @ p[j] - size) <= 1e-10 * size)
+    # edge values in the orthogonal frame: |p_j| / |p_{j-1}| on tail and head edges, 0 on the gap
+    sizes = [np.linalg.norm(p[j]) for j in range(h + 1)]
+    gap = np.array([b < j <= a for j in range(1, h + 1)])
+    base = np.array([0.0 if gap[j - 1] else sizes[j] / sizes[j - 1] for j in range(1, h + 1)])
+    return vectors, base, gap, (None if orthogonal else tuple(frame)), orthogonal
+
+
+def _mode_directions(problem: Problem, point, kind: str, tol: float, min_order: int = 3):
+    h = len(point)
+    sigma = np.asarray(problem.sigma)
+    out = []
+    for i in range(sigma.size):
+        if sigma[i] <= 0:
+            continue
+        chain = _mode_chain(problem, point, i, tol)
+        if chain is None:
+            continue
+        vectors, base, gap, frame, orthogonal = chain
+        order = int(gap.sum())
+        if order < min_order:
+            continue
+        signs = np.ones(h)
+        if kind == "stable":
+            signs[np.argmax(gap)] = -1.0  # the first switched-on edge negative: product -1
+        tangent = [_from_frame(signs[j] * gap[j] * np.outer(vectors[j + 1], vectors[j]), frame, j) for j in range(h)]
+        size = np.sqrt(sum(np.sum(D**2) for D in tangent))
+        out.append(
+            SaddleDirection(
+                point, tuple(D / size for D in tangent), kind, order, "mode",
+                mode=i + 1, invariant=orthogonal, _chain=(tuple(vectors), base, signs, frame),
+            )  # fmt: skip
+        )
+    return out
+
+
+def _hessian_directions(problem: Problem, point, kind: str, tol: float, dense_limit: int):
+    n = problem.n_params
+    inertia = hessian_inertia(problem, point, tol=tol, dense_limit=dense_limit)
+    count = inertia.negative if kind == "unstable" else inertia.positive
+    if count == 0:
+        return []
+    if n <= dense_limit:
+        values, vectors = np.linalg.eigh(problem.hessian(point))
+        chosen = np.arange(count) if kind == "unstable" else np.arange(n - count, n)
+        values, vectors = values[chosen], vectors[:, chosen]
+    else:
+        operator = _hessian_operator(problem, point)
+        values, vectors = eigsh(operator, k=count, which="SA" if kind == "unstable" else "LA", tol=1e-12)
+    order = np.argsort(values) if kind == "unstable" else np.argsort(-values)
+    return [
+        SaddleDirection(point, from_vector(vectors[:, k].copy(), problem.widths), kind, 2, "hessian", eigenvalue=float(values[k]))
+        for k in order
+    ]
+
+
+def _saddle(problem: Problem, point, tol: float):
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
+    point = as_point(point, "point", widths=problem.widths)
+    _require_critical(problem, point, tol)
+    minimum = problem.loss(point) - _global_minimum_value(problem) <= tol * _value_scale(problem, point)
+    return tuple(np.array(layer) for layer in point), minimum
+
+
+def unstable_directions(problem: Problem, point, *, tol: float = 1e-8, hessian_tol: float = 1e-9, dense_limit: int = 2000):
+    """The directions in which the gradient flow leaves a saddle.
+
+    Parameters
+    ----------
+    problem : Problem
+    point : tuple of ndarray
+        A critical point.
+    tol : float
+        Criticality and rank tolerance (as in :func:`quotient.classify`).
+    hessian_tol : float
+        Zero threshold for Hessian eigenvalues (as in :func:`quotient.hessian_inertia`).
+    dense_limit : int
+        Largest ``N`` for which the Hessian eigenvectors are computed densely (ARPACK beyond).
+
+    Returns
+    -------
+    list of SaddleDirection
+        The eigenvectors of the Hessian's negative eigenvalues (``mechanism="hessian"``, order 2,
+        most negative first; present exactly at strict saddles), then one unstable mode curve
+        per unlearnt mode that has free capacity between its tail and head and needs ``g >= 3``
+        edges (``mechanism="mode"``, order ``g``: the only escape at a non-strict saddle). Empty
+        at a global minimum.
+
+    Raises
+    ------
+    ValueError
+        If ``point`` is not critical (the message gives its gradient norm).
+
+    Notes
+    -----
+    Along a Hessian eigenvector ``d`` with eigenvalue ``lambda < 0`` the loss falls like
+    ``lambda v^2 / 2``; along an unstable mode curve it falls like ``sigma_i v^g prod c_j^0``. Mode
+    curves with ``g = 2`` are Hessian-visible and left to the eigenvectors. A non-strict saddle
+    whose spare hidden units are all taken by tails and heads of directions ``Sigma`` ignores
+    has no mode curve: the escape first has to move along the fiber, and none is returned.
+    """
+    point, minimum = _saddle(problem, point, tol)
+    if minimum:
+        return []
+    return _hessian_directions(problem, point, "unstable", hessian_tol, dense_limit) + _mode_directions(
+        problem, point, "unstable", tol
+    )
+
+
+def stable_directions(problem: Problem, point, *, tol: float = 1e-8, hessian_tol: float = 1e-9, dense_limit: int = 2000):
+    """The directions along which the gradient flow comes back to a critical point.
+
+    Parameters
+    ----------
+    problem, point, tol, hessian_tol, dense_limit
+        As in :func:`unstable_directions`.
+
+    Returns
+    -------
+    list of SaddleDirection
+        The eigenvectors of the Hessian's positive eigenvalues (order 2, largest first: the flow
+        returns exponentially, at rate ``lambda``), then one stable mode curve per unlearnt mode
+        with a chain of ``g >= 3`` missing edges (order ``g``: the flow returns algebraically; at
+        the canonical point ``v(t) ~ ((h - 2) sigma_i t)^{-1/(h-2)}``, math-spec section 6.2,
+        test case TC12). At a global minimum only the Hessian eigenvectors.
+
+    Raises
+    ------
+    ValueError
+        If ``point`` is not critical (the message gives its gradient norm).
+
+    Notes
+    -----
+    The kernel of the Hessian (directions along the fiber and the centre directions of a
+    non-strict saddle) is neither stable nor unstable and is not returned; see
+    :meth:`quotient.Fiber.tangent_space`.
+    """
+    point, minimum = _saddle(problem, point, tol)
+    directions = _hessian_directions(problem, point, "stable", hessian_tol, dense_limit)
+    if not minimum:
+        directions += _mode_directions(problem, point, "stable", tol)
+    return directions
