@@ -7,7 +7,7 @@ grows with the number of non-zero eigenvalues: a top saddle learning two modes (
 non-zero eigenvalues) and the global minimum (``d^2``). A method is dropped for the larger
 sizes once one of its calls takes longer than ``--budget`` seconds.
 
-    python benchmarks/hessian_inertia_scale.py [--depth 3] [--budget 60]
+    python benchmarks/hessian_inertia_scale.py [--depth 3] [--budget 60] [--methods dense,sketch,lanczos]
 """
 
 import argparse
@@ -31,6 +31,7 @@ def main():
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--widths", default="8,16,32,48,64,96,128,192,256")
+    parser.add_argument("--methods", default="dense,sketch,lanczos", help="comma-separated hessian_inertia methods to time")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
     print("| point | d | h | N | method | inertia (-, 0, +) | seconds |")
@@ -41,7 +42,7 @@ def main():
             widths = (d,) * (args.depth + 1)
             problem = q.Problem.from_sigma(np.linspace(2.0, 1.0, d), widths)
             point = q.canonical_point(problem, learned(d))
-            methods = [m for m in ("dense", "sketch", "lanczos") if m not in dropped]
+            methods = [m for m in args.methods.split(",") if m not in dropped]
             if problem.n_params > 3000 and "dense" in methods:
                 methods.remove("dense")
             if not methods:

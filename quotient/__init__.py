@@ -19,6 +19,7 @@ from .critical import (
     plateaus,
 )
 from .discretisation import DescentStudy, charge_increment, descent_vs_flow
+from .ensemble import Ensemble, ensemble_flow
 from .fiber import Fiber, fiber
 from .flow import Trajectory, gradient_descent, gradient_flow
 from .losses import CovarianceSquareLoss, LogisticLoss, PseudoHuberLoss
@@ -53,6 +54,7 @@ from .projection import (
     reduced_velocity,
 )
 from .saddle import SaddleDirection, stable_directions, unstable_directions
+from .sweep import load_sweep, sweep
 from .symmetry import (
     act,
     compose,
@@ -75,6 +77,7 @@ __all__ = [
     "CriticalGraph",
     "CriticalValue",
     "DescentStudy",
+    "Ensemble",
     "Fiber",
     "Inertia",
     "LogisticLoss",
@@ -101,6 +104,7 @@ __all__ = [
     "critical_graph",
     "critical_values",
     "descent_vs_flow",
+    "ensemble_flow",
     "end_to_end",
     "fiber",
     "from_adjacency",
@@ -113,6 +117,7 @@ __all__ = [
     "inverse",
     "is_closed_orbit",
     "learning_time",
+    "load_sweep",
     "mode_solution",
     "mode_time",
     "moment_map",
@@ -131,6 +136,7 @@ __all__ = [
     "sharpness",
     "stable_directions",
     "stable_step",
+    "sweep",
     "to_adjacency",
     "to_vector",
     "two_layer_solution",

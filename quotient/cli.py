@@ -46,12 +46,25 @@ def _architecture(widths, depth) -> tuple[int, ...]:
     return (widths[0],) + (hidden,) * (depth - 1) + (widths[-1],)
 
 
-def _problem(args, widths):
+def _problem(args):
+    """The problem of ``--widths``/``--depth`` with ``--sigma`` (default 5,3,2,1 cut to m) or ``--data``."""
+    widths = _architecture(args.widths, args.depth)
+    sigma_given = args.sigma is not None
+    if not sigma_given:
+        m = min(widths[0], widths[-1])
+        args.sigma = DEFAULT_SIGMA[:m] if m <= len(DEFAULT_SIGMA) else tuple(np.linspace(5.0, 1.0, m))
+    try:
+        return _load_problem(args, widths, sigma_given)
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _load_problem(args, widths, sigma_given):
     from .problem import Problem
 
     if args.data is None:
         return Problem.from_sigma(np.asarray(args.sigma), widths)
-    if args.sigma_given:
+    if sigma_given:
         raise UsageError("give either --sigma or --data, not both")
     path = args.data
     if not os.path.exists(path):
@@ -79,7 +92,17 @@ def _prepare_output(folder: str, names, overwrite: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------- explore
-EXPLORE_FILES = ("trajectory.npz", "loss.png", "singular_values.png", "summary.md")
+EXPLORE_FIGURES = {
+    "loss.png": "loss against time with the critical values it rests at (the incremental-learning staircase)",
+    "singular_values.png": "singular values of the end-to-end map W(t) against the targets sigma_k",
+    "quotient.png": "the trajectory in the quotient coordinates u_k = <W, u_k v_k^T> of modes 1 and 2",
+    "critical_graph.png": "the critical values as a Hasse diagram, with the path of the run through them",
+    "conservation.png": "drift of the conserved quantities C_i along the run",
+    "hessian.png": "Hessian spectrum at the critical point nearest the final point",
+}
+EXPLORE_FILES = ("trajectory.npz", *EXPLORE_FIGURES, "summary.md")
+#: Largest number of parameters for which explore draws the dense Hessian spectrum.
+EXPLORE_HESSIAN_LIMIT = 1000
 
 
 def _explore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,17 +123,9 @@ def _explore(args) -> int:
     from . import init
     from .critical import critical_values, plateaus
     from .flow import gradient_flow
-    from .plot import loss_curve, singular_value_curves
 
-    widths = _architecture(args.widths, args.depth)
-    args.sigma_given = args.sigma is not None
-    if args.sigma is None:
-        m = min(widths[0], widths[-1])
-        args.sigma = DEFAULT_SIGMA[:m] if m <= len(DEFAULT_SIGMA) else tuple(np.linspace(5.0, 1.0, m))
-    try:
-        problem = _problem(args, widths)
-    except (ValueError, TypeError) as error:
-        raise UsageError(str(error)) from None
+    problem = _problem(args)
+    widths = problem.widths
     if not args.t_final > 0:
         raise UsageError(f"--t-final must be positive; got {args.t_final}")
     if not args.init_scale > 0:
@@ -146,16 +161,53 @@ def _explore(args) -> int:
             f"| {k} | {plateau.t_start:.4g} | {plateau.t_end:.4g} | {value.value:.6g} | "
             f"{{{','.join(map(str, value.learned))}}} |"
         )
-    figures = {"loss.png": loss_curve(trajectory), "singular_values.png": singular_value_curves(trajectory)}
-    lines += ["", "![loss](loss.png)", "", "![singular values](singular_values.png)", ""]
+    figures, notes = _explore_figures(problem, trajectory)
+    lines += ["", *notes, "", "## Pictures", ""]
+    for name, caption in EXPLORE_FIGURES.items():
+        if name in figures:
+            lines += [f"### {caption[0].upper()}{caption[1:]}", "", f"![{name[:-4]}]({name})", ""]
     trajectory.save(os.path.join(args.out, "trajectory.npz"), overwrite=True)
     for name, figure in figures.items():
-        figure.savefig(os.path.join(args.out, name), dpi=150)
+        figure.savefig(os.path.join(args.out, name), dpi=120, metadata={"Software": None})
     with open(os.path.join(args.out, "summary.md"), "w") as stream:
         stream.write("\n".join(lines))
-    print("\n".join(line for line in lines if not line.startswith("![")).rstrip())
-    print(f"\nwrote {', '.join(os.path.join(args.out, name) for name in EXPLORE_FILES)}")
+    print("\n".join(line for line in lines if not line.startswith(("![", "#"))).rstrip())
+    written = ["trajectory.npz", *figures, "summary.md"]
+    print(f"\nwrote {', '.join(os.path.join(args.out, name) for name in written)}")
     return 0
+
+
+def _explore_figures(problem, trajectory):
+    """The pictures of one explore run, by file name, and lines for the summary about them."""
+    from .critical import classify
+    from .fiber import fiber
+    from .plot import conservation_drift, critical_graph, hessian_spectrum, loss_curve, quotient_trajectory
+    from .plot import singular_value_curves
+    from .projection import project
+
+    figures = {
+        "loss.png": loss_curve(trajectory),
+        "singular_values.png": singular_value_curves(trajectory),
+        "critical_graph.png": critical_graph(problem, trajectory=trajectory),
+        "conservation.png": conservation_drift(trajectory),
+    }
+    if problem.sigma.size >= 2:
+        figures["quotient.png"] = quotient_trajectory(trajectory)
+    final = trajectory.point(-1)
+    learned = project(trajectory).learned[-1]
+    if problem.n_params > EXPLORE_HESSIAN_LIMIT:
+        return figures, [f"- Hessian spectrum not drawn: {problem.n_params} parameters > {EXPLORE_HESSIAN_LIMIT}"]
+    try:
+        point = fiber(problem, learned).nearest(final)
+        where = "the critical point nearest the final point"
+    except (RuntimeError, ValueError):
+        point, where = final, "the final point (no nearby critical point found)"
+    distance = float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(point, final))))
+    kind = classify(problem, point).replace("_", " ")
+    modes = ",".join(map(str, learned))
+    title = f"Hessian at {where}\n(distance {distance:.1e} from the final point): learnt {{{modes}}}, {kind}"
+    figures["hessian.png"] = hessian_spectrum(problem, point, title=title)
+    return figures, [f"- Hessian spectrum at {where}, at distance {distance:.2e}: learnt {{{modes}}}, {kind}"]
 
 
 # ---------------------------------------------------------------------------------------- fiber
@@ -193,15 +245,8 @@ def _fiber(args) -> int:
     from .fiber import fiber
     from .plot import fiber_samples
 
-    widths = _architecture(args.widths, args.depth)
-    args.sigma_given = args.sigma is not None
-    if args.sigma is None:
-        m = min(widths[0], widths[-1])
-        args.sigma = DEFAULT_SIGMA[:m] if m <= len(DEFAULT_SIGMA) else tuple(np.linspace(5.0, 1.0, m))
-    try:
-        problem = _problem(args, widths)
-    except (ValueError, TypeError) as error:
-        raise UsageError(str(error)) from None
+    problem = _problem(args)
+    widths = problem.widths
     if args.samples < 1:
         raise UsageError(f"--samples must be at least 1; got {args.samples}")
     if not (np.isfinite(args.spread) and args.spread >= 0):
@@ -258,9 +303,46 @@ def _fiber(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- sweep
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="TOML file: [problem] sigma, [grid] depths/widths/init_scales/seeds, [flow], [cluster]")
+    parser.add_argument("--out", default=None, help="output folder (default: 'out' in the file, else sweep-out)")
+    parser.add_argument("--scheduler", default=None, help="dask scheduler address like tcp://host:8786 (default: a LocalCluster)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _sweep(args) -> int:
+    from .sweep import read_config, sweep
+
+    if not os.path.exists(args.config):
+        raise UsageError(f"no such config file {args.config!r}")
+    try:
+        config = read_config(args.config)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    out = args.out or config.pop("out", None) or "sweep-out"
+    config.pop("out", None)
+    if args.scheduler is not None:
+        config["scheduler"] = args.scheduler
+    try:
+        table = sweep(out, progress=not args.quiet, **config)
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    table.to_csv(os.path.join(out, "outcomes.csv"), index=False)
+    summary = table.groupby(["depth", "width", "init_scale"]).agg(
+        runs=("run", "size"), converged=("converged", "sum"), final_loss=("final_loss", "median"),
+        t_stop=("t_stop", "median"), plateaus=("n_plateaus", "median"),
+    )  # fmt: skip
+    print(f"quotient sweep: {len(table)} runs in {out} ({int(table['converged'].sum())} converged)")
+    print(summary.to_string())
+    print(f"\nwrote {os.path.join(out, 'outcomes.csv')}, {os.path.join(out, 'index.json')} and {os.path.join(out, 'runs')}/")
+    return 0
+
+
 COMMANDS = {
     "explore": (_explore_arguments, _explore, "run the gradient flow from a small random init and summarise it"),
     "fiber": (_fiber_arguments, _fiber, "sample the fiber of one critical value and classify its points"),
+    "sweep": (_sweep_arguments, _sweep, "run gradient flows over a grid of depths, widths, init scales and seeds on dask"),
 }
 
 

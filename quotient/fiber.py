@@ -43,7 +43,7 @@ from .critical import (
     critical_values,
     hessian_inertia,
 )
-from .network import as_point, backward_products, end_to_end, forward_products, from_vector, to_vector
+from .network import as_point, backward_products, forward_products, from_vector, to_vector
 from .problem import Problem
 
 __all__ = ["Fiber", "fiber"]

@@ -3,7 +3,8 @@
 Each figure is one function in :data:`FIGURES` that computes what it shows (flows, fibers,
 Hessians) from fixed seeds and returns a ``Figure``; nothing is read from disk, so the pictures
 are reproducible on any machine. ``python -m quotient.figures --out figures`` writes them all;
-``--only NAME ...`` writes some. The PNG files carry no software-version metadata.
+``--only NAME ...`` writes some; ``--quiet`` silences the progress bar and the line per figure.
+The PNG files carry no software-version metadata, so a rerun gives the same bytes.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ import time
 import numpy as np
 from matplotlib.figure import Figure
 
+from tqdm import tqdm
+
 from . import init, plot
-from .critical import critical_values
+from .critical import canonical_point, classify, critical_values
+from .fiber import fiber
 from .flow import gradient_descent, gradient_flow
-from .network import conserved_quantities, end_to_end
+from .network import conserved_quantities
 from .problem import Problem
+from .saddle import stable_directions, unstable_directions
+from .symmetry import act
 
 __all__ = ["FIGURES", "DPI", "main", "save"]
 
@@ -38,37 +44,6 @@ def _log_times(t_final: float, n: int = 500) -> np.ndarray:
 def _flow(problem, point0, t_final, *, samples=None, gradient_tol=1e-6, **options):
     t_eval = _log_times(t_final) if samples is None else samples
     return gradient_flow(problem, point0, t_final, t_eval=t_eval, gradient_tol=gradient_tol, progress=False, **options)
-
-
-def _canonical_point(problem, learned):
-    """Balanced critical point carrying mode ``k`` of ``learned`` with strength ``sigma_k^{1/h}``
-    on hidden unit ``k`` of every layer (math.md section 4)."""
-    h = problem.depth
-    layers = []
-    for i in range(1, h + 1):
-        W = np.zeros((problem.widths[i], problem.widths[i - 1]))
-        for k in learned:
-            W[k - 1, k - 1] = problem.sigma[k - 1] ** (1.0 / h)
-        layers.append(W)
-    return tuple(layers)
-
-
-def _act(point, group_element):
-    """GL action ``W_i -> G_i W_i G_{i-1}^{-1}`` (``G_0 = G_h = I``)."""
-    G = (None, *group_element, None)
-    return tuple(
-        (W if G[i + 1] is None else G[i + 1] @ W) @ (np.eye(W.shape[-1]) if G[i] is None else np.linalg.inv(G[i]))
-        for i, W in enumerate(point)
-    )
-
-
-def _balanced_with_end_to_end(W, widths):
-    """A balanced point (all ``C_i = 0``) with end-to-end map ``W``: ``W = U S V^T`` spread as
-    ``W_1 = S^{1/h} V^T``, ``W_i = S^{1/h}``, ``W_h = U S^{1/h}`` (square widths)."""
-    h = len(widths) - 1
-    U, s, Vt = np.linalg.svd(W)
-    root = np.diag(s ** (1.0 / h))
-    return tuple([root @ Vt] + [root] * (h - 2) + [U @ root])
 
 
 # ---------------------------------------------------------------------------------------- figures
@@ -100,31 +75,35 @@ def balanced_vs_unbalanced() -> Figure:
     widths = (3, 3, 3, 3)
     problem = Problem.from_sigma((3.0, 2.0, 1.0), widths)
     rng = np.random.default_rng(3)
-    W0 = 0.15 * rng.standard_normal((3, 3))
-    balanced = _balanced_with_end_to_end(W0, widths)
+    W0 = 0.01 * rng.standard_normal((3, 3))
+    balanced = init.balanced(widths, end_to_end=W0, rng=4)
     g = tuple(np.diag([4.0, 1.0, 0.25]) @ np.linalg.qr(rng.standard_normal((3, 3)))[0] for _ in range(2))
-    unbalanced = _act(balanced, g)
-    assert np.allclose(end_to_end(unbalanced), end_to_end(balanced))
-    runs = [_flow(problem, point, 60.0, samples=np.linspace(0.0, 60.0, 1201)) for point in (balanced, unbalanced)]
+    unbalanced = act(balanced, g)  # same W(0), C(0) far from 0
+    runs = [_flow(problem, point, 60.0, samples=_log_times(60.0, 1500)) for point in (balanced, unbalanced)]
     C = [np.sqrt(sum(np.sum(c**2) for c in conserved_quantities(point))) for point in (balanced, unbalanced)]
     labels = [rf"balanced start, $\|C\| = {C[0]:.0f}$", rf"unbalanced start, $\|C\| = {C[1]:.2g}$"]
-    figure = Figure(figsize=(13.0, 4.6), layout="constrained")
-    left = figure.add_subplot(1, 3, 1)
-    middle = figure.add_subplot(1, 3, 2, projection="3d")
-    right = figure.add_subplot(1, 3, 3)
-    plot.quotient_trajectory(runs, modes=(1, 2), labels=labels, axes=left)
-    plot.quotient_trajectory(runs, modes=(1, 2, 3), labels=labels, axes=middle)
-    middle.get_legend().remove()
-    plot.loss_curve(runs, labels=labels, axes=right, levels="all")
+    figure = Figure(figsize=(12.0, 8.6), layout="constrained")
+    panels = figure.subplot_mosaic(
+        [["plane", "space"], ["loss", "loss"]], height_ratios=[1.35, 1.0],
+        per_subplot_kw={"space": {"projection": "3d"}},
+    )  # fmt: skip
+    plot.quotient_trajectory(runs, modes=(1, 2), labels=labels, axes=panels["plane"])
+    plot.quotient_trajectory(runs, modes=(1, 2, 3), labels=labels, axes=panels["space"])
+    panels["space"].get_legend().remove()
+    plot.loss_curve(runs, labels=labels, axes=panels["loss"], log_time=True, levels="all")
+    panels["plane"].set_title("quotient coordinates $(u_1, u_2)$", fontsize=10)
+    panels["space"].set_title("quotient coordinates $(u_1, u_2, u_3)$", fontsize=10)
+    panels["loss"].set_title("loss: the balanced start rests at each saddle, the unbalanced one cuts corners", fontsize=10)
     figure.suptitle(
-        "Same end-to-end start $W(0)$, different conserved quantities $C$: the quotient trajectories differ",
+        "Same end-to-end start $W(0)$ (widths 3-3-3-3, $\\sigma = 3, 2, 1$), different conserved quantities $C$:\n"
+        "the flows project to different quotient trajectories",
         fontsize=11,
     )
     return figure
 
 
 def conservation() -> Figure:
-    """Drift of the conserved quantities: flows at three tolerances, descent at two steps."""
+    """Drift of the conserved quantities: flows at three tolerances, descent at three steps."""
     problem = Problem.from_sigma(SIGMA, (4, 8, 8, 4))
     point0 = init.small_random(problem.widths, 1e-2, rng=0)
     t_final = 60.0
@@ -138,9 +117,12 @@ def conservation() -> Figure:
         for step in (2e-2, 1e-2, 5e-3)
     ]
     figure = plot.conservation_drift(runs)
-    figure.set_size_inches(7.0, 4.2)
+    figure.set_size_inches(8.6, 4.2)
     figure.axes[0].set_title(
-        "Conserved quantities $C_i = W_{i+1}^\\top W_{i+1} - W_i W_i^\\top$: flow vs gradient descent", fontsize=10
+        "Conserved quantities $C_i = W_{i+1}^\\top W_{i+1} - W_i W_i^\\top$ (widths 4-8-8-4): "
+        "flows keep them to their tolerance,\ngradient descent changes them by $O(\\mathrm{step}^2)$ per step, "
+        "mostly while a mode is being learnt",
+        fontsize=10,
     )
     return figure
 
@@ -148,13 +130,14 @@ def conservation() -> Figure:
 def hessian_spectra() -> Figure:
     """Hessian spectra at the canonical critical points of widths 3-3-3-3, sigma = 3, 2, 1."""
     problem = Problem.from_sigma((3.0, 2.0, 1.0), (3, 3, 3, 3))
-    cases = (((), "non-strict saddle"), ((1,), "non-strict saddle"), ((2,), "strict saddle"),
-             ((1, 2), "non-strict saddle"), ((1, 3), "strict saddle"), ((1, 2, 3), "global minimum"))  # fmt: skip
+    values = [value for value in critical_values(problem) if value.learned in ((), (1,), (2,), (1, 2), (1, 3), (1, 2, 3))]
+    names = {"nonstrict_saddle": "non-strict saddle", "strict_saddle": "strict saddle", "global_minimum": "global minimum"}
     figure = Figure(figsize=(13.0, 6.4), layout="constrained")
     grid = figure.subplots(2, 3, sharex=True)
-    for axes, (learned, kind) in zip(grid.flat, cases):
-        name = "\\emptyset" if not learned else "\\{" + ",".join(map(str, learned)) + "\\}"
-        plot.hessian_spectrum(problem, _canonical_point(problem, learned), axes=axes, title=f"$S = {name}$: {kind}")
+    for axes, value in zip(grid.flat, sorted(values, key=lambda v: -v.value)):
+        point = canonical_point(problem, value.learned)
+        title = f"$S = {plot._learned_label(value.learned)}$, $L_S = {value.value:g}$: {names[classify(problem, point)]}"
+        plot.hessian_spectrum(problem, point, axes=axes, title=title)
     figure.suptitle(
         r"Hessian at the canonical critical points $\Sigma_S$ (widths 3-3-3-3, $\sigma = 3, 2, 1$): "
         "strict saddles have a negative eigenvalue, non-strict ones none",
@@ -164,16 +147,91 @@ def hessian_spectra() -> Figure:
 
 
 def quotient_path() -> Figure:
-    """The default exploration run in the quotient (2-D and 3-D) and through the critical graph."""
+    """The default exploration run in the quotient, in 2-D and 3-D."""
     problem = Problem.from_sigma(SIGMA, (4, 8, 8, 4))
     run = _flow(problem, init.small_random(problem.widths, 1e-2, rng=0), 1e3)
-    figure = Figure(figsize=(14.0, 4.8), layout="constrained")
-    plot.quotient_trajectory(run, modes=(1, 2), axes=figure.add_subplot(1, 3, 1))
-    plot.quotient_trajectory(run, modes=(1, 2, 3), axes=figure.add_subplot(1, 3, 2, projection="3d"))
-    plot.critical_graph(problem, trajectory=run, axes=figure.add_subplot(1, 3, 3))
+    figure = Figure(figsize=(12.0, 5.4), layout="constrained")
+    plot.quotient_trajectory(run, modes=(1, 2), axes=figure.add_subplot(1, 2, 1))
+    plot.quotient_trajectory(run, modes=(2, 3, 4), axes=figure.add_subplot(1, 2, 2, projection="3d"))
+    figure.axes[1].get_legend().remove()
+    figure.get_layout_engine().set(rect=(0.0, 0.0, 0.97, 1.0))  # room for the 3-D z label
     figure.suptitle(
-        "Widths 4-8-8-4, $\\sigma = 5, 3, 2, 1$, init scale 0.01: the flow visits "
-        "$\\Sigma_\\emptyset \\to \\Sigma_{\\{1\\}} \\to \\Sigma_{\\{1,2\\}} \\to \\cdots$",
+        "Widths 4-8-8-4, $\\sigma = 5, 3, 2, 1$, init scale 0.01, in the quotient coordinates "
+        "$u_k = \\langle W, u_k v_k^\\top \\rangle$:\nthe flow runs along the edges "
+        "$\\Sigma_\\emptyset \\to \\Sigma_{\\{1\\}} \\to \\Sigma_{\\{1,2\\}} \\to \\Sigma_{\\{1,2,3\\}} \\to \\Sigma$, "
+        "one mode at a time (left: modes 1, 2; right: modes 2, 3, 4)",
+        fontsize=11,
+    )
+    return figure
+
+
+def critical_graph() -> Figure:
+    """The Hasse diagram of critical values with the paths of two flows."""
+    problem = Problem.from_sigma(SIGMA, (4, 8, 8, 4))
+    small = _flow(problem, init.small_random(problem.widths, 1e-2, rng=0), 1e3)
+    rng = np.random.default_rng(0)
+    near = tuple(W + 3e-3 * rng.standard_normal(W.shape) for W in canonical_point(problem, (3,)))
+    strict = _flow(problem, near, 1e3)
+    figure = Figure(figsize=(13.0, 5.6), layout="constrained")
+    left, right = figure.subplots(1, 2, sharey=True)
+    plot.critical_graph(problem, trajectory=small, axes=left)
+    plot.critical_graph(problem, trajectory=strict, axes=right)
+    left.set_title("from a small random init (scale 0.01): learn one mode after another", fontsize=10)
+    right.set_title("from near the strict saddle $\\Sigma_{\\{3\\}}$: swap mode 3 for mode 1, then learn", fontsize=10)
+    right.set_ylabel("")
+    figure.suptitle(
+        "Critical values $L_S$ of widths 4-8-8-4, $\\sigma = 5, 3, 2, 1$, joined by the heteroclinic connections; "
+        "in colour the plateaus a flow passes",
+        fontsize=11,
+    )
+    return figure
+
+
+def nonstrict_saddle() -> Figure:
+    """The fiber of the non-strict saddle value L_{1} and the flows leaving or reaching the saddle."""
+    problem = Problem.from_sigma((3.0, 2.0, 1.0), (3, 3, 3, 3))
+    chosen = fiber(problem, (1,))
+    n = 80
+    samples = chosen.sample(n, rng=0, spread=0.4)
+    classes = [classify(problem, tuple(layer[k] for layer in samples)) for k in range(n)]
+    classes = [name.replace("nonstrict_saddle", "non-strict saddle").replace("strict_saddle", "strict saddle") for name in classes]
+    saddle = chosen.representative
+    unstable = unstable_directions(problem, saddle)
+    stable = stable_directions(problem, saddle)
+    directions = [d for d in unstable if d.mechanism == "mode"]
+    directions += [next(d for d in stable if d.mechanism == "mode"), next(d for d in stable if d.mechanism == "hessian")]
+    runs = [_flow(problem, d.curve(0.1), 2e3, gradient_tol=1e-9) for d in directions]
+    labels = [
+        f"{d.kind}: " + (f"mode {d.mode}, {'positive' if d.kind == 'unstable' else 'negative'} product (order {d.order})"
+                         if d.mechanism == "mode"
+                         else f"Hessian eigenvector, $\\lambda = {d.eigenvalue:.3g}$")
+        for d in directions
+    ]  # fmt: skip
+    figure = Figure(figsize=(13.0, 10.0), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=[1.0, 0.9])
+    plot.fiber_projection(samples, classes=classes, representative=saddle, figure=top)
+    top.suptitle(
+        f"{n} points of the fiber of $L_{{\\{{1\\}}}} = {chosen.value:g}$ (widths 3-3-3-3, $\\sigma = 3, 2, 1$), "
+        "classified: one fiber holds both kinds of saddle",
+        fontsize=11,
+    )
+    loss, gap = bottom.subplots(1, 2)
+    plot.loss_curve(runs, labels=labels, log_time=True, axes=loss)
+    loss.set_title("the loss: escapes along the unstable curves, stays along the stable ones", fontsize=10)
+    for k, run in enumerate(runs):
+        keep = run.times > 0
+        gap.plot(run.times[keep], np.abs(run.loss[keep] - chosen.value), color=plot.PALETTE[k], linewidth=1.6)
+    gap.set_xscale("log")
+    gap.set_yscale("log")
+    gap.set_ylim(bottom=1e-12)
+    gap.set_xlabel(r"time $t$")
+    gap.set_ylabel(r"$|L(t) - L_{\{1\}}|$")
+    gap.set_title(
+        "distance in loss: the stable mode curve returns algebraically,\nthe Hessian eigenvector exponentially", fontsize=10
+    )
+    bottom.suptitle(
+        "Flows from distance 0.1 along the directions of quotient.unstable_directions and stable_directions "
+        "at the canonical point $\\Sigma_{\\{1\\}}$\n(its Hessian is positive semidefinite, yet the flow escapes)",
         fontsize=11,
     )
     return figure
@@ -182,18 +240,13 @@ def quotient_path() -> Figure:
 def scalar_fiber() -> Figure:
     """The global-minimum fiber of the scalar chain w3 w2 w1 = 2, orbit curves and flows ending on it."""
     problem = Problem.from_sigma([2.0], (1, 1, 1, 1))
-    rng = np.random.default_rng(0)
-    balanced = np.full(3, 2.0 ** (1 / 3))
-    g = np.exp(0.6 * rng.standard_normal((60, 2)))
-    full = np.hstack([np.ones((60, 1)), g, np.ones((60, 1))])
-    samples = balanced * full[:, 1:] / full[:, :-1]
-    points = tuple(samples[:, i].reshape(-1, 1, 1) for i in range(3))
+    points = fiber(problem, (1,)).sample(240, rng=0, spread=0.5)  # a quarter lands on the sheet drawn
     starts = ((0.2, 0.2, 0.2), (1.5, 0.1, 0.3), (0.1, 1.2, 0.2), (0.3, 0.3, 1.8), (2.4, 2.0, 0.1))
     runs = [
         _flow(problem, tuple(np.array([[w]]) for w in start), 20.0, samples=np.linspace(0, 20.0, 801)) for start in starts
     ]
     figure = plot.scalar_fiber(problem, points=points, trajectories=runs)
-    figure.set_size_inches(6.4, 5.6)
+    figure.set_size_inches(6.8, 6.0)
     figure.axes[0].set_title(
         "Scalar chain $h = 3$: global-minimum fiber $w_3 w_2 w_1 = 2$\n"
         "flows end at the point of the fiber fixed by their $c_i = w_{i+1}^2 - w_i^2$",
@@ -207,6 +260,8 @@ FIGURES = {
     "saddle_to_saddle": saddle_to_saddle,
     "balanced_vs_unbalanced": balanced_vs_unbalanced,
     "quotient_path": quotient_path,
+    "critical_graph": critical_graph,
+    "nonstrict_saddle": nonstrict_saddle,
     "scalar_fiber": scalar_fiber,
     "hessian_spectra": hessian_spectra,
     "conservation": conservation,
@@ -220,16 +275,24 @@ def save(figure: Figure, path: str, *, dpi: int = DPI) -> str:
 
 
 def main(argv=None) -> int:
-    """Command line: ``python -m quotient.figures [--out figures] [--only NAME ...]``."""
+    """Command line: ``python -m quotient.figures [--out figures] [--only NAME ...] [--quiet]``."""
     parser = argparse.ArgumentParser(prog="python -m quotient.figures", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="figures", help="output folder (default figures)")
     parser.add_argument("--only", nargs="+", choices=sorted(FIGURES), help="regenerate only these figures")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no line per figure")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    for name in args.only or FIGURES:
-        start = time.perf_counter()
-        path = save(FIGURES[name](), os.path.join(args.out, f"{name}.png"))
-        print(f"{path}  ({time.perf_counter() - start:.1f} s)")
+    names = args.only or list(FIGURES)
+    start = time.perf_counter()
+    with tqdm(names, desc="figures", unit="figure", disable=True if args.quiet else None) as bar:
+        for name in bar:
+            bar.set_postfix_str(name)
+            began = time.perf_counter()
+            path = save(FIGURES[name](), os.path.join(args.out, f"{name}.png"))
+            if not args.quiet:
+                bar.write(f"{path}  ({time.perf_counter() - began:.1f} s)")
+    if not args.quiet:
+        print(f"{len(names)} figures in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .critical import critical_graph as _critical_graph
 from .critical import critical_values, plateaus
 from .network import conserved_quantities, end_to_end
 
@@ -25,6 +26,7 @@ __all__ = [
     "conservation_drift",
     "critical_graph",
     "fiber_projection",
+    "fiber_samples",
     "hessian_spectrum",
     "loss_curve",
     "quotient_trajectory",
@@ -104,7 +106,7 @@ def _level_labels(axes, values, labels, *, fontsize: float = 8.0) -> None:
     axes.autoscale_view()
     to_fraction = axes.transScale + axes.transLimits
     fractions = np.array([to_fraction.transform((0.5, v))[1] for v in values])
-    height_points = axes.get_figure().get_figheight() * 72 * axes.get_position().height
+    height_points = axes.bbox.height * 72.0 / axes.get_figure().dpi  # works in subfigures too
     gap = 1.25 * fontsize / max(height_points, 1.0)
     targets = _spread(fractions, gap)
     for value, label, fraction, target in zip(values, labels, fractions, targets):
@@ -154,9 +156,9 @@ def loss_curve(
     Returns
     -------
     matplotlib.figure.Figure
-        The loss is drawn on a symmetric-log scale (linear below ``10^-3`` times the largest
-        loss) so that both the plateaus and the final convergence are visible; the level labels
-        sit outside the right edge, spread apart where levels are close.
+        The loss is drawn on a symmetric-log scale (linear below the power of ten just under
+        ``10^-3`` times the largest loss) so that both the plateaus and the final convergence are
+        visible; the level labels sit outside the right edge, spread apart where levels are close.
     """
     runs = _as_list(trajectories)
     labels = _labels(labels, len(runs))
@@ -177,11 +179,12 @@ def loss_curve(
     for k, (run, label) in enumerate(zip(runs, labels)):
         times, loss = _time_axis(axes, run.times, run.loss, log_time=log_time)
         axes.plot(times, loss, color=PALETTE[k % len(PALETTE)], linewidth=1.8, zorder=2, label=label)
-    axes.set_yscale("symlog", linthresh=max(1e-3 * top, 1e-300), linscale=0.5)
+    # a power of ten as threshold, so that the tick at 0 and the first decade tick keep apart
+    axes.set_yscale("symlog", linthresh=10.0 ** np.floor(np.log10(max(1e-3 * top, 1e-300))), linscale=0.6)
     axes.set_xlabel(r"time $t$")
     axes.set_ylabel(r"loss $L = \frac{1}{2}\,\|\Sigma - W_h \cdots W_1\|_F^2$")
     if any(label is not None for label in labels):
-        axes.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.9)
+        axes.legend(loc="best", fontsize=8, frameon=True, framealpha=0.9)
     _level_labels(axes, [v.value for v in shown], ["$S = " + _learned_label(v.learned) + "$" for v in shown])
     return axes.get_figure()
 
@@ -286,7 +289,8 @@ def quotient_trajectory(
     Returns
     -------
     matplotlib.figure.Figure
-        Each trajectory is a line from an open circle (start) to a filled one (end).
+        Each trajectory is a line from an open circle (start) to a filled one (end); the legend
+        sits outside, on the right.
     """
     runs = _as_list(trajectories)
     labels = _labels(labels, len(runs))
@@ -321,6 +325,7 @@ def quotient_trajectory(
     if three:
         axes.set_zlabel(names[2])
         axes.view_init(elev=24, azim=-58)
+        axes.set_box_aspect(None, zoom=0.9)  # room for the z label, which layouts do not reserve
     else:
         axes.set_aspect("equal", adjustable="datalim")
     handles, names = axes.get_legend_handles_labels()
@@ -332,66 +337,40 @@ def quotient_trajectory(
         Line2D([], [], color="0.3", marker="o", linestyle="none"),
     ]
     names += ["start", "end"]
-    axes.legend(handles, names, loc="upper left", fontsize=8, framealpha=0.9)
+    # outside, on the right: inside it would cover a corner Sigma_S or its label
+    axes.legend(handles, names, loc="center left", bbox_to_anchor=(1.12 if three else 1.02, 0.5), fontsize=8, frameon=False)
     return axes.get_figure()
 
 
 # ---------------------------------------------------------------------------------------- graph
-def _hasse_edges(values, sigma) -> list[tuple[int, int]]:
-    """Edges ``S -> S'`` with ``S' = S + {j}`` (one more mode learnt) or ``S' = S - {i} + {j}``
-    with ``sigma_j > sigma_i`` (a swap that lowers the loss), between canonical learnt sets."""
-    position = {value.learned: n for n, value in enumerate(values)}
-    edges = []
-    for n, value in enumerate(values):
-        learned = set(value.learned)
-        for j in range(1, sigma.size + 1):
-            if j in learned:
-                continue
-            target = tuple(sorted(learned | {j}))
-            if target in position:
-                edges.append((n, position[target]))
-            for i in learned:
-                if sigma[j - 1] > sigma[i - 1]:
-                    swapped = tuple(sorted((learned - {i}) | {j}))
-                    if swapped in position:
-                        edges.append((n, position[swapped]))
-    return sorted(set(edges))
-
-
 def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure:
     """The critical values as a Hasse diagram, with the path of a trajectory highlighted.
 
     Parameters
     ----------
     problem : Problem
-    graph : tuple (nodes, edges), optional
-        ``nodes`` a list of :class:`~quotient.critical.CriticalValue`, ``edges`` pairs of node
-        indices ``(from, to)`` (heteroclinic connections, the loss decreasing along each). By
-        default: one more singular value learnt, or a learnt mode swapped for a larger one.
+    graph : CriticalGraph, optional
+        The graph to draw; by default :func:`quotient.critical.critical_graph` of ``problem``
+        (edges: one more mode learnt, solid; a learnt mode swapped for a larger one, dotted).
     trajectory : Trajectory, optional
-        Its plateaus (:func:`quotient.critical.plateaus`) are the nodes it visits, drawn in
-        colour and joined by arrows in the order visited.
+        Its plateaus (:func:`quotient.critical.plateaus`) give the nodes it visits
+        (:meth:`CriticalGraph.path`), drawn in colour and joined by arrows in the order visited.
     axes : matplotlib.axes.Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
-        Node ``S`` sits at ``x = |S|`` (number of modes learnt), ``y = L_S``.
+        Node ``S`` sits at ``x = |S|`` (number of modes learnt), ``y = L_S``, labelled by ``S``.
     """
-    if graph is None:
-        nodes = critical_values(problem)
-        edges = _hasse_edges(nodes, np.asarray(problem.sigma))
-    else:
-        nodes, edges = list(graph[0]), [tuple(edge) for edge in graph[1]]
+    graph = _critical_graph(problem) if graph is None else graph
+    nodes = list(graph.nodes)
     axes = _axes(axes, width=6.4, height=4.8)
     x = np.array([len(node.learned) for node in nodes], dtype=float)
     y = np.array([node.value for node in nodes])
-    for a, b in edges:
-        axes.plot([x[a], x[b]], [y[a], y[b]], color="0.8", linewidth=0.8, zorder=1)
-    path = []
-    if trajectory is not None:
-        index = {node.learned: n for n, node in enumerate(nodes)}
-        path = [index[p.critical_value.learned] for p in plateaus(problem, trajectory.times, trajectory.loss)]
+    for (a, b), kind in zip(graph.edges, graph.kinds):
+        style = "-" if kind == "learn" else ":"
+        axes.plot([x[a], x[b]], [y[a], y[b]], color="0.78", linewidth=0.8, linestyle=style, zorder=1)
+    path = [] if trajectory is None else list(graph.path(plateaus(problem, trajectory.times, trajectory.loss)))
     on_path = np.zeros(len(nodes), dtype=bool)
     on_path[path] = True
     axes.scatter(x[~on_path], y[~on_path], s=22, color="0.55", zorder=2, label="critical value $L_S$")
@@ -408,11 +387,14 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
             "$" + _learned_label(node.learned) + "$", (x[n], y[n]), xytext=(5, 0), textcoords="offset points",
             va="center", fontsize=7.5, color="black" if on_path[n] else "0.35",
         )  # fmt: skip
+    handles, names = axes.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.6", linewidth=0.8), Line2D([], [], color="0.6", linewidth=0.8, linestyle=":")]
+    names += ["learn one more mode", "swap for a larger mode"]
     axes.set_xticks(range(int(x.max()) + 1))
     axes.set_xlim(-0.3, x.max() + 0.7)
     axes.set_xlabel(r"modes learnt $|S|$")
     axes.set_ylabel(r"critical value $L_S = \frac{1}{2}\sum_{i \notin S} \sigma_i^2$")
-    axes.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    axes.legend(handles, names, loc="upper right", fontsize=8, framealpha=0.9)
     return axes.get_figure()
 
 
@@ -666,13 +648,15 @@ def hessian_spectrum(
         axes.vlines(index[mask], 0, shown[mask], color=colour, linewidth=1.2)
         axes.scatter(index[mask], shown[mask], s=14, color=colour, zorder=3, label=f"{name} ({int(mask.sum())})")
     axes.axhline(0.0, color="0.3", linewidth=0.6)
+    if not np.any(np.abs(eigenvalues) > atol):
+        axes.set_ylim(-1.0, 1.0)  # all zero (the origin for h >= 3): no scale to read off the data
     if yscale == "symlog":
         nonzero = np.abs(eigenvalues[np.abs(eigenvalues) > atol])
         axes.set_yscale("symlog", linthresh=float(nonzero.min()) if nonzero.size else 1.0, linscale=1.0)
     axes.margins(y=0.08)
     axes.set_xlabel(r"eigenvalue index $k$ (increasing)")
     axes.set_ylabel(r"Hessian eigenvalue $\lambda_k$")
-    axes.legend(loc="upper left", fontsize=8, framealpha=0.9, title=f"inertia (|λ| ≤ {atol:.0e} is zero)", title_fontsize=7)
+    axes.legend(loc="best", fontsize=8, framealpha=0.9, title=f"inertia (|λ| ≤ {atol:.0e} is zero)", title_fontsize=7)
     if title is not None:
         axes.set_title(title, fontsize=9)
     return axes.get_figure()
@@ -713,7 +697,7 @@ def conservation_drift(trajectories, *, labels=None, log_time: bool = False, axe
     axes.set_yscale("log")
     axes.set_xlabel(r"time $t$")
     axes.set_ylabel(r"drift $\|C(t) - C(0)\| \,/\, \|W\|^2$")
-    axes.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     return axes.get_figure()
 
 

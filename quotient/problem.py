@@ -312,17 +312,27 @@ class Problem:
         """
         return self._gradient(as_point(point, "point", widths=self.widths))
 
-    def _gradient(self, point):
-        forward = forward_products(point)
-        G = self.end_to_end_loss.gradient(forward[-1])
+    def _gradient(self, point, out=None, forward=None):
+        """The gradient without validation; batched over leading axes.
+
+        ``out`` (layers of the gradient's shapes) receives the result and ``forward`` (arrays for
+        ``F_2 .. F_h`` at indices ``2 .. h``) the forward products, when given: the flows call
+        this thousands of times on the same shapes, and writing in place saves the allocations.
+        """
         h = len(point)
-        grads = [None] * h
-        back = G  # B_j^T G, starting at j = h
-        for j in range(h, 0, -1):
-            grads[j - 1] = back if j == 1 else back @ _transpose(forward[j - 1])
-            if j > 1:
-                back = _transpose(point[j - 1]) @ back
-        return tuple(grads)
+        if out is None:
+            lead = np.broadcast_shapes(*(W.shape[:-2] for W in point))
+            out = tuple(np.empty(lead + W.shape[-2:]) for W in point)
+        F = [None, point[0]]  # F_j = W_j ... W_1
+        for j in range(1, h):
+            F.append(np.matmul(point[j], F[j], out=None if forward is None else forward[j + 1]))
+        back = self.end_to_end_loss.gradient(F[h])  # B_j^T G, starting at j = h
+        for j in range(h, 1, -1):  # grad_j = (B_j^T G) F_{j-1}^T, B_{j-1}^T G = W_j^T (B_j^T G)
+            np.matmul(back, F[j - 1].mT, out=out[j - 1])
+            back = np.matmul(point[j - 1].mT, back, out=out[0] if j == 2 else None)
+        if h == 1:
+            np.copyto(out[0], back)
+        return tuple(out)
 
     def hvp(self, point, direction):
         """Exact Hessian-vector product ``H(point)[direction]`` as a point.

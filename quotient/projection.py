@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
-from .flow import Trajectory, _check_time
+from .flow import Trajectory, _integrate
 from .network import as_point, backward_products, conserved_quantities, end_to_end, forward_products, widths_of
 from .problem import Problem
 from .symmetry import _is_batch
@@ -335,8 +334,8 @@ def reduced_flow(
     t_final : float
         Final time, positive.
     t_eval : array_like or int, optional
-        Sample times in ``[0, t_final]`` (from the dense output), or a number of evenly spaced
-        samples; by default the solver's steps.
+        Sample times in ``[0, t_final]``, or a number of evenly spaced samples; by default the
+        solver's steps. Sampled as in :func:`quotient.gradient_flow`.
     rtol, atol : float
         Tolerances of ``scipy.integrate.solve_ivp``.
     method : str
@@ -380,27 +379,24 @@ def reduced_flow(
             f"W0 has rank above min(widths) = {r} (singular value {r + 1} is {s[r]:.3e}); it is not "
             f"the end-to-end map of any point with widths {problem.widths}"
         )
-    t_final = _check_time(t_final)
-    if isinstance(t_eval, (int, np.integer)) and not isinstance(t_eval, bool):
-        if t_eval < 2:
-            raise ValueError(f"t_eval as a number of samples must be at least 2; got {t_eval}")
-        t_eval = np.linspace(0.0, t_final, int(t_eval))
-    elif t_eval is not None:
-        t_eval = np.asarray(t_eval, dtype=float)
-        if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) <= 0):
-            raise ValueError("t_eval must be a non-empty, strictly increasing 1-D array")
-        if t_eval[0] < 0 or t_eval[-1] > t_final:
-            raise ValueError(f"t_eval must lie in [0, t_final] = [0, {t_final}]; got [{t_eval[0]}, {t_eval[-1]}]")
     shape = W0.shape
 
-    def rhs(t, y):
-        return _reduced_velocity(problem, y.reshape(shape), rank).ravel()
+    def gradient(y):
+        return -_reduced_velocity(problem, y.reshape(shape), rank).ravel()
 
-    solution = solve_ivp(rhs, (0.0, t_final), W0.ravel(), method=method, rtol=rtol, atol=atol, t_eval=t_eval)
-    if solution.status < 0 and throw:
-        raise RuntimeError(
-            f"reduced flow failed at t = {solution.t[-1]:.6g}: {solution.message}; try a smaller "
-            "t_final, looser tolerances or method='LSODA', or pass throw=False"
-        )
-    W = solution.y.T.reshape((-1,) + shape)
-    return QuotientTrajectory.from_end_to_end(problem, solution.t, W)
+    solution, times, states, _ = _integrate(
+        gradient,
+        np.linalg.norm,
+        W0.ravel(),
+        t_final,
+        rtol=rtol,
+        atol=atol,
+        method=method,
+        t_eval=t_eval,
+        gradient_tol=None,
+        progress=False,
+        throw=throw,
+        name="reduced flow",
+        batch_gradient=lambda states: np.stack([gradient(y) for y in states]),
+    )
+    return QuotientTrajectory.from_end_to_end(problem, times, states.reshape((-1,) + shape))

@@ -1,6 +1,5 @@
 """The command line (quotient/cli.py): `quotient explore`."""
 
-import os
 import subprocess
 import sys
 
@@ -76,3 +75,26 @@ def test_explore_bad_input(tmp_path, capsys, arguments, message):
 def test_console_entry_point_runs():
     completed = subprocess.run([sys.executable, "-m", "quotient.cli", "explore", "--help"], capture_output=True, text=True, check=True)
     assert "--widths" in completed.stdout and "--init-scale" in completed.stdout
+
+
+def test_explore_summary_links_every_picture(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["explore", *SMALL, "--init-scale", "1e-3", "--out", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    pictures = [name for name in EXPLORE_FILES if name.endswith(".png")]
+    assert set(pictures) == {"loss.png", "singular_values.png", "quotient.png", "critical_graph.png", "conservation.png", "hessian.png"}
+    for name in pictures:
+        assert f"]({name})" in summary
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the Hessian is taken at the global minimum the run converged to, a point of its fiber
+    assert "Hessian spectrum at the critical point nearest the final point" in summary
+    assert "learnt {1,2}, global minimum" in summary
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_explore_one_mode_has_no_quotient_plane(tmp_path):
+    out = tmp_path / "run"
+    assert main(["explore", "--widths", "1,2,1", "--sigma", "2", "--init-scale", "0.05", "--quiet", "--out", str(out)]) == 0
+    assert not (out / "quotient.png").exists()
+    summary = (out / "summary.md").read_text()
+    assert "quotient.png" not in summary and "](hessian.png)" in summary

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 
 import quotient as q
 from quotient.network import as_point, backward_products, block_slices, check_widths, forward_products, n_params
-from strategies import points, seeds, widths
+from strategies import seeds, widths
 
 
 @given(widths(), seeds)

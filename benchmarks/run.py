@@ -1,0 +1,520 @@
+"""Speed of quotient against the tools researchers use, measured in one process.
+
+    python benchmarks/run.py [--quick] [--cases gradient,trajectory,ensemble,lanczos,plateau]
+                             [--rounds 5] [--out benchmarks/results.json]
+
+Cases (issue 7):
+
+- ``gradient``: one gradient of ``L = 1/2 ||Sigma - W_h ... W_1||_F^2`` for widths ``(4,)*5``,
+  ``(32,)*7``, ``(256,)*9`` and ``(1024,)*5``: ``Problem.gradient`` against PyTorch autograd (CPU,
+  float64) and a plain numpy implementation (``grad_j = B_j^T G F_{j-1}^T`` from explicit prefix and
+  suffix products), and against the matmul-only lower bound: the ``3h - 3`` matrix products the
+  gradient needs (forward ``F_2..F_h``, backward ``W_j^T (B_j^T G)``, and ``(B_j^T G) F_{j-1}^T``)
+  timed alone on preallocated outputs;
+- ``trajectory``: one gradient flow from a small init until ``||grad L|| < 1e-8``: ``gradient_flow``
+  against ``scipy.integrate.solve_ivp`` (same method and tolerances) on a PyTorch-autograd
+  right-hand side, and against JAX + diffrax when both are installed; wall time and the number of
+  right-hand-side evaluations;
+- ``ensemble``: 256 trajectories of a small network to a fixed time, ``ensemble_flow`` (one ODE over
+  the stacked batch) against a loop of ``gradient_flow``;
+- ``lanczos``: the extreme Hessian eigenvalues by ARPACK Lanczos (``eigsh``, ``which='LA'`` and
+  ``'SA'``) on ``Problem.hvp`` at ``N = 10^4, 10^5, 10^6`` parameters, against the same Lanczos on a
+  PyTorch double-backward Hessian-vector product (and one product on its own);
+- ``plateau``: solver steps against the length of the plateau for init scales ``1e-1 .. 1e-6`` at
+  depth 4; adaptive steps should grow like the log of the horizon, not linearly.
+
+Timing: every measurement is repeated; the time reported is the minimum over ``--rounds`` rounds of
+the median of the repeats within a round (the machine may be shared, and the minimum of medians is
+the least disturbed estimate). Ratios are reference / quotient, so a ratio above 1 means quotient is
+faster; the lower-bound ratio is quotient / bound (1 is the best possible).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.sparse.linalg import LinearOperator, eigsh
+
+import quotient as q
+
+try:
+    import torch
+except ImportError:  # the bench extra is not installed: torch columns are skipped
+    torch = None
+
+GRADIENT_WIDTHS = ((4,) * 5, (32,) * 7, (256,) * 9, (1024,) * 5)
+LANCZOS_WIDTHS = ((50,) * 5, (158,) * 5, (500,) * 5)  # N = 10^4, 99 856, 10^6
+ROWS = []  # the printed table, also written to the JSON file
+
+
+# ---------------------------------------------------------------------------------------- timing
+def measure(function, repeats: int, rounds: int) -> float:
+    """Minimum over ``rounds`` of the median of ``repeats`` timed calls, in seconds."""
+    function()  # warm up: caches, lazy imports, thread pools
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        medians.append(float(np.median(times)))
+    return min(medians)
+
+
+def measure_together(functions: dict, repeats: int, rounds: int) -> dict:
+    """:func:`measure` for several functions with their rounds interleaved, so that a slow spell of
+    a shared machine falls on all of them rather than on one."""
+    for function in functions.values():
+        function()
+    medians = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                function()
+                times.append(time.perf_counter() - start)
+            medians[name].append(float(np.median(times)))
+    return {name: min(values) for name, values in medians.items()}
+
+
+def repeats_for(seconds_per_call: float, budget: float = 0.5) -> int:
+    return int(np.clip(budget / max(seconds_per_call, 1e-7), 3, 2000))
+
+
+def once(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def report(case: str, size: str, label: str, seconds: float, quotient: float | None = None, **extra) -> dict:
+    """Print and keep one row; for a reference row, ``ratio = seconds / quotient`` (> 1: quotient is faster)."""
+    ratio = None if quotient is None else seconds / quotient
+    row = {"case": case, "size": size, "what": label, "seconds": seconds, "ratio": ratio, **extra}
+    ROWS.append(row)
+    text = f"{case:10s} {size:22s} {label:34s} {format_seconds(seconds):>10s}"
+    if ratio is not None:
+        text += f"   ratio {ratio:8.2f}"
+    for key, value in extra.items():
+        text += f"   {key} {value}"
+    print(text, flush=True)
+    return row
+
+
+def format_seconds(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def machine_info() -> dict:
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "load_average_start": list(os.getloadavg()),
+        "numpy": np.__version__,
+        "scipy": __import__("scipy").__version__,
+        "quotient": q.__version__,
+        "torch": None if torch is None else torch.__version__,
+        "torch_threads": None if torch is None else torch.get_num_threads(),
+    }
+    try:
+        with open("/proc/cpuinfo") as stream:
+            names = [line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")]
+        info["cpu_model"] = names[0] if names else None
+    except OSError:
+        info["cpu_model"] = None
+    config = np.show_config(mode="dicts")
+    info["numpy_blas"] = config.get("Build Dependencies", {}).get("blas", {}).get("name")
+    return info
+
+
+# ---------------------------------------------------------------------------------------- references
+def scaled_point(widths, seed=0):
+    """Layers with entries of size ``1 / sqrt(d_{i-1})``, so products neither blow up nor vanish."""
+    rng = np.random.default_rng(seed)
+    return tuple(rng.standard_normal((widths[i], widths[i - 1])) / np.sqrt(widths[i - 1]) for i in range(1, len(widths)))
+
+
+def numpy_gradient(point, target):
+    """Textbook numpy: ``grad_j = B_j^T (W - Sigma) F_{j-1}^T`` with explicit prefix and suffix products."""
+    h = len(point)
+    forward = [np.eye(point[0].shape[1])]
+    for W in point:
+        forward.append(W @ forward[-1])
+    backward = [np.eye(point[-1].shape[0])]
+    for W in point[::-1]:
+        backward.append(backward[-1] @ W)
+    backward = backward[::-1]  # backward[j] = W_h ... W_{j+1}
+    G = forward[-1] - target
+    return tuple(backward[j].T @ G @ forward[j - 1].T for j in range(1, h + 1))
+
+
+def torch_gradient_function(point, target):
+    layers = [torch.tensor(W, requires_grad=True) for W in point]
+    sigma = torch.tensor(target)
+
+    def gradient():
+        product = layers[0]
+        for W in layers[1:]:
+            product = W @ product
+        loss = 0.5 * ((product - sigma) ** 2).sum()
+        return torch.autograd.grad(loss, layers)
+
+    return layers, gradient
+
+
+def torch_flat_gradient(widths, target):
+    """``y -> grad L(y)`` on flat numpy vectors through torch autograd (the usual researcher's RHS)."""
+    sigma = torch.tensor(target)
+    sizes = [widths[i] * widths[i - 1] for i in range(1, len(widths))]
+    shapes = [(widths[i], widths[i - 1]) for i in range(1, len(widths))]
+
+    def gradient(y):
+        flat = torch.tensor(y, requires_grad=True)
+        layers = [part.reshape(shape) for part, shape in zip(torch.split(flat, sizes), shapes)]
+        product = layers[0]
+        for W in layers[1:]:
+            product = W @ product
+        loss = 0.5 * ((product - sigma) ** 2).sum()
+        (grad,) = torch.autograd.grad(loss, flat)
+        return grad.numpy()
+
+    return gradient
+
+
+def matmul_bound_function(point):
+    """The ``3h - 3`` products of one gradient, on preallocated outputs, nothing else."""
+    h = len(point)
+    forward = [point[0]] + [np.empty((W.shape[0], point[0].shape[1])) for W in point[1:]]
+    G = np.random.default_rng(1).standard_normal(forward[-1].shape)
+    back = [None] * (h + 1)
+    back[h] = G
+    for j in range(h - 1, 0, -1):
+        back[j] = np.empty((point[j].shape[1], G.shape[1]))
+    grads = [np.empty(W.shape) for W in point]
+
+    def products():
+        for j in range(1, h):
+            np.matmul(point[j], forward[j - 1], out=forward[j])
+        for j in range(h, 1, -1):
+            np.matmul(back[j], forward[j - 2].T, out=grads[j - 1])
+            np.matmul(point[j - 1].T, back[j], out=back[j - 1])
+
+    return products
+
+
+# ---------------------------------------------------------------------------------------- cases
+def case_gradient(args):
+    for widths in GRADIENT_WIDTHS:
+        size = f"{widths[0]}^{len(widths) - 1} ({len(widths) - 1} layers)"
+        d = widths[0]
+        problem = q.Problem.from_sigma(np.linspace(2.0, 1.0, d), widths)
+        point = scaled_point(widths)
+        ours = problem.gradient(point)
+        check = numpy_gradient(point, problem.target)
+        error = max(np.max(np.abs(a - b)) for a, b in zip(ours, check))
+        repeats = repeats_for(once(lambda: problem.gradient(point)), 0.3)
+        functions = {
+            "quotient": lambda: problem.gradient(point),
+            "numpy": lambda: numpy_gradient(point, problem.target),
+            "bound": matmul_bound_function(point),
+        }
+        if torch is not None:
+            functions["torch"] = torch_gradient_function(point, problem.target)[1]
+        times = measure_together(functions, repeats, args.rounds)
+        t_ours, t_bound = times["quotient"], times["bound"]
+        report("gradient", size, "quotient Problem.gradient", t_ours, max_abs_diff_vs_numpy=f"{error:.1e}")
+        report("gradient", size, "plain numpy (prefix/suffix)", times["numpy"], t_ours)
+        if torch is not None:
+            report("gradient", size, "torch autograd (CPU, float64)", times["torch"], t_ours)
+        report("gradient", size, f"matmul lower bound ({3 * (len(widths) - 1) - 3} products)", t_bound)
+        ROWS[-1]["ratio_quotient_over_bound"] = t_ours / t_bound
+        print(f"{'':10s} {size:22s} quotient / lower bound = {t_ours / t_bound:.2f}", flush=True)
+
+
+def trajectory_problem():
+    widths = (4, 8, 8, 4)
+    problem = q.Problem.from_sigma([5.0, 3.0, 2.0, 1.0], widths)
+    return problem, q.init.small_random(widths, 1e-2, rng=0)
+
+
+def case_trajectory(args):
+    problem, point0 = trajectory_problem()
+    size = "4-8-8-4 init 1e-2"
+    rtol, atol, tol, t_final = 1e-10, 1e-12, 1e-8, 1e6
+    result = {}
+
+    def ours():
+        result["ours"] = q.gradient_flow(problem, point0, t_final, rtol=rtol, atol=atol, gradient_tol=tol, progress=False)
+
+    rounds = max(1, args.rounds // 2)
+    t_ours = measure(ours, 1, rounds)
+    trajectory = result["ours"]
+    report("trajectory", size, "quotient gradient_flow (DOP853)", t_ours, n_rhs=trajectory.n_rhs, t_stop=f"{trajectory.times[-1]:.4g}")
+    if torch is not None:
+        gradient = torch_flat_gradient(problem.widths, problem.target)
+        counter = {"rhs": 0}
+
+        def rhs(t, y):
+            counter["rhs"] += 1
+            return -gradient(y)
+
+        def converged(t, y):
+            counter["rhs"] += 1
+            return np.linalg.norm(gradient(y)) - tol
+
+        converged.terminal, converged.direction = True, -1
+
+        def reference():
+            counter["rhs"] = 0
+            result["torch"] = solve_ivp(rhs, (0, t_final), q.to_vector(point0), method="DOP853", rtol=rtol, atol=atol, events=[converged])
+
+        t_torch = measure(reference, 1, rounds)
+        final = q.from_vector(result["torch"].y[:, -1], problem.widths)
+        report(
+            "trajectory", size, "torch autograd + solve_ivp (DOP853)", t_torch, t_ours, n_rhs=counter["rhs"],
+            t_stop=f"{result['torch'].t[-1]:.4g}", final_loss_diff=f"{abs(problem.loss(final) - trajectory.loss[-1]):.1e}",
+        )  # fmt: skip
+    try:
+        import diffrax  # noqa: F401
+        import jax
+    except ImportError:
+        print(f"{'trajectory':10s} {size:22s} JAX + diffrax: skipped (not installed; pip install jax diffrax)", flush=True)
+        ROWS.append({"case": "trajectory", "size": size, "what": "jax + diffrax", "skipped": "not installed"})
+        return
+    jax.config.update("jax_enable_x64", True)
+    t_jax, n_jax = jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds)
+    report("trajectory", size, "JAX + diffrax (Dopri8, jit)", t_jax, t_ours, n_rhs=n_jax)
+
+
+def jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds):
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    sigma = jnp.asarray(problem.target)
+
+    def loss(layers):
+        product = layers[0]
+        for W in layers[1:]:
+            product = W @ product
+        return 0.5 * jnp.sum((product - sigma) ** 2)
+
+    field = jax.grad(loss)
+    term = diffrax.ODETerm(lambda t, y, args: jax.tree_util.tree_map(jnp.negative, field(y)))
+
+    def stop(t, y, args, **kwargs):
+        return sum(jnp.sum(g**2) for g in field(y)) < tol**2
+
+    @jax.jit
+    def solve(y0):
+        return diffrax.diffeqsolve(
+            term, diffrax.Dopri8(), 0.0, t_final, None, y0, stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            event=diffrax.Event(stop), max_steps=10**6, saveat=diffrax.SaveAt(t1=True),
+        )  # fmt: skip
+
+    y0 = tuple(jnp.asarray(W) for W in point0)
+    solution = solve(y0)
+    jax.block_until_ready(solution.ys)
+    seconds = measure(lambda: jax.block_until_ready(solve(y0).ys), 1, rounds)
+    return seconds, int(solution.stats["num_steps"]) * 13  # Dopri8: 12 stages + the event per step
+
+
+def case_ensemble(args):
+    widths = (3, 4, 4, 3)
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.0], widths)
+    members = 256
+    generator = np.random.default_rng(0)
+    starts = [q.init.small_random(widths, 0.1, rng=generator) for _ in range(members)]
+    stacked = tuple(np.stack(layers) for layers in zip(*starts))
+    t_final, rtol, atol = 20.0, 1e-8, 1e-10
+    size = f"256 x 3-4-4-3, t = {t_final:g}"
+    result = {}
+
+    def batched():  # t_eval=None: both keep the solver's steps
+        result["ensemble"] = q.ensemble_flow(problem, stacked, t_final, rtol=rtol, atol=atol, t_eval=None, progress=False)
+
+    def looped():
+        result["loop"] = [q.gradient_flow(problem, s, t_final, rtol=rtol, atol=atol, progress=False) for s in starts]
+
+    rounds = max(1, args.rounds // 2)
+    t_batched = measure(batched, 1, rounds)
+    t_looped = measure(looped, 1, rounds)
+    ensemble, loop = result["ensemble"], result["loop"]
+    difference = max(
+        np.max(np.abs(final[k] - trajectory.points[i][-1]))
+        for k, trajectory in enumerate(loop)
+        for i, final in enumerate(ensemble.final_points)
+    )
+    report("ensemble", size, "quotient ensemble_flow (batched)", t_batched, n_rhs=ensemble.n_rhs, max_diff_vs_loop=f"{difference:.1e}")
+    report("ensemble", size, "looped gradient_flow", t_looped, t_batched, n_rhs=sum(t.n_rhs for t in loop))
+
+
+def torch_hvp_function(point, target):
+    layers = [torch.tensor(W, requires_grad=True) for W in point]
+    sigma = torch.tensor(target)
+    sizes = [W.size for W in point]
+    shapes = [W.shape for W in point]
+
+    def hvp(v):
+        product = layers[0]
+        for W in layers[1:]:
+            product = W @ product
+        loss = 0.5 * ((product - sigma) ** 2).sum()
+        grads = torch.autograd.grad(loss, layers, create_graph=True)
+        direction = [part.reshape(shape) for part, shape in zip(torch.split(torch.from_numpy(np.ravel(v)), sizes), shapes)]
+        products = torch.autograd.grad(grads, layers, grad_outputs=direction)
+        return torch.cat([p.reshape(-1) for p in products]).numpy()
+
+    return hvp
+
+
+def extreme_eigenvalues(matvec, n, v0, tol):
+    counter = {"n": 0}
+
+    def counted(x):
+        counter["n"] += 1
+        return matvec(x)
+
+    operator = LinearOperator((n, n), matvec=counted, dtype=float)
+    top = eigsh(operator, k=1, which="LA", v0=v0, tol=tol, return_eigenvectors=False)[0]
+    bottom = eigsh(operator, k=1, which="SA", v0=v0, tol=tol, return_eigenvectors=False)[0]
+    return float(bottom), float(top), counter["n"]
+
+
+def case_lanczos(args):
+    sizes = LANCZOS_WIDTHS[:2] if args.quick else LANCZOS_WIDTHS
+    for widths in sizes:
+        problem = q.Problem.from_sigma(np.linspace(2.0, 1.0, widths[0]), widths)
+        point = tuple(W * 0.9 for W in scaled_point(widths))
+        n = problem.n_params
+        size = f"N = {n} ({widths[0]}^{len(widths) - 1})"
+        v0 = np.random.default_rng(0).standard_normal(n)
+
+        def ours(x):
+            return q.to_vector(problem.hvp(point, q.from_vector(np.ravel(x), widths)))
+
+        repeats = repeats_for(once(lambda: ours(v0)), 0.3)
+        t_one = measure(lambda: ours(v0), repeats, args.rounds)
+        report("lanczos", size, "quotient one hvp", t_one)
+        if torch is not None:
+            theirs = torch_hvp_function(point, problem.target)
+            error = np.max(np.abs(theirs(v0) - ours(v0))) / np.max(np.abs(ours(v0)))
+            t_theirs = measure(lambda: theirs(v0), repeats, args.rounds)
+            report("lanczos", size, "torch double-backward one hvp", t_theirs, t_one, rel_diff=f"{error:.1e}")
+        result = {}
+        start = time.perf_counter()
+        result["ours"] = extreme_eigenvalues(ours, n, v0, 1e-8)
+        t_ours = time.perf_counter() - start
+        low, high, count = result["ours"]
+        report("lanczos", size, "quotient eigsh LA + SA on hvp", t_ours, n_hvp=count, eigenvalues=f"[{low:.6g}, {high:.6g}]")
+        if torch is not None:
+            start = time.perf_counter()
+            low_t, high_t, count_t = extreme_eigenvalues(theirs, n, v0, 1e-8)
+            t_theirs = time.perf_counter() - start
+            report("lanczos", size, "torch eigsh LA + SA on hvp", t_theirs, t_ours, n_hvp=count_t, eigenvalues=f"[{low_t:.6g}, {high_t:.6g}]")
+
+
+def case_plateau(args):
+    """Steps against horizon: gradient_flow to ||grad L|| < 1e-8 from smaller and smaller inits.
+
+    Relative tolerance only (``atol`` negligible), so the tiny early states are integrated as
+    accurately as the later ones. DOP853 (explicit, the default) and LSODA (switches to a stiff
+    method when the step is limited by stability rather than accuracy).
+    """
+    widths = (4,) * 5
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], widths)
+    scales = [1e-1, 1e-3, 1e-5] if args.quick else [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
+    for method in ("DOP853", "LSODA"):
+        horizons, steps = [], []
+        for scale in scales:
+            point0 = q.init.small_random(widths, scale, rng=0)
+            start = time.perf_counter()
+            trajectory = q.gradient_flow(
+                problem, point0, 1e30, rtol=1e-10, atol=1e-300, method=method, gradient_tol=1e-8, progress=False, throw=False
+            )
+            seconds = time.perf_counter() - start
+            visited = q.plateaus(problem, trajectory.times, trajectory.loss)
+            escape = visited[0].t_end if visited and visited[0].critical_value.learned == () else float("nan")
+            horizon = float(trajectory.times[-1])
+            horizons.append(horizon)
+            steps.append(trajectory.n_steps)
+            report(
+                "plateau", f"depth 4, init {scale:g}", f"{method} to ||grad|| < 1e-8", seconds,
+                n_steps=trajectory.n_steps, n_rhs=trajectory.n_rhs, horizon=f"{horizon:.3g}", first_escape=f"{escape:.3g}",
+                stopped_at="{" + ",".join(map(str, visited[-1].critical_value.learned)) + "}" if visited else "-",
+                status=trajectory.status,
+            )  # fmt: skip
+        horizons, steps = np.array(horizons), np.array(steps, dtype=float)
+        # the runs that stop at the first saddle after the origin's plateau: steps against its length
+        first = np.array([row["stopped_at"] == "{1}" for row in ROWS[-len(scales):]])
+        slope = np.polyfit(np.log10(horizons[first]), steps[first], 1)[0] if first.sum() >= 2 else float("nan")
+        summary = (
+            f"{method}: across the origin's plateau alone (runs that stop at the saddle {{1}}) the horizon grows "
+            f"from {horizons[first].min() if first.any() else float('nan'):.3g} to "
+            f"{horizons[first].max() if first.any() else float('nan'):.3g} and the steps by {slope:.0f} per decade; "
+            f"runs through later plateaus take up to {steps.max():.0f} steps"
+        )
+        print(f"{'plateau':10s} {summary}", flush=True)
+        ROWS.append({"case": "plateau", "what": method, "summary": summary, "steps_per_decade": slope})
+
+
+CASES = {
+    "gradient": case_gradient,
+    "trajectory": case_trajectory,
+    "ensemble": case_ensemble,
+    "lanczos": case_lanczos,
+    "plateau": case_plateau,
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of repeats; the minimum of their medians is reported")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds (a smoke run)")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = min(args.rounds, 2)
+    cases = [name.strip() for name in args.cases.split(",") if name.strip()]
+    unknown = [name for name in cases if name not in CASES]
+    if unknown:
+        parser.error(f"--cases: unknown {unknown}; choose from {list(CASES)}")
+    if torch is None:
+        print("torch is not installed: the PyTorch references are skipped (pip install -e '.[bench]')")
+    else:
+        torch.set_num_threads(os.cpu_count() or 1)
+    info = machine_info()
+    print(f"machine: {info['cpu_model']}, {info['cpu_count']} cores, numpy {info['numpy']} ({info['numpy_blas']}), "
+          f"torch {info['torch']}; load average {info['load_average_start'][0]:.2f}")  # fmt: skip
+    print("time = min over rounds of the median of repeats; ratio = reference time / quotient time (> 1: quotient faster)")
+    for name in cases:
+        CASES[name](args)
+    info["load_average_end"] = list(os.getloadavg())
+    info["rounds"] = args.rounds
+    info["quick"] = args.quick
+    with open(args.out, "w") as stream:
+        json.dump({"machine": info, "results": ROWS}, stream, indent=1)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
