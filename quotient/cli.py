@@ -113,7 +113,7 @@ def _explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-scale", type=float, default=1e-2, help="std of the small random init (default 1e-2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--t-final", type=float, default=1e4, help="longest time to integrate (default 1e4)")
-    parser.add_argument("--gradient-tol", type=float, default=1e-6, help="stop when ||grad L|| falls below this (default 1e-6)")
+    parser.add_argument("--gradient-tol", type=float, default=1e-6, help="stop when ||grad L|| falls below this near the global minimum (default 1e-6)")
     parser.add_argument("--out", default="explore-out", help="output folder (default explore-out)")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,7 +134,7 @@ def _explore(args) -> int:
 
     point0 = init.small_random(widths, args.init_scale, rng=args.seed)
     trajectory = gradient_flow(
-        problem, point0, args.t_final, t_eval=2001, gradient_tol=args.gradient_tol, progress=not args.quiet
+        problem, point0, args.t_final, t_eval=2001, gradient_tol=args.gradient_tol, until="minimum", progress=not args.quiet
     )
     values = critical_values(problem)
     minimum = values[0]

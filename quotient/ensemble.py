@@ -269,7 +269,7 @@ def ensemble_flow(
     pending = committed.copy()
     crossed_at = np.full(members, np.nan)
 
-    def stop_value(t, flat, accepted):
+    def stop_value(t, y, flat, accepted):
         excess = member_norms(flat) - gradient_tol
         if accepted:
             committed[:] = pending

@@ -287,7 +287,7 @@ def _integrate(
     """Integrate ``dy/dt = -gradient(y)`` with ``solve_ivp``; the shared engine of the flows.
 
     ``gradient_norm(g)`` maps a flat gradient to the norm that ``gradient_tol`` is compared with;
-    ``stop_value(t, g, accepted)``, if given, is the terminal event's value instead (the flow
+    ``stop_value(t, y, g, accepted)``, if given, is the terminal event's value instead (the flow
     stops where it falls through 0), told whether ``t`` ends an accepted step (``False`` during
     the event's root search inside a step).
     ``batch_gradient(Y)``, for ``Y`` of shape ``(S, y0.size)``, evaluates ``gradient`` on ``S``
@@ -329,7 +329,7 @@ def _integrate(
                 counter["rhs"] += 1
                 field = gradient(y)
             if stop_value is not None:
-                return stop_value(t, field, accepted)
+                return stop_value(t, y, field, accepted)
             return gradient_norm(field) - gradient_tol
 
         converged.terminal = True
@@ -415,6 +415,7 @@ def gradient_flow(
     method: str = "DOP853",
     t_eval=None,
     gradient_tol: float | None = None,
+    until: str = "critical",
     progress: bool = True,
     throw: bool = True,
 ) -> Trajectory:
@@ -442,6 +443,12 @@ def gradient_flow(
         plateau can be hundreds of times less accurate.
     gradient_tol : float, optional
         Stop as soon as ``||grad L|| < gradient_tol`` (a terminal ``solve_ivp`` event).
+    until : {"critical", "minimum"}
+        Which points ``gradient_tol`` stops at. ``"critical"``: the first one where the gradient
+        norm falls through the tolerance, which from a small init is often a saddle (on a plateau
+        the gradient is as small as near a minimum). ``"minimum"``: only where, in addition, the
+        loss is closer to the global minimum than to any other critical value
+        (``L < L_min + (L_next - L_min) / 2``; square-loss problems).
     progress : bool
         Show a tqdm bar on standard error while integrating (only when it is a terminal).
     throw : bool
@@ -461,7 +468,22 @@ def gradient_flow(
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     point0 = as_point(point0, "point0", widths=problem.widths)
-    _, gradient = _flat_gradient(problem)
+    layers, gradient = _flat_gradient(problem)
+    stop_value = None
+    if until == "minimum":
+        from .critical import critical_values
+
+        levels = [value.value for value in critical_values(problem)]
+        threshold = levels[0] + (levels[1] - levels[0]) / 2 if len(levels) > 1 else np.inf
+        if gradient_tol is not None:
+
+            def stop_value(t, y, field, accepted):
+                if problem.end_to_end_loss.value(end_to_end(layers(y))) >= threshold:
+                    return 1.0
+                return float(np.linalg.norm(field)) - gradient_tol
+
+    elif until != "critical":
+        raise ValueError(f"until must be 'critical' or 'minimum'; got {until!r}")
     solution, times, states, n_rhs = _integrate(
         gradient,
         np.linalg.norm,
@@ -476,6 +498,7 @@ def gradient_flow(
         throw=throw,
         name="gradient flow",
         batch_gradient=lambda states: _flat_gradient(problem, states.shape[:1])[1](states),
+        stop_value=stop_value,
     )
     points = from_vector(states, problem.widths)
     loss, gradient_norm, drift = _diagnostics(problem, points)

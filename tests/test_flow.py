@@ -248,3 +248,21 @@ def test_implicit_methods_sample_the_interpolant():
     point0 = q.init.small_random(problem.widths, 0.1, rng=0)
     trajectory = q.gradient_flow(problem, point0, 10.0, method="Radau", t_eval=11, progress=False)
     assert trajectory.times.shape == (11,) and np.all(np.diff(trajectory.loss) <= 1e-12)
+
+
+def test_until_minimum_passes_the_saddles_where_until_critical_stops():
+    # On the plateau of the saddle Sigma_{1} (L = 1^2 / 2) the gradient falls below 1e-3:
+    # "critical" stops there, "minimum" goes on to the global minimum.
+    problem = q.Problem.from_sigma(np.array([2.0, 1.0]), (2, 2, 2, 2))
+    point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
+    saddle = q.gradient_flow(problem, point0, 1e4, gradient_tol=1e-3, progress=False)
+    assert saddle.status == 1 and saddle.loss[-1] == pytest.approx(0.5, abs=1e-3)
+    minimum = q.gradient_flow(problem, point0, 1e4, gradient_tol=1e-3, until="minimum", progress=False)
+    assert minimum.status == 1 and minimum.loss[-1] < 1e-5 and minimum.gradient_norm[-1] <= 1e-3 * (1 + 1e-9)
+    assert np.all(np.diff(minimum.loss) <= 1e-12)
+
+
+def test_until_must_be_known():
+    problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2))
+    with pytest.raises(ValueError, match="until must be 'critical' or 'minimum'"):
+        q.gradient_flow(problem, q.init.small_random(problem.widths, 0.1, rng=0), 1.0, until="saddle", progress=False)

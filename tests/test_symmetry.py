@@ -309,8 +309,16 @@ def test_gradient_is_horizontal(shape, seed):
     problem = q.Problem.from_sigma(rng.standard_normal((shape[-1], shape[0])), shape)
     point = q.init.small_random(shape, 1.0, rng=rng)
     gradient = problem.gradient(point)
-    assert _norm(q.vertical_projection(point, gradient)) <= 1e-12 * (1 + _norm(gradient))
+    # The exact identity: the gradient is orthogonal to every vertical vector.
     assert _norm(symmetry.vertical_adjoint(point, gradient)) <= 1e-12 * (1 + _norm(gradient) * _norm(point))
+    # The projection is a least-squares solve against the action matrix: backward stable, so its
+    # rounding error is of order eps * cond(action matrix) * ||gradient|| (cond reached 6.5e4 on
+    # random points; the projection was then 2.2e-10 with ||gradient|| = 200).
+    singular = np.linalg.svd(symmetry.action_matrix(point), compute_uv=False)
+    singular = singular[singular > singular[0] * 1e-12] if singular.size else singular
+    condition = singular[0] / singular[-1] if singular.size else 1.0
+    bound = 10 * np.finfo(float).eps * condition * (1 + _norm(gradient))
+    assert _norm(q.vertical_projection(point, gradient)) <= bound
 
 
 # ------------------------------------------------------------------------------- moment map
