@@ -181,6 +181,7 @@ def _explore_figures(problem, trajectory):
     """The pictures of one explore run, by file name, and lines for the summary about them."""
     from .critical import classify
     from .fiber import fiber
+    from .network import _squared_norm
     from .plot import conservation_drift, critical_graph, hessian_spectrum, loss_curve, quotient_trajectory
     from .plot import singular_value_curves
     from .projection import project
@@ -202,7 +203,7 @@ def _explore_figures(problem, trajectory):
         where = "the critical point nearest the final point"
     except (RuntimeError, ValueError):
         point, where = final, "the final point (no nearby critical point found)"
-    distance = float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(point, final))))
+    distance = float(np.sqrt(_squared_norm([a - b for a, b in zip(point, final)])))
     kind = classify(problem, point).replace("_", " ")
     modes = ",".join(map(str, learned))
     title = f"Hessian at {where}\n(distance {distance:.1e} from the final point): learnt {{{modes}}}, {kind}"
@@ -243,6 +244,7 @@ def _fiber_arguments(parser: argparse.ArgumentParser) -> None:
 def _fiber(args) -> int:
     from .critical import _gradient_size, classify, critical_values, hessian_inertia
     from .fiber import fiber
+    from .network import _squared_norm
     from .plot import fiber_samples
 
     problem = _problem(args)
@@ -266,7 +268,7 @@ def _fiber(args) -> int:
     classes = [classify(problem, point) for point in points]
     relative = max(_gradient_size(problem, point)[1] for point in points)
     losses = np.array([problem.loss(point) for point in points])
-    norms = np.sqrt(sum(np.sum(layer**2, axis=(1, 2)) for layer in samples))
+    norms = np.sqrt(_squared_norm(samples))
     minimum = critical_values(problem)[0]
     modes = ",".join(map(str, chosen.learned))
     sigma_text = ", ".join(f"{s:.4g}" for s in problem.sigma)

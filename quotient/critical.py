@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from .network import as_point, backward_products, end_to_end, forward_products, from_vector, to_vector
+from .network import _squared_norm, as_point, backward_products, end_to_end, forward_products, from_vector, to_vector
 
 __all__ = [
     "CLASSES",
@@ -317,7 +317,7 @@ def _gradient_size(problem, point) -> tuple[float, float]:
     of a critical set, however unbalanced.
     """
     gradient = problem._gradient(point)
-    norm = float(np.sqrt(sum(np.sum(g**2) for g in gradient)))
+    norm = float(np.sqrt(_squared_norm(gradient)))
     norms = _layer_norms(point)
     target = _target_size(problem, point, norms)
     relative = 0.0

@@ -15,13 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .flow import gradient_descent, gradient_flow
-from .network import as_point, conserved_quantities
+from .network import _squared_norm, as_point, conserved_quantities
 
 __all__ = ["DescentStudy", "descent_vs_flow", "charge_increment"]
-
-
-def _norm(layers) -> float:
-    return float(np.sqrt(sum(np.sum(np.asarray(X) ** 2) for X in layers)))
 
 
 def _slope(x, y) -> float:
@@ -45,6 +41,10 @@ def charge_increment(problem, point, step: float):
     G = problem.gradient(point)
     return tuple(step**2 * (G[i + 1].T @ G[i + 1] - G[i] @ G[i].T) for i in range(len(G) - 1))
 
+
+
+def _norm(matrices) -> float:
+    return float(np.sqrt(_squared_norm(matrices)))
 
 @dataclass(frozen=True, eq=False)
 class DescentStudy:

@@ -12,11 +12,10 @@ from .flow import (
     _flat_gradient,
     _integrate,
     _load_run,
-    _readonly,
     _save_run,
 )
 from .network import as_point, end_to_end
-from .problem import Problem
+from .problem import Problem, _readonly
 
 __all__ = ["Ensemble", "ensemble_flow"]
 

@@ -44,22 +44,10 @@ from .critical import (
     hessian_inertia,
 )
 from .network import as_point, backward_products, forward_products, from_vector, to_vector
-from .problem import Problem
+from .init import _rng
+from .problem import Problem, _readonly
 
 __all__ = ["Fiber", "fiber"]
-
-
-def _rng(rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
-def _readonly(point):
-    layers = []
-    for layer in point:
-        layer = np.array(layer, dtype=np.float64)
-        layer.flags.writeable = False
-        layers.append(layer)
-    return tuple(layers)
 
 
 # ---------------------------------------------------------------------------------------- sampling
@@ -366,7 +354,7 @@ class Fiber:
     representative: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "representative", _readonly(self.representative))
+        object.__setattr__(self, "representative", tuple(_readonly(layer) for layer in self.representative))
 
     def __repr__(self) -> str:
         modes = ",".join(map(str, self.learned))

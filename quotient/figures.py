@@ -23,7 +23,7 @@ from . import init, plot
 from .critical import canonical_point, classify, critical_values
 from .fiber import fiber
 from .flow import gradient_descent, gradient_flow
-from .network import conserved_quantities
+from .network import _squared_norm, conserved_quantities
 from .problem import Problem
 from .saddle import stable_directions, unstable_directions
 from .symmetry import act
@@ -80,7 +80,7 @@ def balanced_vs_unbalanced() -> Figure:
     g = tuple(np.diag([4.0, 1.0, 0.25]) @ np.linalg.qr(rng.standard_normal((3, 3)))[0] for _ in range(2))
     unbalanced = act(balanced, g)  # same W(0), C(0) far from 0
     runs = [_flow(problem, point, 60.0, samples=_log_times(60.0, 1500)) for point in (balanced, unbalanced)]
-    C = [np.sqrt(sum(np.sum(c**2) for c in conserved_quantities(point))) for point in (balanced, unbalanced)]
+    C = [np.sqrt(_squared_norm(conserved_quantities(point))) for point in (balanced, unbalanced)]
     labels = [rf"balanced start, $\|C\| = {C[0]:.0f}$", rf"unbalanced start, $\|C\| = {C[1]:.2g}$"]
     figure = Figure(figsize=(12.0, 8.6), layout="constrained")
     panels = figure.subplot_mosaic(

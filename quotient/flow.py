@@ -12,22 +12,12 @@ import numpy as np
 from scipy.integrate import DOP853, RK23, RK45, solve_ivp
 from tqdm import tqdm
 
-from .network import as_point, conserved_quantities, end_to_end, from_vector, to_vector
-from .problem import Problem, SquareLoss
+from .network import _squared_norm, as_point, conserved_quantities, end_to_end, from_vector, to_vector
+from .problem import Problem, SquareLoss, _readonly
 
 __all__ = ["Trajectory", "gradient_flow", "gradient_descent"]
 
 _FORMAT = "quotient.trajectory/1"
-
-
-def _readonly(array) -> np.ndarray:
-    array = np.array(array, dtype=np.float64)
-    array.flags.writeable = False
-    return array
-
-
-def _squared_norm(points) -> np.ndarray:
-    return sum(np.sum(layer**2, axis=(-2, -1)) for layer in points)
 
 
 @dataclass(frozen=True, eq=False)
@@ -324,10 +314,12 @@ def _integrate(
             # earlier call, and whose right-hand side it has just evaluated (DOP853's dense
             # output adds 3 calls after it); its root search calls it inside the step.
             accepted, latest[0] = t > latest[0], max(latest[0], t)
-            field = next((field for state, field in reversed(recent) if state is y), None)
-            if field is None:
+            velocity = next((velocity for state, velocity in reversed(recent) if state is y), None)
+            if velocity is None:
                 counter["rhs"] += 1
                 field = gradient(y)
+            else:
+                field = -velocity  # rhs returned -grad L
             if stop_value is not None:
                 return stop_value(t, y, field, accepted)
             return gradient_norm(field) - gradient_tol
@@ -362,7 +354,7 @@ def _integrate(
         times = t_eval[t_eval <= solution.t[-1]]
         if solution.status == 1 and (times.size == 0 or times[-1] < solution.t[-1]):
             times = np.r_[times, solution.t[-1]]  # keep the point where the event stopped the flow
-    tableau = _TABLEAUS.get(method.upper() if isinstance(method, str) else method)
+    tableau = _TABLEAUS.get(method)  # solve_ivp takes a method's name or its class
     if tableau is None or batch_gradient is None:
         states = solution.sol(times).T
     else:
@@ -370,8 +362,7 @@ def _integrate(
     return solution, times, states, counter["rhs"]
 
 
-_TABLEAUS = {method.__name__: method for method in (DOP853, RK45, RK23)}
-_TABLEAUS.update({method: method for method in (DOP853, RK45, RK23)})
+_TABLEAUS = {key: method for method in (DOP853, RK45, RK23) for key in (method, method.__name__)}
 
 
 def _sample_by_steps(batch_gradient, tableau, solution, times, chunk_entries: int = 2**22):

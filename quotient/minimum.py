@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import as_point
+from .network import _squared_norm, as_point
 
 __all__ = ["convergence_rate", "sharpness", "stable_step"]
 
@@ -36,7 +36,7 @@ def _canonical_minimum(problem):
 
 def _check_minimum(problem, point, tol):
     gradient = problem.gradient(point)
-    norm = np.sqrt(sum(np.sum(G**2) for G in gradient))
+    norm = np.sqrt(_squared_norm(gradient))
     size = max(1.0, sum(float(np.sum(W**2)) for W in point))
     if norm > tol * size:
         raise ValueError(

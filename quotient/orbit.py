@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import as_point, backward_products, check_widths, end_to_end, forward_products, widths_of
-from .symmetry import _act, _haar_orthogonal, _rng, identity, moment_map
+from .network import _squared_norm, as_point, backward_products, check_widths, end_to_end, forward_products, widths_of
+from .init import _rng
+from .symmetry import _act, _haar_orthogonal, identity, moment_map
 
 __all__ = [
     "OrbitNotClosedError",
@@ -58,10 +59,6 @@ class OrbitNotClosedError(ValueError):
         self.limit = limit
         self.layer_ranks = layer_ranks
         self.rank = rank
-
-
-def _squared_norm(point) -> float:
-    return float(sum(np.sum(W**2) for W in point))
 
 
 def orbit_infimum(point, *, rtol: float = 1e-12) -> float:
@@ -306,7 +303,7 @@ def _imbalance(point) -> float:
     scale = _squared_norm(point)
     if scale == 0:
         return 0.0
-    return float(np.sqrt(sum(np.sum(m**2) for m in moment_map(point)))) / scale
+    return float(np.sqrt(_squared_norm(moment_map(point)))) / scale
 
 
 def _not_closed_error(point, layer_ranks, rank, rtol) -> OrbitNotClosedError:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .flow import Trajectory, _integrate
 from .network import as_point, backward_products, conserved_quantities, end_to_end, forward_products, widths_of
-from .problem import Problem
+from .problem import Problem, _readonly
 from .symmetry import _is_batch
 
 __all__ = [
@@ -29,12 +29,6 @@ __all__ = [
     "project",
     "reduced_flow",
 ]
-
-
-def _readonly(array) -> np.ndarray:
-    array = np.array(array, dtype=np.float64)
-    array.flags.writeable = False
-    return array
 
 
 def quotient_map(point):

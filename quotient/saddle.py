@@ -48,7 +48,7 @@ from .critical import (
     _value_scale,
     hessian_inertia,
 )
-from .network import as_point, backward_products, forward_products, from_vector
+from .network import _squared_norm, as_point, backward_products, forward_products, from_vector
 from .problem import Problem
 
 __all__ = ["SaddleDirection", "stable_directions", "unstable_directions"]
@@ -241,7 +241,7 @@ def _mode_directions(problem: Problem, point, kind: str, tol: float, min_order: 
         if kind == "stable":
             signs[np.argmax(gap)] = -1.0  # the first switched-on edge negative: product -1
         tangent = [_from_frame(signs[j] * gap[j] * np.outer(vectors[j + 1], vectors[j]), frame, j) for j in range(h)]
-        size = np.sqrt(sum(np.sum(D**2) for D in tangent))
+        size = np.sqrt(_squared_norm(tangent))
         out.append(
             SaddleDirection(
                 point, tuple(D / size for D in tangent), kind, order, "mode",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .init import _rng
 from .network import as_point, check_widths, conserved_quantities, from_vector, to_vector, widths_of
 
 __all__ = [
@@ -46,10 +47,6 @@ GROUPS = ("gl", "orthogonal", "rescaling")
 """Names of the groups ``act`` and the vertical-space functions accept."""
 
 _ORTHOGONALITY_TOL = 1e-10
-
-
-def _rng(rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 def _check_group_name(group) -> str:
