@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .network import _squared_norm, as_point, backward_products, check_widths, end_to_end, forward_products, widths_of
-from .init import _rng
+from .init import _chain, _rng
 from .symmetry import _act, _haar_orthogonal, identity, moment_map
 
 __all__ = [
@@ -182,15 +182,8 @@ def balanced_lift(W, widths, *, rtol: float = 1e-12):
         )
     if h == 1:
         return (W.copy(),)
-    root = s[:k] ** (1.0 / h)
-    layers = []
-    for i in range(1, h + 1):
-        layer = np.zeros((widths[i], widths[i - 1]))
-        layer[np.arange(k), np.arange(k)] = root
-        layers.append(layer)
-    layers[0][:k] = root[:, None] * Vt[:k]
-    layers[-1][:, :k] = U[:, :k] * root
-    return tuple(layers)
+    hidden = [np.eye(d, k) for d in widths[1:-1]]
+    return _chain([Vt[:k].T] + hidden + [U[:, :k]], np.tile(s[:k] ** (1.0 / h), (h, 1)))
 
 
 # ------------------------------------------------------------------------------- Kempf-Ness
