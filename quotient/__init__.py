@@ -7,6 +7,8 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 
 from . import init
 from .critical import (
+    DENSE_LIMIT,
+    ZERO_EIGENVALUE_RTOL,
     CriticalGraph,
     CriticalValue,
     Inertia,
@@ -15,8 +17,14 @@ from .critical import (
     classify,
     critical_graph,
     critical_values,
+    global_minimum,
     hessian_inertia,
+    hessian_operator,
+    is_critical,
+    learned_modes,
     plateaus,
+    well_conditioned,
+    zero_eigenvalue_threshold,
 )
 from .discretisation import DescentStudy, charge_increment, descent_vs_flow
 from .ensemble import Ensemble, ensemble_flow
@@ -73,6 +81,8 @@ from .riccati import two_layer_solution
 __version__ = "0.1.0"
 
 __all__ = [
+    "DENSE_LIMIT",
+    "ZERO_EIGENVALUE_RTOL",
     "CovarianceSquareLoss",
     "CriticalGraph",
     "CriticalValue",
@@ -110,12 +120,16 @@ __all__ = [
     "from_adjacency",
     "from_vector",
     "gradient_descent",
+    "global_minimum",
     "gradient_flow",
     "hessian_inertia",
+    "hessian_operator",
     "horizontal_projection",
     "init",
     "inverse",
     "is_closed_orbit",
+    "is_critical",
+    "learned_modes",
     "learning_time",
     "load_sweep",
     "mode_solution",
@@ -144,5 +158,7 @@ __all__ = [
     "vertical_projection",
     "vertical_space",
     "vertical_vector",
+    "well_conditioned",
     "widths_of",
+    "zero_eigenvalue_threshold",
 ]

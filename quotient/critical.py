@@ -26,6 +26,8 @@ from .network import _squared_norm, as_point, backward_products, end_to_end, for
 
 __all__ = [
     "CLASSES",
+    "DENSE_LIMIT",
+    "ZERO_EIGENVALUE_RTOL",
     "CriticalGraph",
     "CriticalValue",
     "Inertia",
@@ -34,8 +36,14 @@ __all__ = [
     "classify",
     "critical_graph",
     "critical_values",
+    "global_minimum",
     "hessian_inertia",
+    "hessian_operator",
+    "is_critical",
+    "learned_modes",
     "plateaus",
+    "well_conditioned",
+    "zero_eigenvalue_threshold",
 ]
 
 CLASSES = ("global_minimum", "strict_saddle", "nonstrict_saddle", "not_critical")
@@ -292,6 +300,67 @@ def canonical_point(problem, learned):
     return tuple(layers)
 
 
+# ---------------------------------------------------------------------------------------- shared constants
+ZERO_EIGENVALUE_RTOL = 1e-9
+"""Default relative threshold for a zero Hessian eigenvalue: ``|lambda| <= 1e-9 max |lambda|``
+(:func:`zero_eigenvalue_threshold`; used by :func:`hessian_inertia`, :meth:`Fiber.tangent_space`,
+the saddle directions and :func:`quotient.convergence_rate`)."""
+
+DENSE_LIMIT = 2000
+"""Largest number of parameters ``N`` for which the Hessian is formed and diagonalised densely
+(``N`` Hessian-vector products and an ``O(N^3)`` ``eigh``); matrix-free methods beyond."""
+
+
+def _check_tolerance(value, name: str = "tol", upper: float = 1.0) -> float:
+    """A tolerance must be a finite number in ``(0, upper)``: NaN or a negative one would turn
+    every comparison into a wrong answer, not an error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < float(value) < upper):
+        raise ValueError(f"{name} must be a finite number in (0, {upper:g}); got {value!r}")
+    return float(value)
+
+
+def global_minimum(problem) -> float:
+    """The least critical value, the loss at every global minimum: ``1/2 sum_{i > k} sigma_i^2``.
+
+    Parameters
+    ----------
+    problem : Problem
+        A square-loss problem.
+
+    Returns
+    -------
+    float
+        ``1/2 sum_{i > k} sigma_i^2`` with ``k = min(r, #{i : sigma_i > 0})`` and
+        ``r = min(d_0, ..., d_h)``: the end-to-end map learns the top ``k`` modes (Eckart-Young;
+        math.md section 4). Closed form, ``O(m)``: nothing is enumerated.
+    """
+    _require_square(problem)
+    sigma = np.asarray(problem.sigma, dtype=float)
+    k = min(problem.rank_bound, int(np.count_nonzero(sigma)))
+    return 0.5 * float(np.sum(sigma[k:] ** 2))
+
+
+def zero_eigenvalue_threshold(eigenvalues, *, tol: float = ZERO_EIGENVALUE_RTOL, floor: float = 0.0) -> float:
+    """Below this magnitude a Hessian eigenvalue counts as zero: ``max(tol * max |lambda|, floor)``.
+
+    Parameters
+    ----------
+    eigenvalues : array_like
+        The eigenvalues computed (or the ones found: their largest magnitude sets the scale).
+    tol : float
+        Relative threshold, default :data:`ZERO_EIGENVALUE_RTOL`.
+    floor : float
+        Absolute rounding level of the eigenvalues (Hessians that vanish in exact arithmetic).
+
+    Returns
+    -------
+    float
+    """
+    values = np.asarray(eigenvalues, dtype=float)
+    top = float(np.max(np.abs(values), initial=0.0))
+    return max(tol * top, floor)
+
+
 # ---------------------------------------------------------------------------------------- numerical scales
 def _layer_norms(point) -> np.ndarray:
     return np.array([np.linalg.norm(layer, 2) for layer in point])
@@ -309,12 +378,13 @@ def _target_size(problem, point, norms) -> float:
 
 
 def _gradient_size(problem, point) -> tuple[float, float]:
-    """``(||grad L||, relative size)`` of the gradient at a point.
+    """``(||grad L||, relative size)`` of the gradient at a point, measured as given.
 
     The relative size is ``max_j ||grad_j L||_F / (prod_{l != j} ||W_l||_2 * max(||Sigma||_2,
     prod_l ||W_l||_2))``, the gradient measured against the size of the products it is made of
-    (``grad_j = -B_j^T (Sigma - W) F_{j-1}^T``): rounding leaves it at ``O(h eps)`` at any point
-    of a critical set, however unbalanced.
+    (``grad_j = -B_j^T (Sigma - W) F_{j-1}^T``). The decisions (:func:`is_critical`) take it at a
+    well-conditioned point of the orbit (:func:`well_conditioned`), where these products are
+    not inflated by the symmetry.
     """
     gradient = problem._gradient(point)
     norm = float(np.sqrt(_squared_norm(gradient)))
@@ -330,24 +400,218 @@ def _gradient_size(problem, point) -> tuple[float, float]:
     return norm, relative
 
 
-def _value_scale(problem, point) -> float:
-    """Size of the rounding error of ``L(point)``: ``||Sigma||_F max(||Sigma||_F, prod ||W_l||_2)``."""
-    sigma_norm = float(np.linalg.norm(problem.sigma))
-    return max(sigma_norm * max(sigma_norm, float(np.prod(_layer_norms(point)))), np.finfo(float).tiny)
+# ---------------------------------------------------------------------------------------- orbit representative
+def _geometric_mean_step(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, G^{-1})``, ``G = P^{1/2}`` with ``P = A^{-1} # B`` the SPD minimiser of
+    ``tr(P A) + tr(P^{-1} B)``: ``P = A^{-1/2} (A^{1/2} B A^{1/2})^{1/2} A^{-1/2}``."""
+    a, U = np.linalg.eigh(A)
+    root = (U * np.sqrt(a)) @ U.T
+    inverse_root = (U / np.sqrt(a)) @ U.T
+    m, V = np.linalg.eigh(root @ B @ root)
+    middle = (V * np.sqrt(np.clip(m, 0.0, None))) @ V.T
+    p, W = np.linalg.eigh(inverse_root @ middle @ inverse_root)
+    p = np.clip(p, np.finfo(float).tiny, None)
+    return (W * np.sqrt(p)) @ W.T, (W / np.sqrt(p)) @ W.T
 
 
-def _require_critical(problem, point, tol: float, name: str = "point") -> None:
-    """Raise ``ValueError`` stating the gradient norm if ``point`` is not critical."""
-    norm, relative = _gradient_size(problem, point)
+def well_conditioned(point, *, scale: float | None = None, mu: float = 1e-2, stop: float = 1.2, max_sweeps: int = 200):
+    """A well-conditioned point of the GL orbit of ``point`` and the group element that maps there.
+
+    Parameters
+    ----------
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``.
+    scale : float, optional
+        Typical size of a layer's non-zero singular values: parts of the network that the orbit can
+        shrink to zero (see Notes) stop at about ``sqrt(mu) * scale``. Default: the balanced size
+        ``(orbit_infimum / (h rank W))^{1/2}`` of the point, ``1`` when ``W = 0``.
+    mu : float
+        Relative regularisation of each step (see Notes), ``0 < mu < 1``.
+    stop : float
+        Stop after a sweep whose steps all have condition number below ``stop``.
+    max_sweeps : int
+
+    Returns
+    -------
+    z : tuple of ndarray
+        ``g . W``, same end-to-end map, same orbit.
+    g : tuple of ndarray
+        ``(G_1, ..., G_{h-1})``, invertible, with ``z = act(point, g)``.
+
+    Notes
+    -----
+    Block-coordinate descent on a regularised Kempf-Ness function: at each hidden layer ``i`` in
+    turn, ``G`` minimises ``tr(P (A + delta I)) + tr(P^{-1} (B + delta I))`` over SPD ``P = G^T G``,
+    with ``A = W_i W_i^T``, ``B = W_{i+1}^T W_{i+1}`` and ``delta = mu ((tr A + tr B) / d_i +
+    scale^2)``: ``P = (A + delta I)^{-1} # (B + delta I)`` (the matrix geometric mean), and
+    ``W_i -> G W_i``, ``W_{i+1} -> W_{i+1} G^{-1}``. Without ``delta`` this is the balancing of
+    :func:`quotient.balance`, whose minimiser does not exist on an orbit that is not closed
+    (tails, heads and internal intervals of the interval decomposition are driven to zero);
+    ``delta`` bounds each step's condition number by about ``1 / sqrt(mu)`` and makes the steps
+    on such a part nearly the identity once it is about ``sqrt(delta)`` in size, where the sweeps
+    stop. The result is a point of the same orbit (not of its closure) whose layers have
+    comparable norms: a point moved by a GL element of condition number ``c`` comes back in
+    ``O(log c)`` sweeps. A balanced point is a fixed point (``A = B`` gives ``G = I``). The
+    answers of the landscape that the symmetry cannot change (:func:`classify`,
+    :func:`hessian_inertia`, :meth:`Fiber.contains`, :meth:`Fiber.tangent_space`, ...) are
+    computed at this point.
+    """
+    point = as_point(point, "point")
+    layers = [np.array(W, dtype=np.float64) for W in point]
+    h = len(layers)
+    g = [np.eye(W.shape[0]) for W in layers[:-1]]
+    if h == 1:
+        return tuple(layers), ()
+    if scale is None:
+        s = np.linalg.svd(end_to_end(layers), compute_uv=False)
+        s = s[s > 1e-12 * s[0]] if s.size and s[0] > 0 else s[:0]
+        scale = float(np.mean(s ** (1.0 / h))) if s.size else 1.0
+    floor = mu * float(scale) ** 2
+    for _ in range(max_sweeps):
+        worst = 1.0
+        for i in range(1, h):
+            W, V = layers[i - 1], layers[i]
+            A, B = W @ W.T, V.T @ V
+            d = A.shape[0]
+            delta = mu * (np.trace(A) + np.trace(B)) / d + floor
+            if not delta > 0:
+                continue
+            G, G_inv = _geometric_mean_step(A + delta * np.eye(d), B + delta * np.eye(d))
+            layers[i - 1], layers[i], g[i - 1] = G @ W, V @ G_inv, G @ g[i - 1]
+            worst = max(worst, float(np.linalg.norm(G, 2) * np.linalg.norm(G_inv, 2)))
+        if worst < stop:
+            break
+    return tuple(layers), tuple(g)
+
+
+def _orbit_point(problem, point):
+    """:func:`well_conditioned` with the problem's scale ``sigma_1^{1/h}`` (the size of a
+    canonical layer) for the parts of the network that the orbit can shrink."""
+    sigma = getattr(problem, "sigma", None)
+    scale = None
+    if sigma is not None and np.size(sigma) and float(np.max(sigma)) > 0:
+        scale = float(np.max(sigma)) ** (1.0 / problem.depth)
+    return well_conditioned(point, scale=scale)
+
+
+def _pull_back(vectors: np.ndarray, g, widths) -> np.ndarray:
+    """Rows ``v`` (flat tangent vectors at ``g . W``) mapped to ``g^{-1} . v`` at ``W``.
+
+    The action is linear in the point, ``L(g . W) = L(W)``, so ``H(W) = A^T H(g . W) A`` with
+    ``A = D(g .)``; directions at ``g . W`` come back by ``A^{-1}``: ``D_i -> G_i^{-1} D_i G_{i-1}``.
+    """
+    layers = list(from_vector(np.atleast_2d(vectors), widths))
+    h = len(layers)
+    for i in range(h):
+        if i < h - 1:
+            layers[i] = np.linalg.inv(g[i]) @ layers[i]
+        if i > 0:
+            layers[i] = layers[i] @ g[i - 1]
+    return to_vector(tuple(layers))
+
+
+# ---------------------------------------------------------------------------------------- criticality, values
+def is_critical(problem, point, *, tol: float = 1e-8) -> bool:
+    """Whether ``point`` is a critical point of the loss: the one criticality test of the library.
+
+    Parameters
+    ----------
+    problem : Problem
+    point : tuple of ndarray
+    tol : float
+        ``0 < tol < 1``.
+
+    Returns
+    -------
+    bool
+        Whether ``max_j ||grad_j L||_F / (prod_{l != j} ||W_l||_2 max(||Sigma||_2, prod_l ||W_l||_2))
+        <= tol`` at :func:`well_conditioned` of the point (``||Sigma||_2`` is ``||grad l(W)||_2``
+        for a general loss). Gradients are mapped by the action as
+        ``grad_j(g . W) = G_j^{-T} grad_j(W) G_{j-1}^T``, so criticality is a property of the orbit;
+        deciding it at a well-conditioned point keeps it one numerically.
+    """
+    return _relative_gradient(problem, point, tol)[0] <= tol
+
+
+def _relative_gradient(problem, point, tol):
+    """``(relative gradient, z, g)``: the gradient at ``point`` carried to ``z = g . point`` by
+    ``grad_j(z) = G_j^{-T} grad_j(point) G_{j-1}^T`` and measured against the products at ``z``.
+
+    Carrying the gradient computed at the point as given keeps its exact structure (a zero block
+    stays zero), where recomputing it at the rounded ``z`` would add ``eps cond(g)^2`` of noise.
+    """
+    tol = _check_tolerance(tol)
+    point = as_point(point, "point", widths=problem.widths)
+    z, g = _orbit_point(problem, point)
+    gradient = list(problem._gradient(point))
+    h = len(point)
+    for j in range(h):
+        if j < h - 1:
+            gradient[j] = np.linalg.solve(g[j].T, gradient[j])
+        if j > 0:
+            gradient[j] = gradient[j] @ g[j - 1].T
+    norms = _layer_norms(z)
+    target = _target_size(problem, z, norms)
+    relative = 0.0
+    for j, grad in enumerate(gradient):
+        size = float(np.linalg.norm(grad))
+        if size > 0.0:
+            scale = float(np.prod(np.delete(norms, j))) * target
+            relative = max(relative, size / scale if scale > 0 else np.inf)
+    return relative, z, g
+
+
+def _require_critical(problem, point, tol: float, name: str = "point"):
+    """Raise ``ValueError`` stating the gradient norm if ``point`` is not critical; return ``(z, g)``."""
+    relative, z, g = _relative_gradient(problem, point, tol)
     if relative > tol:
+        norm = float(np.sqrt(_squared_norm(problem._gradient(point))))
         raise ValueError(
             f"{name} is not a critical point: ||grad L|| = {norm:.3e} (relative to the size of its "
-            f"partial products {relative:.3e} > tol = {tol:g})"
+            f"partial products at a well-conditioned point of its orbit {relative:.3e} > tol = {tol:g})"
         )
+    return z, g
 
 
-def _global_minimum_value(problem) -> float:
-    return critical_values(problem)[0].value
+def learned_modes(problem, point) -> tuple[int, ...]:
+    """The learnt set ``S`` of a critical point (1-based modes), read from its end-to-end map.
+
+    At a critical point ``W = Sigma_S`` (up to rotations within repeated singular values), so the
+    singular values of ``W`` are ``sigma_j``, ``j in S``, and zeros. Singular values above half
+    the smallest positive ``sigma`` count as learnt and are matched to the nearest ``sigma_j``
+    (ties: the smallest index, the canonical learnt set). ``W`` is GL-invariant, so the answer is
+    the same on the whole orbit; the threshold is fixed by ``Sigma`` alone (no layer norms).
+    The point is not checked to be critical (:func:`is_critical`).
+    """
+    _require_square(problem)
+    point = as_point(point, "point", widths=problem.widths)
+    sigma = np.asarray(problem.sigma, dtype=float)
+    available = [i for i in range(sigma.size) if sigma[i] > 0]
+    if not available:
+        return ()
+    s = np.linalg.svd(end_to_end(_orbit_point(problem, point)[0]), compute_uv=False)
+    chosen = []
+    for value in s[s > 0.5 * sigma[available[-1]]]:
+        if not available:
+            break
+        j = min(available, key=lambda i: (abs(sigma[i] - value), i))
+        available.remove(j)
+        chosen.append(j + 1)
+    return tuple(sorted(chosen))
+
+
+def _value_of(problem, learned) -> float:
+    """``L_S = 1/2 sum_{i not in S} sigma_i^2``."""
+    sigma = np.asarray(problem.sigma, dtype=float)
+    mask = np.ones(sigma.size, dtype=bool)
+    mask[[i - 1 for i in learned]] = False
+    return 0.5 * float(np.sum(sigma[mask] ** 2))
+
+
+def _same_value(problem, a: float, b: float) -> bool:
+    """Critical values are equal when closer than ``1e-12 max(1, L_{})`` (as in :func:`critical_values`)."""
+    return abs(a - b) <= 1e-12 * max(1.0, 0.5 * float(np.sum(np.asarray(problem.sigma) ** 2)))
+
 
 
 # ---------------------------------------------------------------------------------------- classification
@@ -446,14 +710,28 @@ def classify(problem, point, *, tol: float = 1e-8) -> str:
     characterisation by ranks of partial products ("tightened" pivots); their text could not be
     read for this implementation, so (C) is our statement, not a quotation.
 
-    Numerical decisions, each relative to the size of the products involved: the point is
-    critical when ``||grad_j L||_F <= tol * prod_{l != j} ||W_l||_2 * max(||Sigma||_2, prod_l
-    ||W_l||_2)`` for every layer; it is a global minimum when ``|L - L_min| <= tol *
-    ||Sigma||_F max(||Sigma||_F, prod_l ||W_l||_2)``; a singular value of a partial product counts
-    towards its rank when it exceeds ``tol`` times the product of the spectral norms of its
-    factors, and ``F_{k-1} R^T B_l`` counts as non-zero likewise. Points made very unbalanced by
-    the symmetry group (condition numbers of the hidden changes of basis beyond about
-    ``1 / (tol * 1e8)``) lose these decisions to rounding.
+    Numerical decisions. All three are taken at :func:`well_conditioned` of the point, a point of
+    the same GL orbit whose layers have comparable norms (the answer is a property of the orbit,
+    and a point moved by a badly conditioned GL element would otherwise inflate every product):
+
+    * critical (:func:`is_critical`): ``||grad_j L||_F <= tol * prod_{l != j} ||W_l||_2 *
+      max(||Sigma||_2, prod_l ||W_l||_2)`` for every layer there;
+    * global minimum: the learnt set read from the singular values of ``W``
+      (:func:`learned_modes`, a threshold set by ``Sigma`` alone) has the value
+      :func:`global_minimum`; no tolerance scales with the layer norms;
+    * ranks: a singular value of a partial product counts towards its rank when it exceeds ``tol``
+      times the product of the spectral norms of its factors, and ``F_{k-1} R^T B_l`` counts as
+      non-zero likewise.
+
+    ``benchmarks/landscape_invariance.py`` measures how far these answers stay invariant
+    (condition number and norm of the GL element); beyond about ``c ~ 1e5`` the rounding of the
+    moved point itself (``eps c^2`` relative, pulled back) exceeds ``tol``.
+
+    Raises
+    ------
+    ValueError
+        If ``tol`` is not a finite number in ``(0, 1)`` (a NaN or negative ``tol`` would give
+        wrong answers, not errors).
 
     References
     ----------
@@ -462,13 +740,12 @@ def classify(problem, point, *, tol: float = 1e-8) -> str:
     K. Kawaguchi, "Deep learning without poor local minima", NeurIPS 2016.
     """
     _require_square(problem)
-    point = as_point(point, "point", widths=problem.widths)
-    _, relative = _gradient_size(problem, point)
+    relative, z, _ = _relative_gradient(problem, point, tol)
     if relative > tol:
         return "not_critical"
-    if problem.loss(point) - _global_minimum_value(problem) <= tol * _value_scale(problem, point):
+    if _same_value(problem, _value_of(problem, learned_modes(problem, z)), global_minimum(problem)):
         return "global_minimum"
-    return "strict_saddle" if _strict_witness(problem, point, tol) is not None else "nonstrict_saddle"
+    return "strict_saddle" if _strict_witness(problem, z, tol) is not None else "nonstrict_saddle"
 
 
 # ---------------------------------------------------------------------------------------- Hessian inertia
@@ -480,8 +757,13 @@ class Inertia(NamedTuple):
     positive: int
 
 
-def _hessian_operator(problem, point, scale: float = 1.0, shift: float = 0.0) -> LinearOperator:
-    """``x -> H x / scale + shift x`` on flat vectors, one Hessian-vector product per call."""
+def hessian_operator(problem, point, scale: float = 1.0, shift: float = 0.0) -> LinearOperator:
+    """The Hessian of the loss at ``point`` as a ``LinearOperator``: ``x -> H x / scale + shift x``.
+
+    Flat vectors (order of :func:`quotient.to_vector`), shape ``(N, N)``, one
+    :meth:`Problem.hvp` per product: the one matrix-free Hessian of the library (used by
+    :func:`hessian_inertia`, the saddle directions and :func:`quotient.sharpness`).
+    """
     widths, n = problem.widths, problem.n_params
 
     def matvec(x):
@@ -524,7 +806,7 @@ def _eigsh(operator, k: int, which: str, v0, tol: float) -> np.ndarray:
 def _lanczos_inertia(problem, point, tol: float, floor: float, start: int = 8) -> Inertia:
     n = problem.n_params
     v0 = np.random.default_rng(0).standard_normal(n)
-    operator = _hessian_operator(problem, point)
+    operator = hessian_operator(problem, point)
     # ARPACK stops on a Krylov space that collapses at once (H v0 = 0), which happens for a
     # Hessian that vanishes in exact arithmetic: look at one product first.
     if np.linalg.norm(operator.matvec(v0)) <= floor * np.linalg.norm(v0):
@@ -535,7 +817,7 @@ def _lanczos_inertia(problem, point, tol: float, floor: float, start: int = 8) -
     tol = max(tol, floor / largest)
     # Shifted and scaled, A = H / |lambda|_max + I has its spectrum in [0, 2] and the zero
     # eigenvalues of H at 1, where ARPACK's relative convergence test is meaningful.
-    operator = _hessian_operator(problem, point, scale=largest, shift=1.0)
+    operator = hessian_operator(problem, point, scale=largest, shift=1.0)
     counts = {}
     for which, side in (("SA", -1.0), ("LA", 1.0)):
         k = min(start, n - 1)
@@ -575,13 +857,15 @@ def _sketch_inertia(problem, point, tol: float, floor: float, start: int = 64, o
         k = 2 * k
     basis = U[:, :rank]  # orthonormal, spans range(H), so H = B (B^T H B) B^T
     eigenvalues = np.linalg.eigvalsh(basis.T @ apply(basis.T).T)
-    threshold = max(tol * float(np.max(np.abs(eigenvalues), initial=0.0)), floor)
+    threshold = zero_eigenvalue_threshold(eigenvalues, tol=tol, floor=floor)
     negative = int(np.sum(eigenvalues < -threshold))
     positive = int(np.sum(eigenvalues > threshold))
     return Inertia(negative, n - negative - positive, positive)
 
 
-def hessian_inertia(problem, point, *, tol: float = 1e-9, method: str = "auto", dense_limit: int = 2000) -> Inertia:
+def hessian_inertia(
+    problem, point, *, tol: float = ZERO_EIGENVALUE_RTOL, method: str = "auto", dense_limit: int = DENSE_LIMIT
+) -> Inertia:
     """Numbers of negative, zero and positive eigenvalues of the Hessian of the loss at a point.
 
     Parameters
@@ -612,7 +896,10 @@ def hessian_inertia(problem, point, *, tol: float = 1e-9, method: str = "auto", 
     -----
     The inertia is constant on each orbit of the hidden symmetry group: the action
     ``W -> g . W`` is linear and leaves ``L`` invariant, so the Hessians at ``W`` and ``g . W`` are
-    congruent (Sylvester's law of inertia).
+    congruent (Sylvester's law of inertia). The eigenvalues are therefore computed at
+    :func:`well_conditioned` of the point, a point of its orbit with layers of comparable norms:
+    at the point as given, a badly conditioned GL element would scale the Hessian's blocks by up
+    to ``c^2`` and bury its small eigenvalues in the rounding of its large ones.
 
     Large networks. At critical points most eigenvalues are zero (the fiber's directions), so
     both matrix-free paths work with the non-zero part only, and their cost grows with the number
@@ -648,15 +935,18 @@ def hessian_inertia(problem, point, *, tol: float = 1e-9, method: str = "auto", 
     point = as_point(point, "point", widths=problem.widths)
     if method not in ("auto", "dense", "lanczos", "sketch"):
         raise ValueError(f"method must be 'auto', 'dense', 'lanczos' or 'sketch'; got {method!r}")
-    if not (np.isfinite(tol) and 0 < tol < 1):
-        raise ValueError(f"tol must be a number in (0, 1); got {tol!r}")
+    tol = _check_tolerance(tol)
+    if isinstance(dense_limit, bool) or not isinstance(dense_limit, numbers.Integral) or dense_limit < 0:
+        raise ValueError(f"dense_limit must be a non-negative integer; got {dense_limit!r}")
     n = problem.n_params
     if method == "lanczos" and n < 3:
         method = "dense"  # ARPACK needs k < N - 1
+    # Sylvester: the inertia of the orbit, computed where the orbit is well conditioned
+    point, _ = _orbit_point(problem, point)
     floor = _hessian_rounding(problem, point)
     if method == "dense" or (method == "auto" and n <= dense_limit):
         eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
-        threshold = max(tol * float(np.max(np.abs(eigenvalues))), floor)
+        threshold = zero_eigenvalue_threshold(eigenvalues, tol=tol, floor=floor)
         negative = int(np.sum(eigenvalues < -threshold))
         positive = int(np.sum(eigenvalues > threshold))
         return Inertia(negative, n - negative - positive, positive)

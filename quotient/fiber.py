@@ -33,21 +33,29 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .critical import (
+    ZERO_EIGENVALUE_RTOL,
     CriticalValue,
+    _check_tolerance,
     _critical_value_of,
-    _gradient_size,
     _learned_set,
+    _pull_back,
+    _relative_gradient,
     _require_critical,
-    _value_scale,
+    _same_value,
+    _value_of,
     canonical_point,
-    critical_values,
     hessian_inertia,
+    learned_modes,
+    zero_eigenvalue_threshold,
 )
 from .network import as_point, backward_products, forward_products, from_vector, to_vector
 from .init import _rng
 from .problem import Problem, _readonly
 
-__all__ = ["Fiber", "fiber"]
+__all__ = ["MAX_SAMPLES", "Fiber", "fiber"]
+
+MAX_SAMPLES = 10**6
+"""Most samples :meth:`Fiber.sample` draws in one call (it raises ``ValueError`` beyond)."""
 
 
 # ---------------------------------------------------------------------------------------- sampling
@@ -345,6 +353,10 @@ class Fiber:
         Every learnt set with this value; the fiber is the union of their critical sets.
     representative : tuple of ndarray
         The balanced canonical point of ``learned`` (:func:`quotient.canonical_point`), read-only.
+    point : tuple of ndarray or None
+        The critical point the fiber was built from (``fiber(problem, point)``), read-only, or
+        ``None`` when it was built from a value or a learnt set. :attr:`dimension` and
+        :meth:`tangent_space` describe the fiber there (its stratum), else at the representative.
     """
 
     problem: Problem
@@ -352,9 +364,12 @@ class Fiber:
     learned: tuple
     alternatives: tuple
     representative: tuple
+    point: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "representative", tuple(_readonly(layer) for layer in self.representative))
+        if self.point is not None:
+            object.__setattr__(self, "point", tuple(_readonly(np.array(layer, dtype=float)) for layer in self.point))
 
     def __repr__(self) -> str:
         modes = ",".join(map(str, self.learned))
@@ -364,23 +379,32 @@ class Fiber:
     def contains(self, point, tol: float = 1e-8) -> bool:
         """Whether ``point`` is a critical point with this fiber's value.
 
-        Both tests are relative to the size of the products involved, so that they hold at any
-        point of the fiber however large or unbalanced (:func:`quotient.classify`, Notes):
-        ``||grad_j L|| <= tol * prod_{l != j} ||W_l||_2 * max(||Sigma||_2, prod_l ||W_l||_2)``
-        and ``|L - value| <= tol * ||Sigma||_F max(||Sigma||_F, prod_l ||W_l||_2)``.
+        Parameters
+        ----------
+        point : tuple of ndarray
+        tol : float
+            Criticality tolerance, ``0 < tol < 1`` (:func:`quotient.is_critical`).
+
+        Notes
+        -----
+        Both tests are GL-invariant: criticality is decided at a well-conditioned point of the
+        point's orbit (:func:`quotient.is_critical`), and the value is the one of the learnt set
+        read from the singular values of the end-to-end map (:func:`quotient.learned_modes`),
+        compared with the fiber's value exactly (up to ``1e-12`` relative, the grouping of
+        :func:`quotient.critical_values`): a critical point's loss is one of finitely many
+        values, so no tolerance on the loss is needed, and none grows with the layer norms.
         """
         point = as_point(point, "point", widths=self.problem.widths)
-        if _gradient_size(self.problem, point)[1] > tol:
-            return False
-        return abs(self.problem.loss(point) - self.value) <= tol * _value_scale(self.problem, point)
+        relative, z, _ = _relative_gradient(self.problem, point, tol)
+        return relative <= tol and _same_value(self.problem, _value_of(self.problem, learned_modes(self.problem, z)), self.value)
 
     def _check_member(self, point, tol: float, name: str = "point"):
         point = as_point(point, name, widths=self.problem.widths)
-        _require_critical(self.problem, point, tol, name)
-        loss = self.problem.loss(point)
-        if abs(loss - self.value) > tol * _value_scale(self.problem, point):
-            raise ValueError(f"{name} is critical but its loss {loss:.6g} is not this fiber's value {self.value:.6g}")
-        return point
+        z, g = _require_critical(self.problem, point, tol, name)
+        value = _value_of(self.problem, learned_modes(self.problem, z))
+        if not _same_value(self.problem, value, self.value):
+            raise ValueError(f"{name} is critical but its value {value:.6g} is not this fiber's value {self.value:.6g}")
+        return point, z, g
 
     # ------------------------------------------------------------------ samples
     def sample(self, n: int, rng=None, spread: float = 1.0, *, structure: bool = True, local: float | None = None):
@@ -423,6 +447,11 @@ class Fiber:
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer; got {n!r}")
+        if n > MAX_SAMPLES:
+            raise ValueError(
+                f"n = {n} samples exceeds the cap of {MAX_SAMPLES} per call (each sample is a Python-level "
+                f"construction, about 0.1 ms to 1 ms, and the batch is held in memory); draw several batches"
+            )
         if not (np.isfinite(spread) and spread >= 0):
             raise ValueError(f"spread must be a non-negative finite number; got {spread!r}")
         if local is not None and not (np.isfinite(local) and local > 0):
@@ -440,15 +469,17 @@ class Fiber:
         )
 
     # ------------------------------------------------------------------ local geometry
-    def tangent_space(self, point=None, *, tol: float = 1e-9) -> np.ndarray:
+    def tangent_space(self, point=None, *, tol: float = ZERO_EIGENVALUE_RTOL) -> np.ndarray:
         """Orthonormal basis of the tangent space of the critical set at a point of the fiber.
 
         Parameters
         ----------
         point : tuple of ndarray, optional
-            A point of the fiber (default :attr:`representative`).
+            A point of the fiber (default :attr:`point` when the fiber was built from one, else
+            :attr:`representative`).
         tol : float
-            Hessian eigenvalues with ``|lambda| <= tol * max |lambda|`` count as zero.
+            Zero threshold for the Hessian eigenvalues (:func:`quotient.zero_eigenvalue_threshold`)
+            at a well-conditioned point of the orbit.
 
         Returns
         -------
@@ -471,26 +502,39 @@ class Fiber:
         ``N - r (d_0 + d_h - r)`` (Morse-Bott). At saddle values the critical set near a point is
         a union of strata (tails and heads of an unlearnt mode may grow, but not both to within
         one edge of each other), its tangent cone a union of subspaces, and ``ker H`` is their
-        span. At a non-strict saddle ``ker H`` also holds the escape curves of
+        span; its dimension changes from stratum to stratum (14 to 22 over the samples of one
+        fiber at widths 3-3-3-3). At a non-strict saddle ``ker H`` also holds the escape curves of
         :mod:`quotient.saddle`, which leave the critical set at order ``h`` (they are in that
-        span too). ``tests/test_fiber.py`` checks the span against secants to nearby samples
-        (:meth:`sample` with ``local``). Dense: ``N`` Hessian-vector products and an ``eigh``.
+        span too).
+
+        Computed at ``z = g . W`` (:func:`quotient.well_conditioned`): ``L(g . X) = L(X)`` with
+        a linear action gives ``H(W) = A^T H(z) A``, ``A = D(g .)``, so ``ker H(W) = A^{-1} ker H(z)``;
+        the kernel found at ``z`` is carried back by ``D_i -> G_i^{-1} D_i G_{i-1}`` and
+        orthonormalised. ``tests/test_fiber.py`` checks the span against secants to nearby fiber
+        points, at the representative and at moved points. Dense: ``N`` Hessian-vector products
+        and an ``eigh``.
         """
-        point = self.representative if point is None else self._check_member(point, 1e-8)
-        eigenvalues, vectors = np.linalg.eigh(self.problem.hessian(point))
-        scale = float(np.max(np.abs(eigenvalues)))
-        return vectors[:, np.abs(eigenvalues) <= tol * scale].T.copy()
+        tol = _check_tolerance(tol)
+        if point is None:
+            point = self.representative if self.point is None else self.point
+        point, z, g = self._check_member(point, 1e-8)
+        eigenvalues, vectors = np.linalg.eigh(self.problem.hessian(z))
+        kernel = vectors[:, np.abs(eigenvalues) <= zero_eigenvalue_threshold(eigenvalues, tol=tol)].T
+        if kernel.shape[0] == 0:
+            return kernel.copy()
+        basis = np.linalg.qr(_pull_back(kernel, g, self.problem.widths).T)[0]
+        return basis.T.copy()
 
     @property
     def dimension(self) -> int:
-        """Local dimension of the fiber at the representative: ``dim ker H`` there.
+        """Local dimension of the fiber at :attr:`point` (or the representative): ``dim ker H`` there.
 
-        For the global-minimum fiber this is ``N - r (d_0 + d_h - r)`` (math-spec section 3.4;
-        Trager, Kohn & Bruna 2020); at saddle values it is the dimension of the span of the
-        tangent cone (:meth:`tangent_space`). Counted by :func:`quotient.hessian_inertia`, so it
-        works for large networks too.
+        For the global-minimum fiber this is ``N - r (d_0 + d_h - r)`` at every point (math-spec
+        section 3.4; Trager, Kohn & Bruna 2020); at saddle values it is the dimension of the span
+        of the tangent cone (:meth:`tangent_space`) and depends on the stratum of the point.
+        Counted by :func:`quotient.hessian_inertia`, so it works for large networks too.
         """
-        return hessian_inertia(self.problem, self.representative).zero
+        return hessian_inertia(self.problem, self.representative if self.point is None else self.point).zero
 
     def nearest(self, point, *, penalties=(1.0, 1e2, 1e4, 1e6, 1e8), steps: int = 20, tol: float = 1e-8):
         """The point of the fiber closest to ``point`` (a local minimiser of the distance).
@@ -551,7 +595,9 @@ def fiber(problem: Problem, point_or_critical_value, *, tol: float = 1e-8) -> Fi
     problem : Problem
     point_or_critical_value : CriticalValue, sequence of int, or tuple of ndarray
         A critical value (:func:`quotient.critical_values`), a learnt set (1-based modes), or a
-        critical point, whose value is then used.
+        critical point: its value (from its learnt set, :func:`quotient.learned_modes`) is then
+        used, and the fiber's :attr:`Fiber.dimension` and :meth:`Fiber.tangent_space` describe
+        the fiber at that point.
     tol : float
         Criticality tolerance for a point (see :func:`quotient.classify`).
 
@@ -577,10 +623,7 @@ def fiber(problem: Problem, point_or_critical_value, *, tol: float = 1e-8) -> Fi
         value = _critical_value_of(problem, _learned_set(problem, argument))
     else:
         point = as_point(argument, "point", widths=problem.widths)
-        _require_critical(problem, point, tol)
-        loss = problem.loss(point)
-        values = critical_values(problem)
-        value = min(values, key=lambda v: abs(v.value - loss))
-        if abs(value.value - loss) > tol * _value_scale(problem, point):
-            raise ValueError(f"point is critical, but its loss {loss:.6g} is not a critical value")  # pragma: no cover
+        z, _ = _require_critical(problem, point, tol)
+        value = _critical_value_of(problem, learned_modes(problem, z))
+        return Fiber(problem, value.value, value.learned, value.alternatives, canonical_point(problem, value.learned), point)
     return Fiber(problem, value.value, value.learned, value.alternatives, canonical_point(problem, value.learned))

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import _squared_norm, as_point
+from .critical import DENSE_LIMIT, ZERO_EIGENVALUE_RTOL, _require_critical, _same_value, _value_of, global_minimum
+from .critical import hessian_operator, learned_modes, zero_eigenvalue_threshold
+from .network import as_point
 
 __all__ = ["convergence_rate", "sharpness", "stable_step"]
 
-_DENSE_LIMIT = 3000  # parameters; above it the sharpness is found by Lanczos on hvp
+_DENSE_LIMIT = DENSE_LIMIT  # parameters; above it the sharpness is found by Lanczos on hvp
 
 
 def _canonical_minimum(problem):
@@ -35,26 +37,20 @@ def _canonical_minimum(problem):
 
 
 def _check_minimum(problem, point, tol):
-    gradient = problem.gradient(point)
-    norm = np.sqrt(_squared_norm(gradient))
-    size = max(1.0, sum(float(np.sum(W**2)) for W in point))
-    if norm > tol * size:
-        raise ValueError(
-            f"point is not a critical point: ||grad L|| = {norm:.3e} exceeds tol * max(1, ||W||^2) = {tol * size:.3e}"
-        )
-    sigma = getattr(problem, "sigma", None)
-    if sigma is not None:
-        k = min(problem.rank_bound, sigma.size)
-        best = 0.5 * float(np.sum(np.asarray(sigma)[k:] ** 2))
-        loss = problem.loss(point)
-        if loss - best > tol * max(1.0, 0.5 * float(np.sum(np.asarray(sigma) ** 2))):
+    """Criticality (:func:`quotient.is_critical`) and, for the square loss, the learnt set's value
+    against :func:`quotient.global_minimum`: both GL-invariant, as :func:`quotient.classify`."""
+    _require_critical(problem, point, tol)
+    if getattr(problem, "sigma", None) is not None:
+        value = _value_of(problem, learned_modes(problem, point))
+        best = global_minimum(problem)
+        if not _same_value(problem, value, best):
             raise ValueError(
-                f"point is a critical point but not a global minimum: its loss {loss:.6g} exceeds the "
+                f"point is a critical point but not a global minimum: its value {value:.6g} exceeds the "
                 f"global minimum {best:.6g} (a saddle; see quotient.critical_values)"
             )
 
 
-def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float = 1e-8) -> float:
+def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float = ZERO_EIGENVALUE_RTOL) -> float:
     """Exponential rate at which the loss gap decays near a global minimum: ``2 lambda_min``.
 
     Parameters
@@ -66,10 +62,11 @@ def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float 
         ``min(r, m)`` modes). The rate is local to the point: unbalanced minima have other
         Hessians and other rates.
     tol : float
-        Criticality check: ``||grad L|| <= tol * max(1, ||W||^2)``, and for the square loss the
-        loss within ``tol`` (relative) of the global minimum value.
+        Criticality tolerance of :func:`quotient.is_critical`; for the square loss the point's
+        learnt set must moreover have the value :func:`quotient.global_minimum`.
     eig_rtol : float
-        Eigenvalues below ``eig_rtol * lambda_max`` in absolute value count as zero.
+        Eigenvalues below ``eig_rtol * lambda_max`` in absolute value count as zero
+        (:func:`quotient.zero_eigenvalue_threshold`).
 
     Returns
     -------
@@ -98,9 +95,10 @@ def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float 
     top = float(np.abs(eigenvalues).max())
     if top == 0:
         raise ValueError("the Hessian vanishes at point: no exponential rate (e.g. a zero target)")
-    if eigenvalues[0] < -eig_rtol * top:
+    threshold = zero_eigenvalue_threshold(eigenvalues, tol=eig_rtol)
+    if eigenvalues[0] < -threshold:
         raise ValueError(f"the Hessian has a negative eigenvalue {eigenvalues[0]:.3e}: point is not a minimum")
-    return 2.0 * float(eigenvalues[eigenvalues > eig_rtol * top].min())
+    return 2.0 * float(eigenvalues[eigenvalues > threshold].min())
 
 
 def sharpness(problem, point=None) -> float:
@@ -113,18 +111,13 @@ def sharpness(problem, point=None) -> float:
     flattest. Dense ``eigvalsh`` up to a few thousand parameters, Lanczos (``eigsh`` on
     :meth:`Problem.hvp`) above.
     """
-    from scipy.sparse.linalg import LinearOperator, eigsh
-
-    from .network import from_vector, to_vector
+    from scipy.sparse.linalg import eigsh
 
     point = _canonical_minimum(problem) if point is None else as_point(point, "point", widths=problem.widths)
     n = problem.n_params
     if n <= _DENSE_LIMIT:
         return float(np.linalg.eigvalsh(problem.hessian(point))[-1])
-    operator = LinearOperator(
-        (n, n), matvec=lambda x: to_vector(problem.hvp(point, from_vector(np.ravel(x), problem.widths))), dtype=float
-    )
-    return float(eigsh(operator, k=1, which="LA", return_eigenvectors=False, tol=1e-10)[0])
+    return float(eigsh(hessian_operator(problem, point), k=1, which="LA", return_eigenvectors=False, tol=1e-10)[0])
 
 
 def stable_step(problem, point=None) -> float:
