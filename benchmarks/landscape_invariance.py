@@ -75,7 +75,8 @@ def sample_study(rng):
 
 
 def inertia_study(rng, condition=3e3):
-    cases = [([3, 2, 1], (3, 3, 3, 3)), ([3, 2, 1], (3, 4, 3, 3)), ([3, 2, 1], (3, 2, 4, 3)), ([2, 1], (2, 3, 3, 3, 2))]
+    cases = [([3, 2, 1], (3, 3, 3, 3)), ([3, 2, 1], (3, 4, 3, 3)), ([3, 2, 1], (3, 2, 4, 3)), ([2, 1], (2, 3, 3, 3, 2)),
+             ([3, 2, 1], (3, 3, 3, 3, 3)), ([4, 3, 2, 1], (4, 3, 2, 4))]
     differ = hidden = total = 0
     for sigma, widths in cases:
         p = q.Problem.from_sigma(np.asarray(sigma, dtype=float), widths)

@@ -41,6 +41,7 @@ from .critical import (
     _pull_back,
     _relative_gradient,
     _require_critical,
+    _resolution,
     _same_value,
     _value_of,
     canonical_point,
@@ -395,8 +396,8 @@ class Fiber:
         values, so no tolerance on the loss is needed, and none grows with the layer norms.
         """
         point = as_point(point, "point", widths=self.problem.widths)
-        relative, z, _ = _relative_gradient(self.problem, point, tol)
-        return relative <= tol and _same_value(self.problem, _value_of(self.problem, learned_modes(self.problem, z)), self.value)
+        relative, z, g = _relative_gradient(self.problem, point, tol)
+        return relative <= max(tol, _resolution(g)) and _same_value(self.problem, _value_of(self.problem, learned_modes(self.problem, z)), self.value)
 
     def _check_member(self, point, tol: float, name: str = "point"):
         point = as_point(point, name, widths=self.problem.widths)
@@ -519,7 +520,8 @@ class Fiber:
             point = self.representative if self.point is None else self.point
         point, z, g = self._check_member(point, 1e-8)
         eigenvalues, vectors = np.linalg.eigh(self.problem.hessian(z))
-        kernel = vectors[:, np.abs(eigenvalues) <= zero_eigenvalue_threshold(eigenvalues, tol=tol)].T
+        threshold = zero_eigenvalue_threshold(eigenvalues, tol=max(tol, _resolution(g)))
+        kernel = vectors[:, np.abs(eigenvalues) <= threshold].T
         if kernel.shape[0] == 0:
             return kernel.copy()
         basis = np.linalg.qr(_pull_back(kernel, g, self.problem.widths).T)[0]
