@@ -300,3 +300,49 @@ def test_fiber_command_rejects_bad_input(tmp_path, capsys, arguments, message):
         assert main(command) == 2
     assert message in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in FIBER_FILES)
+
+
+# ---------------------------------------------------------------------------------------- fibers at a point (issue 11)
+def test_fiber_of_a_point_describes_the_stratum_of_that_point():
+    """Samples of one fiber lie on strata of different dimensions; fiber(p, x) reports x's."""
+    problem = _problem([3, 2, 1], (3, 3, 3, 3))
+    chosen = q.fiber(problem, (1,))
+    dimensions = set()
+    for point in _points(chosen.sample(40, rng=5, spread=0.5)):
+        at = q.fiber(problem, point)
+        assert at.value == chosen.value and at.point is not None
+        dimension = at.dimension
+        assert dimension == q.hessian_inertia(problem, point).zero == at.tangent_space().shape[0]
+        dimensions.add(dimension)
+    assert len(dimensions) >= 3 and min(dimensions) <= 16 and max(dimensions) == chosen.dimension == 22
+
+
+@pytest.mark.parametrize("sigma, widths", [([3, 2, 1], (3, 3, 3, 3)), ([3, 2, 1], (3, 2, 4, 3)), ([2, 1], (2, 3, 3, 3, 2))])
+def test_tangent_space_at_a_moved_point_is_spanned_by_moved_secants(sigma, widths):
+    """The fiber is GL-invariant: secants at g.X_0 are g applied to secants at X_0 (the action is
+    linear); their span must be the tangent space reported at g.X_0 (random_gl, spread 1)."""
+    problem = _problem(sigma, widths)
+    rng = np.random.default_rng(1)
+    eps = 1e-6
+    for value in q.critical_values(problem):
+        chosen = q.fiber(problem, value)
+        g = q.random_gl(widths, rng, spread=1.0)
+        moved = q.act(chosen.representative, g)
+        samples = chosen.sample(800, rng, local=eps)
+        secants = (q.to_vector(q.act(samples, g)) - q.to_vector(moved)) / eps
+        T = q.fiber(problem, moved).tangent_space()
+        assert T.shape[0] == chosen.dimension == q.fiber(problem, moved).dimension
+        if T.shape[0] == 0:
+            continue
+        assert np.allclose(T @ T.T, np.eye(T.shape[0]), atol=1e-8)
+        s = np.linalg.svd(secants, compute_uv=False)  # g squeezes them: a lower rank threshold
+        assert int(np.sum(s > 1e-5 * s[0])) == T.shape[0]
+        assert np.linalg.norm(secants - secants @ T.T @ T) <= 1e-4 * np.linalg.norm(secants)
+        H = problem.hessian(moved)
+        assert np.abs(H @ T.T).max() <= 1e-7 * np.abs(H).max()
+
+
+def test_sample_caps_the_number_of_samples():
+    chosen = q.fiber(_problem([3, 2, 1], (3, 3, 3, 3)), (1,))
+    with pytest.raises(ValueError, match="exceeds the cap"):
+        chosen.sample(10**9)
