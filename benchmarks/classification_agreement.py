@@ -7,7 +7,10 @@ Hessian: strict saddle iff some eigenvalue is negative. Prints one row per depth
 number of disagreements (expected: zero) and the margin of the decisions: the smallest negative
 eigenvalue seen at a strict saddle, relative to the largest eigenvalue.
 
-    python benchmarks/classification_agreement.py [--per-fiber 20] [--spread 0.5] [--seed 0]
+With ``--condition c`` every sample is moved further by a GL element of condition number ``c``
+(``benchmarks/landscape_invariance.py``'s construction) before both answers are computed.
+
+    python benchmarks/classification_agreement.py [--per-fiber 20] [--spread 0.5] [--seed 0] [--condition 1]
 """
 
 import argparse
@@ -40,7 +43,10 @@ def main():
     parser.add_argument("--per-fiber", type=int, default=20)
     parser.add_argument("--spread", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--condition", type=float, default=1.0, help="move the samples by GL of this condition")
     args = parser.parse_args()
+    from landscape_invariance import gl_of_condition
+
     rng = np.random.default_rng(args.seed)
     rows = collections.defaultdict(lambda: [0, 0])
     margin = np.inf
@@ -53,6 +59,8 @@ def main():
             samples = q.fiber(problem, value).sample(args.per_fiber, rng, spread=args.spread)
             for k in range(args.per_fiber):
                 point = tuple(layer[k] for layer in samples)
+                if args.condition > 1:
+                    point = q.act(point, gl_of_condition(widths, args.condition, rng))
                 kind = q.classify(problem, point)
                 inertia = q.hessian_inertia(problem, point)
                 strict = inertia.negative > 0
@@ -61,7 +69,7 @@ def main():
                 row[0] += 1
                 row[1] += not agree
                 if strict:
-                    eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
+                    eigenvalues = np.linalg.eigvalsh(problem.hessian(q.well_conditioned(point)[0]))
                     margin = min(margin, -eigenvalues[0] / np.abs(eigenvalues).max())
     print("| h | widths | rank conditions say | points | disagreements with the Hessian |")
     print("|---|---|---|---|---|")
