@@ -435,7 +435,7 @@ def test_landscape_answers_are_invariant_under_badly_conditioned_gl(condition, s
                     # Known limit: on orbits that are not closed, a GL element of condition 1e4
                     # can push a part of the network (a tail, a head) so small that the
                     # well-conditioned point keeps it small and its eigenvalues fall under the
-                    # raised zero threshold (1 of the 144 points here; see README).
+                    # raised zero threshold (one origin-fiber sample at h = 4 here; see README).
                     assert q.hessian_inertia(problem, y) == q.hessian_inertia(problem, x)
                 count += 1
     assert count >= 60
