@@ -6,22 +6,12 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 """
 
 from . import init
-from .critical import (
-    CriticalGraph,
-    CriticalValue,
-    Inertia,
-    Plateau,
-    canonical_point,
-    classify,
-    critical_graph,
-    critical_values,
-    hessian_inertia,
-    plateaus,
-)
+from .critical import CriticalValue, Inertia, canonical_point, classify, critical_values, hessian_inertia
 from .discretisation import DescentStudy, charge_increment, descent_vs_flow
 from .ensemble import Ensemble, ensemble_flow
 from .fiber import Fiber, fiber
 from .flow import Trajectory, gradient_descent, gradient_flow
+from .graph import CriticalGraph, Plateau, critical_graph, nearest_critical, plateaus
 from .losses import CovarianceSquareLoss, LogisticLoss, PseudoHuberLoss
 from .minimum import convergence_rate, sharpness, stable_step
 from .modes import PlateauPrediction, chain_time, learning_time, mode_solution, mode_time, predict_plateaus
@@ -121,6 +111,7 @@ __all__ = [
     "mode_solution",
     "mode_time",
     "moment_map",
+    "nearest_critical",
     "orbit_infimum",
     "plateaus",
     "predict_plateaus",
