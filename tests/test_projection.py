@@ -150,6 +150,45 @@ def test_tc9_two_layer_balanced_flow_with_a_non_diagonal_target():
     np.testing.assert_allclose(U @ reduced.end_to_end[2] @ V.T, expected_3, atol=1e-10)
 
 
+@pytest.mark.parametrize("depth", [3, 5, 8])
+def test_reduced_velocity_on_a_rank_deficient_map_keeps_its_stratum(depth):
+    # rank 2 in widths 4-...-4: without the rank, rounding errors e in the two zero singular
+    # values enter as e^{2/h} (6e-6 relative at h = 8); the layer push-forward is the oracle
+    widths = (4,) * (depth + 1)
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.0, 0.5], widths)
+    rng = np.random.default_rng(depth)
+    W = rng.standard_normal((4, 2)) @ rng.standard_normal((2, 4))
+    point = q.balanced_lift(W, widths)
+    expected = q.projected_velocity(problem, point)
+    scale = np.abs(expected).max()
+    for velocity in (
+        q.reduced_velocity(problem, q.end_to_end(point)),
+        q.reduced_velocity(problem, q.end_to_end(point), rank=2),
+        q.reduced_velocity(problem, point),
+    ):
+        assert np.abs(velocity - expected).max() <= 1e-12 * scale
+    with pytest.raises(ValueError, match=r"rank must be an integer in \[0, min\(widths\)\]"):
+        q.reduced_velocity(problem, W, rank=5)
+
+
+def test_reduced_flow_and_velocity_refuse_unbalanced_points():
+    widths = (2, 2, 2, 2)
+    problem = q.Problem.from_sigma([2.0, 1.0], widths)
+    point = q.init.small_random(widths, 1.0, rng=4)  # C_i far from 0
+    with pytest.raises(ValueError, match="not balanced.*projected_velocity"):
+        q.reduced_velocity(problem, point)
+    with pytest.raises(ValueError, match="W0 is not balanced.*gradient_flow"):
+        q.reduced_flow(problem, point, 1.0)
+    # the same orbit's balanced point is accepted, and agrees with the layer flow
+    balanced = q.balanced_lift(q.end_to_end(point), widths)
+    times = np.linspace(0, 2, 5)
+    reduced = q.reduced_flow(problem, balanced, 2.0, t_eval=times, **FLOW)
+    full = q.project(q.gradient_flow(problem, balanced, 2.0, t_eval=times, progress=False, **FLOW))
+    assert np.abs(reduced.end_to_end - full.end_to_end).max() <= 1e-8
+    with pytest.raises(ValueError, match="balance_rtol"):
+        q.reduced_flow(problem, balanced, 1.0, balance_rtol=-1.0)
+
+
 def test_reduced_flow_rejects_bad_input():
     problem = q.Problem.from_sigma([2.0, 1.0], (2, 1, 2))
     with pytest.raises(ValueError, match="rank above min"):
