@@ -259,6 +259,8 @@ def plateaus(problem, times, W, *, band: float = 0.1) -> list[Plateau]:
         of the value (:func:`nearest_critical`) and ``g_S`` the distance from them to the nearest
         critical map of another value (the smallest singular value ``sigma_i`` that can be
         learnt or unlearnt from ``S``). Below ``1/2`` the bands of different values are disjoint.
+        With one layer, the only critical map is ``Sigma`` and ``g`` is its smallest nonzero
+        singular value; with ``Sigma = 0`` there is no other critical map and every sample rests.
 
     Returns
     -------

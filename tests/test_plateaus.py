@@ -127,3 +127,14 @@ def test_plateaus_validate_their_arguments():
     with pytest.raises(TypeError, match="quotient.Problem"):
         q.plateaus("problem", times, W)
     assert q.plateaus(problem, [], np.zeros((0, 2, 2))) == []
+
+
+def test_one_layer_has_one_critical_map_and_rests_only_near_it():
+    problem = q.Problem.from_sigma([2.0, 1.0], (2, 2))
+    learned, value, distance = q.nearest_critical(problem, np.zeros((2, 2)))
+    assert learned == (1, 2) and value == 0.0 and distance == pytest.approx(np.sqrt(5.0))
+    run = q.gradient_flow(problem, (0.1 * np.eye(2),), 10.0, t_eval=101, progress=False)
+    (rest,) = q.plateaus(problem, run.times, run.end_to_end)
+    # W(t) = Sigma + (W0 - Sigma) e^{-t}: within 0.1 * sigma_2 of Sigma once ||W0 - Sigma|| e^{-t} <= 0.1
+    t_enter = np.log(np.linalg.norm(np.diag([1.9, 0.9])) / 0.1)
+    assert t_enter <= rest.t_start <= t_enter + 0.1 and rest.t_end == 10.0
