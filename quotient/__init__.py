@@ -9,20 +9,16 @@ from . import init
 from .critical import (
     DENSE_LIMIT,
     ZERO_EIGENVALUE_RTOL,
-    CriticalGraph,
     CriticalValue,
     Inertia,
-    Plateau,
     canonical_point,
     classify,
-    critical_graph,
     critical_values,
     global_minimum,
     hessian_inertia,
     hessian_operator,
     is_critical,
     learned_modes,
-    plateaus,
     well_conditioned,
     zero_eigenvalue_threshold,
 )
@@ -30,6 +26,7 @@ from .discretisation import DescentStudy, charge_increment, descent_vs_flow
 from .ensemble import Ensemble, ensemble_flow
 from .fiber import Fiber, fiber
 from .flow import Trajectory, gradient_descent, gradient_flow
+from .graph import CriticalGraph, Plateau, critical_graph, nearest_critical, plateaus
 from .losses import CovarianceSquareLoss, LogisticLoss, PseudoHuberLoss
 from .minimum import convergence_rate, sharpness, stable_step
 from .modes import PlateauPrediction, chain_time, learning_time, mode_solution, mode_time, predict_plateaus
@@ -135,6 +132,7 @@ __all__ = [
     "mode_solution",
     "mode_time",
     "moment_map",
+    "nearest_critical",
     "orbit_infimum",
     "plateaus",
     "predict_plateaus",

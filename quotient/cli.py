@@ -121,8 +121,9 @@ def _explore_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _explore(args) -> int:
     from . import init
-    from .critical import critical_values, plateaus
+    from .critical import critical_values
     from .flow import gradient_flow
+    from .graph import plateaus
 
     problem = _problem(args)
     widths = problem.widths
@@ -138,7 +139,7 @@ def _explore(args) -> int:
     )
     values = critical_values(problem)
     minimum = values[0]
-    visited = plateaus(problem, trajectory.times, trajectory.loss)
+    visited = plateaus(problem, trajectory.times, trajectory.end_to_end)
     stop = "gradient norm below --gradient-tol" if trajectory.status == 1 else "reached --t-final"
     sigma_text = ", ".join(f"{s:.4g}" for s in problem.sigma)
     lines = [

@@ -6,7 +6,7 @@ critical values (:func:`critical_values`), builds the balanced canonical point o
 (:func:`canonical_point`), decides what kind of critical point a point is from rank conditions on
 partial products (:func:`classify`) and, independently, from the Hessian
 (:func:`hessian_inertia`), and joins the critical values into the graph of heteroclinic
-connections the flow runs along (:func:`critical_graph`).
+connections the flow runs along (:func:`quotient.graph.critical_graph`).
 
 Modes are numbered from 1, in the order of ``problem.sigma`` (mode 1 carries the largest singular
 value), as in the literature and in math.md. Points are in the problem's singular frame.
@@ -28,20 +28,16 @@ __all__ = [
     "CLASSES",
     "DENSE_LIMIT",
     "ZERO_EIGENVALUE_RTOL",
-    "CriticalGraph",
     "CriticalValue",
     "Inertia",
-    "Plateau",
     "canonical_point",
     "classify",
-    "critical_graph",
     "critical_values",
     "global_minimum",
     "hessian_inertia",
     "hessian_operator",
     "is_critical",
     "learned_modes",
-    "plateaus",
     "well_conditioned",
     "zero_eigenvalue_threshold",
 ]
@@ -140,71 +136,6 @@ def critical_values(problem, *, rtol: float = 1e-12) -> list[CriticalValue]:
     result = []
     for value, subsets in grouped:
         result.append(CriticalValue(value, min(subsets), tuple(sorted(subsets))))
-    return result
-
-
-@dataclass(frozen=True)
-class Plateau:
-    """A time interval the loss spends near one critical value.
-
-    Attributes
-    ----------
-    critical_value : CriticalValue
-    t_start, t_end : float
-        First and last sample time inside the band around the value.
-    """
-
-    critical_value: CriticalValue
-    t_start: float
-    t_end: float
-
-    @property
-    def duration(self) -> float:
-        return self.t_end - self.t_start
-
-
-def plateaus(problem, times, loss, *, band: float = 0.01) -> list[Plateau]:
-    """The critical values a loss curve passes, with the time spent near each.
-
-    Parameters
-    ----------
-    problem : Problem
-    times : array_like, shape (T,)
-    loss : array_like, shape (T,)
-    band : float
-        A sample is near the critical value ``L_S`` when ``|L - L_S| <= band * g_S``, where
-        ``g_S`` is the gap from ``L_S`` to the nearest other critical value.
-
-    Returns
-    -------
-    list of Plateau
-        Maximal runs of consecutive samples near one value, spanning at least two samples, in
-        time order. The last one is where the trajectory ends if it converged.
-    """
-    times = np.asarray(times, dtype=float)
-    loss = np.asarray(loss, dtype=float)
-    values = critical_values(problem)
-    levels = np.array([v.value for v in values])
-    if levels.size == 1:
-        gaps = np.array([max(levels[0], 1.0)])
-    else:
-        spacing = np.diff(levels)
-        gaps = np.minimum(np.r_[np.inf, spacing], np.r_[spacing, np.inf])
-    nearest = np.abs(loss[:, None] - levels[None, :]).argmin(axis=1)
-    inside = np.abs(loss - levels[nearest]) <= band * gaps[nearest]
-    result = []
-    n = 0
-    while n < loss.size:
-        if not inside[n]:
-            n += 1
-            continue
-        k = nearest[n]
-        end = n
-        while end + 1 < loss.size and inside[end + 1] and nearest[end + 1] == k:
-            end += 1
-        if end > n:
-            result.append(Plateau(values[k], float(times[n]), float(times[end])))
-        n = end + 1
     return result
 
 
@@ -1000,115 +931,3 @@ def hessian_inertia(
     if method == "sketch":
         return _sketch_inertia(problem, point, tol, floor)
     return _lanczos_inertia(problem, point, tol, floor)
-
-
-# ---------------------------------------------------------------------------------------- the graph
-class CriticalGraph(NamedTuple):
-    """The critical values joined by the heteroclinic connections between them.
-
-    Attributes
-    ----------
-    nodes : tuple of CriticalValue
-        As :func:`critical_values` lists them (increasing loss); node ``n`` is ``nodes[n]``.
-    edges : tuple of (int, int)
-        ``(a, b)``: a flow line runs from a critical point of value ``nodes[a]`` to one of value
-        ``nodes[b] < nodes[a]`` (see :func:`critical_graph`). Sorted.
-    kinds : tuple of str
-        For each edge, ``"learn"`` (one more mode learnt) or ``"swap"`` (a learnt mode exchanged
-        for a larger unlearnt one).
-
-    ``graph[0]`` and ``graph[1]`` are the nodes and edges, so the graph can be passed wherever a
-    ``(nodes, edges)`` pair is expected.
-    """
-
-    nodes: tuple
-    edges: tuple
-    kinds: tuple
-
-    def index(self, learned) -> int:
-        """Node holding the learnt set ``learned`` (a tuple of 1-based modes or a CriticalValue)."""
-        if isinstance(learned, CriticalValue):
-            learned = learned.learned
-        learned = tuple(sorted(learned))
-        for n, node in enumerate(self.nodes):
-            if learned in node.alternatives:
-                return n
-        raise ValueError(f"no critical value learns the modes {learned}")
-
-    def has_edge(self, a: int, b: int) -> bool:
-        return (a, b) in self.edges
-
-    def successors(self, a: int) -> tuple[int, ...]:
-        """Nodes reached from node ``a`` by one edge, in increasing order."""
-        return tuple(b for (source, b) in self.edges if source == a)
-
-    def path(self, plateaus) -> tuple[int, ...]:
-        """The nodes a trajectory visits, from its plateaus (:func:`plateaus`), repeats merged.
-
-        Consecutive nodes of a flow that passes every saddle in turn are joined by an edge;
-        :meth:`has_edge` tells where the detected plateaus skipped one (a saddle passed too
-        quickly to leave a plateau, or several modes learnt at once).
-        """
-        visited: list[int] = []
-        for plateau in plateaus:
-            n = self.nodes.index(plateau.critical_value)
-            if not visited or visited[-1] != n:
-                visited.append(n)
-        return tuple(visited)
-
-
-def critical_graph(problem) -> CriticalGraph:
-    """The graph of critical values and the elementary heteroclinic connections between them.
-
-    Parameters
-    ----------
-    problem : Problem
-
-    Returns
-    -------
-    CriticalGraph
-        Nodes are :func:`critical_values`; an edge ``a -> b`` joins two values when some learnt set
-        ``S`` of ``a`` (among its ``alternatives``) and ``S'`` of ``b`` are related by
-
-        * ``"learn"``: ``S' = S + {i}``, one more mode ``i`` with ``sigma_i > 0`` (``|S| < r``); the
-          loss drops by ``sigma_i^2 / 2``;
-        * ``"swap"``: ``S' = S - {j} + {i}`` with ``sigma_i > sigma_j``; the loss drops by
-          ``(sigma_i^2 - sigma_j^2) / 2``.
-
-    Notes
-    -----
-    Each edge is realised by an explicit flow line between the canonical points
-    (:func:`canonical_point`), inside an invariant subspace of the flow. For "learn", the chain of
-    mode ``i`` through free hidden units is decoupled from the rest, and on its balanced ray with
-    positive product the flow takes mode ``i`` from 0 (as ``t -> -infinity``) to
-    ``sigma_i^{1/h}``: this is the unstable curve of :func:`quotient.saddle.unstable_directions`.
-    For "swap", the subspace in which the hidden units of mode ``j`` also connect to the input
-    and output directions of mode ``i`` holds a rank-one network; the saddle (mode ``j`` learnt)
-    has the negative curvature of condition (B) of :func:`classify`, and the flow on its
-    unstable manifold ends at the best rank-one fit, mode ``i``. Flow lines that learn several
-    modes at once also exist (their end points are joined by a path of edges); the graph keeps
-    only the elementary steps, the ones the saddle-to-saddle dynamics of small initialisations
-    take one after the other.
-    """
-    nodes = tuple(critical_values(problem))
-    sigma = np.asarray(problem.sigma)
-    node_of = {S: n for n, node in enumerate(nodes) for S in node.alternatives}
-    learnable = [i + 1 for i in range(sigma.size) if sigma[i] > 0]
-    found: dict[tuple[int, int], str] = {}
-    for a, node in enumerate(nodes):
-        for S in node.alternatives:
-            for i in learnable:
-                if i in S:
-                    continue
-                targets = []
-                if len(S) < problem.rank_bound:
-                    targets.append((tuple(sorted(S + (i,))), "learn"))
-                for j in S:
-                    if sigma[i - 1] > sigma[j - 1]:
-                        targets.append((tuple(sorted(set(S) - {j} | {i})), "swap"))
-                for target, kind in targets:
-                    b = node_of[target]
-                    if nodes[b].value < node.value:
-                        found.setdefault((a, b), kind)
-    edges = tuple(sorted(found))
-    return CriticalGraph(nodes, edges, tuple(found[edge] for edge in edges))

@@ -17,8 +17,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .critical import critical_graph as _critical_graph
-from .critical import critical_values, plateaus
+from .critical import critical_values
+from .graph import critical_graph as _critical_graph
+from .graph import plateaus
 from .network import conserved_quantities, end_to_end
 
 __all__ = [
@@ -148,7 +149,7 @@ def loss_curve(
         Use a logarithmic time axis (samples at ``t = 0`` are dropped).
     levels : {"visited", "all", "none"}
         Which critical values ``L_S`` to draw as dashed levels labelled by ``S``: those some
-        trajectory plateaus at (:func:`quotient.critical.plateaus`), every one below the largest
+        trajectory plateaus at (:func:`quotient.graph.plateaus`), every one below the largest
         loss, or none.
     axes : matplotlib.axes.Axes, optional
         Draw here instead of in a new figure.
@@ -168,7 +169,7 @@ def loss_curve(
     problem = runs[0].problem
     top = max(float(np.max(run.loss)) for run in runs)
     if levels == "visited":
-        shown = {p.critical_value for run in runs for p in plateaus(run.problem, run.times, run.loss)}
+        shown = {p.critical_value for run in runs for p in plateaus(run.problem, run.times, run.end_to_end)}
     elif levels == "all":
         shown = {value for value in critical_values(problem) if value.value <= 1.05 * top}
     else:
@@ -350,10 +351,10 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
     ----------
     problem : Problem
     graph : CriticalGraph, optional
-        The graph to draw; by default :func:`quotient.critical.critical_graph` of ``problem``
+        The graph to draw; by default :func:`quotient.graph.critical_graph` of ``problem``
         (edges: one more mode learnt, solid; a learnt mode swapped for a larger one, dotted).
     trajectory : Trajectory, optional
-        Its plateaus (:func:`quotient.critical.plateaus`) give the nodes it visits
+        Its plateaus (:func:`quotient.graph.plateaus`) give the nodes it visits
         (:meth:`CriticalGraph.path`), drawn in colour and joined by arrows in the order visited.
     axes : matplotlib.axes.Axes, optional
 
@@ -370,7 +371,7 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
     for (a, b), kind in zip(graph.edges, graph.kinds):
         style = "-" if kind == "learn" else ":"
         axes.plot([x[a], x[b]], [y[a], y[b]], color="0.78", linewidth=0.8, linestyle=style, zorder=1)
-    path = [] if trajectory is None else list(graph.path(plateaus(problem, trajectory.times, trajectory.loss)))
+    path = [] if trajectory is None else list(graph.path(plateaus(problem, trajectory.times, trajectory.end_to_end)))
     on_path = np.zeros(len(nodes), dtype=bool)
     on_path[path] = True
     axes.scatter(x[~on_path], y[~on_path], s=22, color="0.55", zorder=2, label="critical value $L_S$")

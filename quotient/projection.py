@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .critical import _require_square
 from .flow import Trajectory, _integrate
-from .network import as_point, backward_products, conserved_quantities, end_to_end, forward_products, widths_of
+from .graph import nearest_critical
+from .network import _squared_norm, as_point, backward_products, conserved_quantities, end_to_end, forward_products, widths_of
 from .problem import Problem, _readonly
 from .symmetry import _is_batch
 
@@ -24,7 +26,6 @@ __all__ = [
     "pushforward",
     "projected_velocity",
     "reduced_velocity",
-    "nearest_critical",
     "QuotientTrajectory",
     "project",
     "reduced_flow",
@@ -131,41 +132,103 @@ def _fractional_kernel(W: np.ndarray, h: int, rank: int | None = None):
     return U, Vt, kernel
 
 
-def reduced_velocity(problem: Problem, W) -> np.ndarray:
+def reduced_velocity(problem: Problem, W, *, rank: int | None = None, rank_rtol: float = 1e-12, balance_rtol: float = 1e-8) -> np.ndarray:
     """Right-hand side of the closed balanced flow on the quotient.
 
-        dW/dt = - sum_{j=1}^h (W W^T)^{(j-1)/h} (W - Sigma) (W^T W)^{(h-j)/h}
+        dW/dt = - sum_{j=1}^h (W W^T)^{(j-1)/h} grad l(W) (W^T W)^{(h-j)/h}
+
+    (``grad l(W) = W - Sigma`` for the square loss).
 
     Parameters
     ----------
     problem : Problem
-        Supplies ``h`` and the target ``Sigma`` (singular frame).
-    W : array_like, shape (d_h, d_0)
+        Supplies ``h`` and the loss ``l`` of the end-to-end map (any loss: the formula holds for
+        every differentiable ``l``).
+    W : array_like, shape (d_h, d_0), or tuple of ndarray
+        An end-to-end map (singular frame), standing for its balanced lifts, or a point
+        ``(W_1, ..., W_h)``, which must then be balanced (``C_i = 0``).
+    rank : int, optional
+        The rank ``k`` of the stratum ``W`` lies on: singular values beyond the ``k``-th are set to
+        zero. By default the numerical rank, the number of singular values above ``rank_rtol``
+        times the largest.
+    rank_rtol : float
+        Relative threshold of the default rank.
+    balance_rtol : float
+        A point counts as balanced when ``||C_i||_F <= balance_rtol (||W_i||^2 + ||W_{i+1}||^2)``
+        for every ``i``.
 
     Returns
     -------
     ndarray, shape (d_h, d_0)
 
+    Raises
+    ------
+    ValueError
+        If a point is not balanced (its end-to-end map does not follow this flow: use
+        :func:`projected_velocity`), if ``rank`` or the rank of ``W`` exceeds ``min(widths)``, or
+        ``W`` has the wrong shape.
+
     Notes
     -----
     Arora, Cohen & Hazan (2018); Bah, Rauhut, Terstiege & Westdickenberg (2022): the Riemannian
-    gradient flow of ``1/2 ||W - Sigma||^2`` on the matrices of fixed rank; math-spec section 4.3.
+    gradient flow of ``l`` on the matrices of rank ``k``; math-spec section 4.3.
     The fractional powers come from one SVD ``W = U S V^T``: with ``lambda`` and ``mu`` the
     eigenvalues of ``W W^T`` and ``W^T W`` (squared singular values, zero-padded),
-    ``dW/dt = -U (K o (U^T (W - Sigma) V)) V^T`` with ``K_pq = sum_j lambda_p^{(j-1)/h}
-    mu_q^{(h-j)/h}``. Taking singular values from the SVD of ``W`` rather than eigenvalues of
-    ``W W^T`` keeps singular values below ``sqrt(eps) ||W||`` accurate; zero ones are exactly 0.
+    ``dW/dt = -U (K o (U^T grad l V)) V^T`` with ``K_pq = sum_j lambda_p^{(j-1)/h}
+    mu_q^{(h-j)/h}``. ``(W W^T)^{1/h}`` is not Lipschitz where a singular value vanishes: a
+    rounding error ``e`` in a zero singular value would enter as ``e^{2/h}``, growing with the
+    depth, so singular values beyond the rank are set to exactly 0.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
-    W = _check_end_to_end(problem, W, "W")
-    return _reduced_velocity(problem, W)
+    W = _balanced_end_to_end(problem, W, "W", balance_rtol)
+    return _reduced_velocity(problem, W, _stratum_rank(problem, W, rank, rank_rtol, "W"))
 
 
 def _reduced_velocity(problem: Problem, W: np.ndarray, rank: int | None = None) -> np.ndarray:
     U, Vt, kernel = _fractional_kernel(W, problem.depth, rank)
     G = problem.end_to_end_loss.gradient(W)
     return -U @ (kernel * (U.T @ G @ Vt.T)) @ Vt
+
+
+def _balanced_end_to_end(problem: Problem, start, name: str, balance_rtol: float) -> np.ndarray:
+    """The end-to-end map of ``start``: a map, or a point that must be balanced."""
+    if not (isinstance(balance_rtol, (int, float, np.floating)) and not isinstance(balance_rtol, bool) and balance_rtol >= 0):
+        raise ValueError(f"balance_rtol must be a non-negative number; got {balance_rtol!r}")
+    if not isinstance(start, (tuple, list)):
+        return _check_end_to_end(problem, start, name)
+    point = as_point(start, name, widths=problem.widths)
+    for i, C in enumerate(conserved_quantities(point), start=1):
+        scale = _squared_norm((point[i - 1], point[i]))
+        imbalance = float(np.linalg.norm(C))
+        if imbalance > balance_rtol * scale:
+            raise ValueError(
+                f"{name} is not balanced: ||C_{i}||_F = {imbalance:.3e} > balance_rtol * (||W_{i}||^2 + "
+                f"||W_{i + 1}||^2) = {balance_rtol:.1e} * {scale:.3e}, where C_{i} = W_{i + 1}^T W_{i + 1} - "
+                f"W_{i} W_{i}^T. The reduced flow is the flow of balanced points (C = 0) only; from other "
+                "points the end-to-end map does not follow it: integrate the layers with gradient_flow and "
+                "project() the run, or use projected_velocity"
+            )
+    return end_to_end(point)
+
+
+def _stratum_rank(problem: Problem, W: np.ndarray, rank, rank_rtol: float, name: str) -> int:
+    """The rank ``k`` the reduced flow keeps: given, or the numerical rank of ``W``."""
+    r = problem.rank_bound
+    s = np.linalg.svd(W, compute_uv=False)
+    if rank is None:
+        if not (isinstance(rank_rtol, (int, float, np.floating)) and not isinstance(rank_rtol, bool) and 0 <= rank_rtol < 1):
+            raise ValueError(f"rank_rtol must be a number in [0, 1); got {rank_rtol!r}")
+        rank = int(np.sum(s > rank_rtol * s[0])) if s.size and s[0] > 0 else 0
+        if rank > r:
+            raise ValueError(
+                f"{name} has rank above min(widths) = {r} (singular value {r + 1} is {s[r]:.3e}); it is not "
+                f"the end-to-end map of any point with widths {problem.widths}"
+            )
+        return rank
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank <= r:
+        raise ValueError(f"rank must be an integer in [0, min(widths)] = [0, {r}]; got {rank!r}")
+    return int(rank)
 
 
 def _check_end_to_end(problem: Problem, W, name: str) -> np.ndarray:
@@ -179,47 +242,6 @@ def _check_end_to_end(problem: Problem, W, name: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or infinite entries")
     return array
-
-
-def nearest_critical(problem: Problem, W):
-    """The critical value whose end-to-end map ``Sigma_S`` is nearest to ``W`` (square loss).
-
-    Parameters
-    ----------
-    problem : Problem
-    W : array_like, shape (..., d_h, d_0)
-
-    Returns
-    -------
-    learned : tuple of int, or a list of them for a batch
-        The set ``S`` (1-based modes) minimising ``||W - Sigma_S||_F`` over ``|S| <= r``.
-    value : ndarray, shape (...)
-        ``L_S = 1/2 sum_{i not in S} sigma_i^2``.
-    distance : ndarray, shape (...)
-        ``||W - Sigma_S||_F``.
-
-    Notes
-    -----
-    ``||W - Sigma_S||^2 = ||W||^2 + sum_{i in S} (sigma_i^2 - 2 sigma_i W_ii)``, so the nearest set
-    holds the (at most ``r``) modes with the most negative ``sigma_i (sigma_i - 2 W_ii)``, i.e.
-    ``W_ii > sigma_i / 2``; modes with ``sigma_i = 0`` are never learnt, as in
-    :func:`quotient.critical_values`. Ties between equal singular values are broken by ``W``.
-    """
-    W = np.asarray(W, dtype=np.float64)
-    sigma = np.asarray(problem.sigma)
-    m = sigma.size
-    diagonal = np.diagonal(W, axis1=-2, axis2=-1)[..., :m]
-    gain = sigma * (sigma - 2 * diagonal)  # change of ||W - Sigma_S||^2 when mode i joins S
-    order = np.argsort(gain, axis=-1, kind="stable")
-    rank = np.argsort(order, axis=-1, kind="stable")
-    chosen = (gain < 0) & (rank < problem.rank_bound)
-    squared = np.sum(W**2, axis=(-2, -1)) + np.sum(np.where(chosen, gain, 0.0), axis=-1)
-    distance = np.sqrt(np.maximum(squared, 0.0))
-    value = 0.5 * np.sum(np.where(chosen, 0.0, sigma**2), axis=-1)
-    flat = chosen.reshape((-1, m))
-    sets = [tuple(int(i) + 1 for i in np.flatnonzero(row)) for row in flat]
-    learned = sets[0] if chosen.ndim == 1 else sets
-    return learned, value, distance
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,7 +292,8 @@ class QuotientTrajectory:
 
     @classmethod
     def from_end_to_end(cls, problem: Problem, times, W) -> QuotientTrajectory:
-        """Build one from sample times ``(T,)`` and end-to-end maps ``(T, d_h, d_0)``."""
+        """Build one from sample times ``(T,)`` and end-to-end maps ``(T, d_h, d_0)`` (square loss)."""
+        _require_square(problem)
         times = np.asarray(times, dtype=np.float64)
         W = np.asarray(W, dtype=np.float64)
         m = problem.sigma.size
@@ -298,9 +321,17 @@ def project(trajectory: Trajectory) -> QuotientTrajectory:
     Returns
     -------
     QuotientTrajectory
+
+    Raises
+    ------
+    ValueError
+        If the run's problem has a general loss (:meth:`Problem.from_loss`): the trajectory is
+        labelled by the critical values of the square loss. :func:`quotient.end_to_end` of the
+        run's points gives its curve in the quotient for any loss.
     """
     if not isinstance(trajectory, Trajectory):
         raise TypeError(f"trajectory must be a quotient.Trajectory; got {type(trajectory).__name__}")
+    _require_square(trajectory.problem)
     return QuotientTrajectory.from_end_to_end(trajectory.problem, trajectory.times, trajectory.end_to_end)
 
 
@@ -313,7 +344,9 @@ def reduced_flow(
     rtol: float = 1e-10,
     atol: float = 1e-12,
     method: str = "DOP853",
+    rank: int | None = None,
     rank_rtol: float = 1e-12,
+    balance_rtol: float = 1e-8,
     throw: bool = True,
 ) -> QuotientTrajectory:
     """Integrate the closed flow on the quotient that balanced starts follow.
@@ -323,8 +356,10 @@ def reduced_flow(
     Parameters
     ----------
     problem : Problem
-    W0 : array_like, shape (d_h, d_0)
-        Initial end-to-end map (singular frame), of rank at most ``min(widths)``.
+    W0 : array_like, shape (d_h, d_0), or tuple of ndarray
+        Initial end-to-end map (singular frame), of rank at most ``min(widths)``, standing for its
+        balanced lifts; or a balanced point ``(W_1, ..., W_h)`` (``C_i = 0``), whose end-to-end map
+        is taken.
     t_final : float
         Final time, positive.
     t_eval : array_like or int, optional
@@ -334,9 +369,15 @@ def reduced_flow(
         Tolerances of ``scipy.integrate.solve_ivp``.
     method : str
         A ``solve_ivp`` method.
+    rank : int, optional
+        The rank ``k`` the flow keeps (the stratum of ``W0``); by default the numerical rank of
+        ``W0``.
     rank_rtol : float
         Singular values of ``W0`` below ``rank_rtol`` times the largest count as zero; this sets the
-        rank ``k`` the flow keeps.
+        default rank.
+    balance_rtol : float
+        A point ``W0`` counts as balanced when ``||C_i||_F <= balance_rtol (||W_i||^2 +
+        ||W_{i+1}||^2)`` (:func:`reduced_velocity`).
     throw : bool
         Raise ``RuntimeError`` if the solver fails; otherwise return the samples computed so far.
 
@@ -360,19 +401,16 @@ def reduced_flow(
     Raises
     ------
     ValueError
-        If ``W0`` has the wrong shape, is not finite, or has rank above ``min(widths)``.
+        If ``W0`` is an unbalanced point (its end-to-end map does not follow this flow: integrate
+        the layers with :func:`quotient.gradient_flow` and :func:`project` the run), has the wrong
+        shape, is not finite, or has rank above ``min(widths)``; or if the problem has a general
+        loss (the result labels the run by the critical values of the square loss).
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
-    W0 = _check_end_to_end(problem, W0, "W0")
-    r = problem.rank_bound
-    s = np.linalg.svd(W0, compute_uv=False)
-    rank = int(np.sum(s > rank_rtol * s[0])) if s.size and s[0] > 0 else 0
-    if rank > r:
-        raise ValueError(
-            f"W0 has rank above min(widths) = {r} (singular value {r + 1} is {s[r]:.3e}); it is not "
-            f"the end-to-end map of any point with widths {problem.widths}"
-        )
+    _require_square(problem)
+    W0 = _balanced_end_to_end(problem, W0, "W0", balance_rtol)
+    rank = _stratum_rank(problem, W0, rank, rank_rtol, "W0")
     shape = W0.shape
 
     def gradient(y):

@@ -120,8 +120,9 @@ def _grid(depths, widths, init_scales, seeds) -> list[dict]:
 def _run(spec: dict, settings: dict):
     """Integrate one run and summarise it; executed on a dask worker. Returns a Trajectory."""
     from . import init
-    from .critical import critical_values, plateaus
+    from .critical import critical_values
     from .flow import gradient_flow
+    from .graph import plateaus
     from .problem import Problem
 
     widths = (settings["d_in"],) + (spec["width"],) * (spec["depth"] - 1) + (settings["d_out"],)
@@ -132,7 +133,7 @@ def _run(spec: dict, settings: dict):
         t_eval=settings["n_samples"], gradient_tol=settings["gradient_tol"], progress=False, throw=False,
     )  # fmt: skip
     minimum = critical_values(problem)[0].value
-    visited = plateaus(problem, trajectory.times, trajectory.loss)
+    visited = plateaus(problem, trajectory.times, trajectory.end_to_end)
     outcome = {
         "widths": "-".join(map(str, widths)),
         "n_params": problem.n_params,

@@ -353,7 +353,7 @@ def test_a_small_initialisation_walks_the_graph_one_edge_at_a_time():
     graph = q.critical_graph(problem)
     point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
     trajectory = q.gradient_flow(problem, point0, 400.0, t_eval=4001, progress=False)
-    path = graph.path(q.plateaus(problem, trajectory.times, trajectory.loss))
+    path = graph.path(q.plateaus(problem, trajectory.times, trajectory.end_to_end))
     assert [graph.nodes[n].learned for n in path] == [(), (1,), (1, 2), (1, 2, 3)]
     assert all(graph.has_edge(a, b) for a, b in itertools.pairwise(path))
 

@@ -286,7 +286,7 @@ def test_every_picture_is_a_figure_with_labelled_axes_and_no_pyplot_state(name, 
 def test_loss_curve_draws_the_visited_levels_labelled_by_learnt_sets(problem, run):
     figure = plot.loss_curve(run)
     axes = _axes(figure)
-    visited = {p.critical_value for p in q.plateaus(problem, run.times, run.loss)}
+    visited = {p.critical_value for p in q.plateaus(problem, run.times, run.end_to_end)}
     assert {v.learned for v in visited} == {(), (1,), (1, 2), (1, 2, 3)}
     levels = [line for line in axes.lines if line.get_linestyle() == "--"]
     assert sorted(line.get_ydata()[0] for line in levels) == pytest.approx(sorted(v.value for v in visited))
@@ -381,7 +381,7 @@ def test_critical_graph_draws_every_value_edge_and_the_path(problem, run):
     assert len(edges) == len(graph.edges)
     assert sum(line.get_linestyle() == ":" for line in edges) == graph.kinds.count("swap")
     assert _scatter_points(axes) == len(graph.nodes)
-    path = graph.path(q.plateaus(problem, run.times, run.loss))
+    path = graph.path(q.plateaus(problem, run.times, run.end_to_end))
     assert [graph.nodes[n].learned for n in path] == [(), (1,), (1, 2), (1, 2, 3)]
     arrows = [text for text in axes.texts if isinstance(text, Annotation) and text.arrow_patch]
     assert len(arrows) == len(path) - 1
