@@ -128,19 +128,19 @@ def conservation() -> Figure:
 
 
 def hessian_spectra() -> Figure:
-    """Hessian spectra at the canonical critical points of widths 3-3-3-3, sigma = 3, 2, 1."""
+    """Hessian spectra at the canonical points of all 8 critical values of widths 3-3-3-3, sigma = 3, 2, 1."""
     problem = Problem.from_sigma((3.0, 2.0, 1.0), (3, 3, 3, 3))
-    values = [value for value in critical_values(problem) if value.learned in ((), (1,), (2,), (1, 2), (1, 3), (1, 2, 3))]
+    values = list(critical_values(problem))  # all 8: every subset S of {1, 2, 3}
     names = {"nonstrict_saddle": "non-strict saddle", "strict_saddle": "strict saddle", "global_minimum": "global minimum"}
-    figure = Figure(figsize=(13.0, 6.4), layout="constrained")
-    grid = figure.subplots(2, 3, sharex=True)
+    figure = Figure(figsize=(15.0, 6.4), layout="constrained")
+    grid = figure.subplots(2, 4, sharex=True)
     for axes, value in zip(grid.flat, sorted(values, key=lambda v: -v.value)):
         point = canonical_point(problem, value.learned)
         title = f"$S = {plot._learned_label(value.learned)}$, $L_S = {value.value:g}$: {names[classify(problem, point)]}"
         plot.hessian_spectrum(problem, point, axes=axes, title=title)
     figure.suptitle(
-        r"Hessian at the canonical critical points $\Sigma_S$ (widths 3-3-3-3, $\sigma = 3, 2, 1$): "
-        "strict saddles have a negative eigenvalue, non-strict ones none",
+        rf"Hessian at the canonical critical points $\Sigma_S$ of all {len(values)} critical values (widths 3-3-3-3, "
+        r"$\sigma = 3, 2, 1$): strict saddles have a negative eigenvalue, non-strict ones none",
         fontsize=11,
     )
     return figure
