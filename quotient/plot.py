@@ -880,7 +880,7 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
         _tidy_3d(axes, nbins=5)
     title = f"fiber of $L_S = {fiber.value:.4g}$, $S = {_learned_label(fiber.learned)}$: {n} critical points"
     if not scalar:
-        title += "\naxes: " + r"$\mathrm{slog}\, x = \mathrm{sign}(x) \log_{10}(1 + |x|)$ of layer entries"
+        title += "\naxes: " + r"$\mathrm{slog}\, x = \mathrm{sign}(x) \log_{10}(1 + |x|)$ of the layer norms"
     axes.set_title(title, fontsize=10)
     axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
     return figure
