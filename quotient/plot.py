@@ -869,10 +869,11 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
         axes.scatter(
             *places.T, s=12.0 * np.sqrt(counts), color=PALETTE[k % len(PALETTE)], alpha=0.8, zorder=4 + rank,
             label=f"{name.replace('nonstrict', 'non-strict').replace('_', ' ')} ({int(mask.sum())})",
+            **({"depthshade": False} if three else {}),
         )  # fmt: skip
         for place, count in zip(places, counts):
             if count > 1:
-                axes.text(*place, f"  {count}x", fontsize=7, color=PALETTE[k % len(PALETTE)], zorder=10)
+                axes.text(*place, f"  {count}x", fontsize=8, color="0.15", ha="left", va="bottom", zorder=10)
     axes.set_xlabel(axis_names[0])
     axes.set_ylabel(axis_names[1])
     if three:
