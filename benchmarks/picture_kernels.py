@@ -16,6 +16,9 @@ picture:
   which the tolerance must stay below;
 - whether the whole test module passed under that configuration.
 
+With ``--figures`` it does the same for ``python -m quotient.figures`` (RMS against the committed
+``figures/``, and the largest difference of what each figure draws between configurations).
+
 Only this script sets ``OPENBLAS_CORETYPE`` (in the subprocesses' environment); the tests and CI
 never do. A kernel the CPU cannot run is reported and skipped (OpenBLAS falls back silently, so the
 script checks what ``OPENBLAS_VERBOSE=2`` says it loaded).
@@ -88,6 +91,35 @@ def _run(name, extra, folder: Path) -> dict:
     return {"core": core, "summary": summary, "renderings": renderings, "dropped": dropped}
 
 
+_FIGURES_SNIPPET = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from test_plot import _rounded, drawn
+from quotient import figures
+out = Path({out!r})
+for name, build in figures.FIGURES.items():
+    figure = build()
+    figures.save(figure, str(out / f"{{name}}.png"))
+    figure.set_dpi(figures.DPI)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    (out / f"{{name}}.json").write_text(json.dumps(_rounded(drawn(figure, canvas.get_renderer()))))
+"""
+
+
+def _run_figures(name, extra, folder: Path) -> dict:
+    """``python -m quotient.figures`` under one configuration, with a record of what each figure draws."""
+    out = folder / ("figures-" + name.replace("+", "_"))
+    out.mkdir()
+    environment = {**os.environ, **extra, "PYTHONPATH": str(ROOT)}
+    code = _FIGURES_SNIPPET.format(tests=str(ROOT / "tests"), out=str(out))
+    result = subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT, capture_output=True, text=True)
+    summary = "ok" if result.returncode == 0 else "failed: " + result.stderr.strip().splitlines()[-1]
+    return {"summary": summary, "renderings": {png.stem: png for png in out.glob("*.png")}, "dropped": {}}
+
+
 def _rms(a: Path, b: Path) -> float:
     first, second = (np.asarray(Image.open(p).convert("RGB")).astype(np.int16) for p in (a, b))
     if first.shape != second.shape:
@@ -98,7 +130,12 @@ def _rms(a: Path, b: Path) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS), help=f"OpenBLAS kernels (default {' '.join(KERNELS)})")
+    parser.add_argument(
+        "--figures", action="store_true",
+        help="measure the committed figures (python -m quotient.figures) instead of the test pictures",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    reference = ROOT / "figures" if args.figures else BASELINE
     from test_plot import _largest_difference  # the tests' own comparison of records
 
     with tempfile.TemporaryDirectory(prefix="picture-kernels-") as tmp:
@@ -108,31 +145,32 @@ def main(argv=None) -> int:
             if extra["OPENBLAS_CORETYPE"].lower() not in core.lower():
                 print(f"{name}: OpenBLAS loads core {core!r} (its kernels); not run again")
                 continue
-            print(f"running tests/test_plot.py under {name} ...", flush=True)
-            run = _run(name, extra, Path(tmp))
-            print(f"  core {run['core']}: {run['summary']}")
+            what = "python -m quotient.figures" if args.figures else "tests/test_plot.py"
+            print(f"running {what} under {name} ...", flush=True)
+            run = (_run_figures if args.figures else _run)(name, extra, Path(tmp))
+            print(f"  core {core}: {run['summary']}")
             runs[name] = run
         if not runs:
             print("no configuration ran")
             return 1
         pictures = sorted(set.union(*(set(r["renderings"]) for r in runs.values())))
         configurations = list(runs)
-        print("\nRMS pixel difference against the committed baseline (0..255)")
+        print(f"\nRMS pixel difference against the committed {'figures' if args.figures else 'baseline'} (0..255)")
         print(f"{'picture':24s}" + "".join(f"{c:>20s}" for c in configurations) + f"{'max pair':>10s}{'drawn':>10s}{'removal':>9s}")
         for picture in pictures:
             row = f"{picture:24s}"
             for c in configurations:
                 png = runs[c]["renderings"].get(picture)
-                row += f"{_rms(BASELINE / f'{picture}.png', png):20.3f}" if png else f"{'-':>20s}"
+                row += f"{_rms(reference / f'{picture}.png', png):20.3f}" if png else f"{'-':>20s}"
             pngs = [runs[c]["renderings"][picture] for c in configurations if picture in runs[c]["renderings"]]
             pair = max((_rms(a, b) for a in pngs for b in pngs), default=0.0)
             records = [json.loads(p.with_suffix(".json").read_text()) for p in pngs if p.with_suffix(".json").exists()]
-            expected = BASELINE / f"{picture}.json"
+            expected = reference / f"{picture}.json"
             if expected.exists():
                 records.append(json.loads(expected.read_text()))
             gap = max((_largest_difference(a, b) for a in records for b in records), default=float("nan"))
             dropped = runs[configurations[0]]["dropped"].get(picture)
-            removal = _rms(BASELINE / f"{picture}.png", dropped) if dropped else float("nan")
+            removal = _rms(reference / f"{picture}.png", dropped) if dropped else float("nan")
             print(row + f"{pair:10.3f}{gap:10.1e}{removal:9.2f}")
     return 0
 

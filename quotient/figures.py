@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -41,9 +42,26 @@ def _log_times(t_final: float, n: int = 500) -> np.ndarray:
     return np.r_[0.0, np.geomspace(1e-3, t_final, n)]
 
 
-def _flow(problem, point0, t_final, *, samples=None, gradient_tol=1e-6, **options):
+def _flow(problem, point0, t_final, *, samples=None, gradient_tol=None, **options):
+    """A flow sampled at ``samples`` (default log-spaced), to ``t_final`` unless ``gradient_tol`` is given.
+
+    No stop by default: where ``gradient_tol`` stops a flow depends on the solver's step sequence,
+    which moves with the last bits of the arithmetic (another BLAS kernel: a stop time 2e-5
+    earlier or later, measured by benchmarks/picture_kernels.py --figures), and with it the last
+    sample; a flow that has reached the global minimum stays there, so running on changes nothing.
+    """
     t_eval = _log_times(t_final) if samples is None else samples
     return gradient_flow(problem, point0, t_final, t_eval=t_eval, gradient_tol=gradient_tol, progress=False, **options)
+
+
+def _canonical_sign(direction):
+    """A saddle direction with its sign fixed (largest entry positive): eigenvectors come from LAPACK
+    with a sign that depends on the BLAS kernel, and the flow from ``-v`` is another flow."""
+    if direction.mechanism != "hessian":
+        return direction  # mode curves fix their signs themselves (quotient.saddle)
+    flat = np.concatenate([layer.ravel() for layer in direction.direction])
+    sign = np.sign(flat[np.argmax(np.abs(flat))])
+    return replace(direction, direction=tuple(sign * layer for layer in direction.direction))
 
 
 # ---------------------------------------------------------------------------------------- figures
@@ -200,6 +218,7 @@ def nonstrict_saddle() -> Figure:
     stable = stable_directions(problem, saddle)
     directions = [d for d in unstable if d.mechanism == "mode"]
     directions += [next(d for d in stable if d.mechanism == "mode"), next(d for d in stable if d.mechanism == "hessian")]
+    directions = [_canonical_sign(d) for d in directions]
     runs = [_flow(problem, d.curve(0.1), 2e3, gradient_tol=1e-9) for d in directions]
     labels = [
         f"{d.kind}: " + (f"mode {d.mode}, {'positive' if d.kind == 'unstable' else 'negative'} product (order {d.order})"

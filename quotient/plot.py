@@ -361,8 +361,7 @@ def quotient_trajectory(
                     axes.text(*corner, text + "  ", fontsize=9, color="0.2", ha="right", va="bottom" if top else "top")
                 else:
                     # inside the rectangle of corners, so inside the axes: towards its centre
-                    right = learned and modes[0] in learned
-                    top = learned and modes[1] in learned
+                    right, top = modes[0] in learned, modes[1] in learned
                     axes.annotate(
                         text, corner, xytext=(-6 if right else 6, -6 if top else 6), textcoords="offset points",
                         ha="right" if right else "left", va="top" if top else "bottom", fontsize=9, color="0.2",
