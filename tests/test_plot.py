@@ -53,8 +53,8 @@ DPI = 60
 #: benchmarks/picture_kernels.py (OpenBLAS kernels Haswell = Zen, SkylakeX, Sandybridge, Nehalem, and
 #: numpy without its AVX-512 loops): the largest RMS between any two renderings is 0.004 (a few
 #: anti-aliased pixels of a curve that passes saddles), once no picture prints or draws round-off.
-#: Removing any single element gives 1.4 (a coincident-sample dot of fiber_samples_origin) to 14
-#: (test_tolerance_catches_a_missing_element checks every case). 0.5 is 100x the first and a third
+#: Removing any single element gives 1.8 (a coincident-sample dot of fiber_samples_origin) to 14
+#: (test_tolerance_catches_a_missing_element checks every case). 0.5 is 100x the first and under a third
 #: of the second. Text is the fragile part: another FreeType build or hinting mode moves every
 #: glyph (RMS near 20), which no tolerance can absorb while still seeing a missing curve, hence the
 #: matplotlib pin in the test extra (its wheels bundle FreeType and the DejaVu fonts).
