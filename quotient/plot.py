@@ -39,6 +39,8 @@ __all__ = [
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 _NEGATIVE, _ZERO, _POSITIVE = PALETTE[3], "0.45", PALETTE[0]
 _LEVEL = "0.55"
+#: Marker areas (points^2) in the quotient pictures: a start or end dot fits inside a corner's diamond.
+_CORNER_SIZE, _DOT_SIZE = 70.0, 22.0
 
 
 def _figure(width: float = 6.4, height: float = 4.0) -> Figure:
@@ -70,6 +72,33 @@ def _labels(labels, n: int) -> list:
     if len(labels) != n:
         raise ValueError(f"labels must hold one label per trajectory ({n}); got {len(labels)}")
     return labels
+
+
+def _run_labels(labels, n: int) -> list:
+    """Legend entries for ``n`` runs: the ones given, else ``run 1, run 2, ...`` when there are several
+    (so that every curve is named), else none."""
+    labels = _labels(labels, n)
+    if n > 1 and all(label is None for label in labels):
+        return [f"run {k + 1}" for k in range(n)]
+    return labels
+
+
+def _distinct(labels: list) -> list:
+    """Labels made distinct: a repeated one gets ``(run k)`` appended, ``k`` its 1-based position."""
+    counts = {label: labels.count(label) for label in labels}
+    return [f"{label} (run {k + 1})" if counts[label] > 1 else label for k, label in enumerate(labels)]
+
+
+def _tidy_3d(axes, nbins: int = 4, labelpad: float = 10.0) -> None:
+    """Fewer ticks and padded axis labels on a 3-D axes, so that tick labels and axis labels do not
+    overlap; the box is zoomed out a little to leave room for the z label (layouts do not reserve it)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (axes.xaxis, axes.yaxis, axes.zaxis):
+        axis.set_major_locator(MaxNLocator(nbins=nbins))
+        axis.labelpad = labelpad
+    axes.tick_params(labelsize=8, pad=1)
+    axes.set_box_aspect(None, zoom=0.85)
 
 
 def _time_axis(axes, times, *values, log_time: bool):
@@ -144,7 +173,8 @@ def loss_curve(
     trajectories : Trajectory or sequence of Trajectory
         Runs of one problem (flows or gradient descent); each is one curve.
     labels : sequence of str, optional
-        Legend entries, one per trajectory (no legend when omitted).
+        Legend entries, one per trajectory; by default ``run 1, run 2, ...`` when there are
+        several, and no legend for a single run.
     log_time : bool
         Use a logarithmic time axis (samples at ``t = 0`` are dropped).
     levels : {"visited", "all", "none"}
@@ -158,11 +188,13 @@ def loss_curve(
     -------
     matplotlib.figure.Figure
         The loss is drawn on a symmetric-log scale (linear below the power of ten just under
-        ``10^-3`` times the largest loss) so that both the plateaus and the final convergence are
-        visible; the level labels sit outside the right edge, spread apart where levels are close.
+        ``10^-3`` times the largest loss or level) from 0 to above the largest loss or level, so
+        that both the plateaus and the final convergence are visible and a run that stays on a
+        plateau is a flat line (not a tiny change stretched to the full height); the level labels
+        sit outside the right edge, spread apart where levels are close.
     """
     runs = _as_list(trajectories)
-    labels = _labels(labels, len(runs))
+    labels = _run_labels(labels, len(runs))
     if levels not in ("visited", "all", "none"):
         raise ValueError(f"levels must be 'visited', 'all' or 'none'; got {levels!r}")
     axes = _axes(axes)
@@ -181,7 +213,15 @@ def loss_curve(
         times, loss = _time_axis(axes, run.times, run.loss, log_time=log_time)
         axes.plot(times, loss, color=PALETTE[k % len(PALETTE)], linewidth=1.8, zorder=2, label=label)
     # a power of ten as threshold, so that the tick at 0 and the first decade tick keep apart
-    axes.set_yscale("symlog", linthresh=10.0 ** np.floor(np.log10(max(1e-3 * top, 1e-300))), linscale=0.6)
+    highest = max([top] + [v.value for v in shown])
+    if not highest > 0:
+        highest = 1.0  # a loss that is zero throughout: any scale
+    linthresh = 10.0 ** np.floor(np.log10(1e-3 * highest))
+    axes.set_yscale("symlog", linthresh=linthresh, linscale=0.6)
+    # from just below 0 (the level L = 0 stays off the frame) to above the highest loss or level,
+    # whatever the data span: a change of 1e-10 on a plateau stays a flat line (autoscaling would
+    # stretch it over the whole height, with no tick label)
+    axes.set_ylim(-0.25 * linthresh, highest * 10.0**0.15)
     axes.set_xlabel(r"time $t$")
     axes.set_ylabel(r"loss $L = \frac{1}{2}\,\|\Sigma - W_h \cdots W_1\|_F^2$")
     if any(label is not None for label in labels):
@@ -279,7 +319,7 @@ def quotient_trajectory(
     modes : tuple of 2 or 3 int
         The modes (1-based) to use as coordinates; three give a 3-D picture.
     labels : sequence of str, optional
-        Legend entries, one per trajectory.
+        Legend entries, one per trajectory; by default ``run 1, run 2, ...`` when there are several.
     critical_points : bool
         Mark the canonical critical points ``Sigma_S`` (``u_k = sigma_k`` for ``k`` in ``S``,
         else 0) for every ``S`` within ``modes``, labelled by ``S``. Other sets project onto
@@ -290,11 +330,13 @@ def quotient_trajectory(
     Returns
     -------
     matplotlib.figure.Figure
-        Each trajectory is a line from an open circle (start) to a filled one (end); the legend
-        sits outside, on the right.
+        Each trajectory is a line from an open circle (start) to a filled one (end), drawn over
+        the hollow diamonds of the critical points (so an end at ``Sigma_S`` shows inside its
+        diamond); labels of the critical points sit inside the rectangle of corners (2-D); the
+        legend sits outside, on the right.
     """
     runs = _as_list(trajectories)
-    labels = _labels(labels, len(runs))
+    labels = _run_labels(labels, len(runs))
     sigma = np.asarray(runs[0].problem.sigma)
     modes = tuple(int(k) for k in modes)
     if len(modes) not in (2, 3) or any(not 1 <= k <= sigma.size for k in modes):
@@ -303,35 +345,47 @@ def quotient_trajectory(
     axes = _axes(axes, projection="3d" if three else None, width=5.6 if three else 5.2, height=4.6)
     index = [k - 1 for k in modes]
     depth = {"depthshade": False} if three else {}
+    if three:
+        axes.computed_zorder = False  # draw in zorder: the start and end dots over the diamonds
     if critical_points:
         for size in range(len(modes) + 1):
             for learned in itertools.combinations(modes, size):
                 corner = [sigma[k - 1] if k in learned else 0.0 for k in modes]
-                axes.scatter(*([c] for c in corner), s=28, color="0.2", marker="D", zorder=4, **depth)
+                # a hollow diamond: a start or end dot at the corner stays visible inside it
+                axes.scatter(
+                    *([c] for c in corner), s=_CORNER_SIZE, facecolor="none", edgecolor="0.2", linewidth=1.2,
+                    marker="D", zorder=4, **depth,
+                )  # fmt: skip
                 text = "$" + _learned_label(learned) + "$"
-                if three:
-                    axes.text(*corner, text + "  ", fontsize=9, color="0.2", ha="right", va="bottom")
+                if three:  # above the corner when the last mode is learnt, below it otherwise
+                    top = modes[2] in learned
+                    axes.text(*corner, text + "  ", fontsize=9, color="0.2", ha="right", va="bottom" if top else "top")
                 else:
-                    axes.annotate(text, corner, xytext=(5, 5), textcoords="offset points", fontsize=9, color="0.2")
+                    # inside the rectangle of corners, so inside the axes: towards its centre
+                    right, top = modes[0] in learned, modes[1] in learned
+                    axes.annotate(
+                        text, corner, xytext=(-6 if right else 6, -6 if top else 6), textcoords="offset points",
+                        ha="right" if right else "left", va="top" if top else "bottom", fontsize=9, color="0.2",
+                    )  # fmt: skip
     for k, (run, label) in enumerate(zip(runs, labels)):
         u = _mode_coordinates(run)[:, index]
         colour = PALETTE[k % len(PALETTE)]
         axes.plot(*u.T, color=colour, linewidth=1.6, label=label, zorder=3)
         start, end = u[0], u[-1]
-        axes.scatter(*([c] for c in start), s=30, facecolor="white", edgecolor=colour, zorder=5, **depth)
-        axes.scatter(*([c] for c in end), s=30, color=colour, zorder=5, **depth)
+        axes.scatter(*([c] for c in start), s=_DOT_SIZE, facecolor="white", edgecolor=colour, zorder=5, **depth)
+        axes.scatter(*([c] for c in end), s=_DOT_SIZE, color=colour, zorder=6, **depth)
     names = [rf"$u_{{{k}}} = \langle W, u_{{{k}}} v_{{{k}}}^\top \rangle$" for k in modes]
     axes.set_xlabel(names[0])
     axes.set_ylabel(names[1])
     if three:
         axes.set_zlabel(names[2])
         axes.view_init(elev=24, azim=-58)
-        axes.set_box_aspect(None, zoom=0.9)  # room for the z label, which layouts do not reserve
+        _tidy_3d(axes)
     else:
         axes.set_aspect("equal", adjustable="datalim")
     handles, names = axes.get_legend_handles_labels()
     if critical_points:
-        handles.append(Line2D([], [], color="0.2", marker="D", markersize=5, linestyle="none"))
+        handles.append(Line2D([], [], color="0.2", marker="D", markersize=6, markerfacecolor="none", linestyle="none"))
         names.append(r"critical point $\Sigma_S$, labelled by $S$")
     handles += [
         Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none"),
@@ -506,10 +560,25 @@ def scalar_fiber(
     if h == 3:
         axes.set_zlim(*box[2])
         axes.set_zlabel("$w_3$")
+        _tidy_3d(axes)
     else:
         axes.set_aspect("equal")
     axes.legend(loc="upper right" if h == 3 else "upper left", fontsize=8, framealpha=0.9)
     return axes.get_figure()
+
+
+def _bound(value: float, floor: int = -12) -> str:
+    """``< 10^k`` for the smallest decade ``k >= floor`` above ``value``: round-off is not printed.
+
+    A number made of rounding errors (``1.3e-15`` on one machine, ``8.9e-16`` on another) says
+    nothing but "tiny"; a decade bound says that and stays the same on every machine.
+    """
+    if not np.isfinite(value):
+        return f"= {value}"
+    exponent = floor if value < 10.0**floor else int(np.ceil(np.log10(value)))
+    if value >= 10.0**exponent:  # a power of ten itself, or log10 rounded down
+        exponent += 1
+    return f"< 10^{{{exponent}}}"
 
 
 def _layer_entry(points, spec) -> np.ndarray:
@@ -534,7 +603,7 @@ def fiber_projection(
     entries : tuple of 2 or 3 (layer, row, column)
         Layer entries (layer 1-based, row and column 0-based) used as fiber coordinates.
     representative : tuple of ndarray, optional
-        A point drawn as a black star in both panels (e.g. the canonical point).
+        A point drawn as a hollow black star in both panels (e.g. the canonical point).
     classes : sequence of str, optional
         One label per point (e.g. :func:`quotient.classify`'s answer); points are coloured
         by class.
@@ -583,21 +652,24 @@ def fiber_projection(
     if representative is not None:
         rep = tuple(np.asarray(layer, dtype=float)[None] for layer in representative)
         rx, ry = label(rep)
-        left.scatter(rx, ry, s=90, marker="*", color="black", zorder=5, label="representative")
-        right.scatter(*(_layer_entry(rep, spec) for spec in entries), s=90, marker="*", color="black", zorder=5, **scatter)
+        star = {"s": 110, "marker": "*", "facecolor": "none", "edgecolor": "black", "linewidth": 1.0, "zorder": 5}
+        left.scatter(rx, ry, label="representative", **star)  # hollow: a sample under it stays visible
+        right.scatter(*(_layer_entry(rep, spec) for spec in entries), **star, **scatter)
     if len(layers) == 2:
         left.set_xlabel(r"$\|C_1\|_F$")
         left.set_ylabel("(one conserved quantity)")
     else:
         left.set_xlabel(r"$\mathrm{tr}\, C_1$")
         left.set_ylabel(r"$\mathrm{tr}\, C_2$")
-    left.set_title(rf"conserved label; $\max |W - W^{{(0)}}| = {spread:.1e}$", fontsize=9)
+    left.set_title(rf"conserved label; $\max |W - W^{{(0)}}| {_bound(spread)}$", fontsize=9)
     left.legend(loc="best", fontsize=8, framealpha=0.9)
     axis_names = [rf"$(W_{{{layer}}})_{{{row + 1}{column + 1}}}$" for layer, row, column in entries]
     right.set_xlabel(axis_names[0])
     right.set_ylabel(axis_names[1])
     if len(entries) == 3:
         right.set_zlabel(axis_names[2])
+        right.computed_zorder = False  # the star over the samples, as in the left panel
+        _tidy_3d(right)
     right.set_title("fiber coordinates", fontsize=9)
     return figure
 
@@ -664,15 +736,21 @@ def hessian_spectrum(
 
 
 # ---------------------------------------------------------------------------------------- conservation
-def conservation_drift(trajectories, *, labels=None, log_time: bool = False, axes=None) -> Figure:
+def conservation_drift(
+    trajectories, *, labels=None, log_time: bool = False, floor: float = 1e-12, axes=None
+) -> Figure:
     """Drift of the conserved quantities ``C_i`` against time, for flows and gradient descent.
 
     Parameters
     ----------
     trajectories : Trajectory or sequence of Trajectory
     labels : sequence of str, optional
-        Legend entries; by default the method with its tolerance or step.
+        Legend entries; by default the method with its tolerance or step (made distinct by
+        ``(run k)`` when two runs share them).
     log_time : bool
+    floor : float
+        Round-off level: a relative drift below it is rounding error, which differs from one
+        BLAS kernel to another, so it is drawn at ``floor``, in a grey band labelled as round-off.
     axes : matplotlib.axes.Axes, optional
 
     Returns
@@ -682,20 +760,25 @@ def conservation_drift(trajectories, *, labels=None, log_time: bool = False, axe
         log axis; exact zeros (``t = 0``) are not drawn. Flows stay at the level of their
         tolerance; gradient descent drifts by ``O(step^2)`` per step.
     """
+    if not (np.isfinite(floor) and floor > 0):
+        raise ValueError(f"floor must be a positive number; got {floor!r}")
     runs = _as_list(trajectories)
     if labels is None:
         labels = [
             f"gradient descent, step {run.step:g}" if run.step is not None else f"flow {run.method}, rtol {run.rtol:g}"
             for run in runs
         ]
+        labels = _distinct(labels)
     labels = _labels(labels, len(runs))
     axes = _axes(axes, width=6.0, height=3.8)
     for k, (run, label) in enumerate(zip(runs, labels)):
         times, drift = _time_axis(axes, run.times, run.conservation_drift, log_time=log_time)
-        drift = np.where(drift > 0, drift, np.nan)
+        drift = np.where(drift > 0, np.maximum(drift, floor), np.nan)
         style = "-" if run.step is None else "--"
         axes.plot(times, drift, color=PALETTE[k % len(PALETTE)], linewidth=1.6, linestyle=style, label=label)
     axes.set_yscale("log")
+    axes.axhspan(floor / 10.0, floor, color="0.9", zorder=0, linewidth=0, label=f"round-off (below {floor:g})")
+    axes.set_ylim(bottom=floor / 3.0)
     axes.set_xlabel(r"time $t$")
     axes.set_ylabel(r"drift $\|C(t) - C(0)\| \,/\, \|W\|^2$")
     axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
@@ -723,10 +806,13 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
     matplotlib.figure.Figure
         Scalar chains (all widths 1): the samples in ``(w_1, w_2)`` for ``h = 2`` with the
         hyperbola ``w_2 w_1 = sigma`` of the global minimum, or in ``(w_1, w_2, w_3)`` for
-        ``h >= 3`` with the surface ``w_3 w_2 w_1 = sigma`` (``h = 3``). Matrices: the entries
-        ``W_1[0, 0]``, ``W_2[0, 0]`` and ``W_h[0, 0]`` (``W_1[1, 0]`` or ``W_1[0, 1]`` as third one for
+        ``h >= 3`` with the surface ``w_3 w_2 w_1 = sigma`` (``h = 3``). Matrices: the layer norms
+        ``||W_1||_F``, ``||W_2||_F`` and ``||W_h||_F`` (``W_1[0, 0]`` as third coordinate for
         ``h = 2``) on signed logarithmic axes ``sign(x) log10(1 + |x|)``, since the fiber is
-        unbounded. The canonical representative is the black star.
+        unbounded (the title says so). The canonical representative is the hollow black star,
+        drawn under the samples; samples that coincide in the picture (the origin's fiber holds many
+        copies of the origin) are one larger dot labelled with their count, and the legend gives
+        the number of samples of each class.
     """
     layers = tuple(np.asarray(layer, dtype=float) for layer in samples)
     n = layers[0].shape[0]
@@ -739,13 +825,16 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
         representative = [float(layer[0, 0]) for layer in fiber.representative[:3]]
         axis_names = [f"$w_{k}$" for k in range(1, len(coordinates) + 1)]
     else:
-        picks = [(0, 0, 0), (1, 0, 0), (h - 1, 0, 0)] if h >= 3 else [(0, 0, 0), (1, 0, 0)]
+        # layer norms: distinct points of a fiber rarely share them (entries do: the origin's fiber
+        # holds many points whose first entries all vanish); h = 2 adds the entry W_1[0, 0]
+        picks = [0, 1, h - 1] if h >= 3 else [0, 1]
+        coordinates = [_signed_log(np.linalg.norm(layers[i], axis=(1, 2))) for i in picks]
+        representative = [float(_signed_log(np.linalg.norm(fiber.representative[i]))) for i in picks]
+        axis_names = [rf"$\mathrm{{slog}}\, \|W_{{{i + 1}}}\|_F$" for i in picks]
         if h == 2:
-            picks.append((0, 1, 0) if problem.widths[1] > 1 else (0, 0, 1))
-        picks = [spec for spec in picks if spec[1] < layers[spec[0]].shape[1] and spec[2] < layers[spec[0]].shape[2]]
-        coordinates = [_signed_log(layers[i][:, r, c]) for i, r, c in picks]
-        representative = [float(_signed_log(fiber.representative[i][r, c])) for i, r, c in picks]
-        axis_names = [f"slog $W_{{{i + 1}}}[{r},{c}]$" for i, r, c in picks]
+            coordinates.append(_signed_log(layers[0][:, 0, 0]))
+            representative.append(float(_signed_log(fiber.representative[0][0, 0])))
+            axis_names.append(r"$\mathrm{slog}\, W_1[0,0]$")
     three = len(coordinates) == 3
     figure = _figure(6.0, 5.2 if three else 4.4)
     axes = figure.add_subplot(projection="3d" if three else None)
@@ -762,15 +851,37 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
             c[np.abs(c) > extent] = np.nan
             for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
                 axes.plot_surface(sa * a, sb * b, sa * sb * c, color=PALETTE[5], alpha=0.18, linewidth=0)
-    for k, name in enumerate(names):
+    if three:
+        axes.computed_zorder = False  # draw in zorder: samples over the canonical point's star
+    # the star hollow and underneath: samples at the canonical point (the origin's fiber has many)
+    # stay visible on top of it
+    axes.scatter(
+        *representative, s=160, marker="*", facecolor="none", edgecolor="black", linewidth=1.0,
+        label="canonical point", zorder=3,
+    )  # fmt: skip
+    # rarest class on top; points that coincide in the picture are one dot, larger, with their count
+    order = sorted(range(len(names)), key=lambda k: -labels.count(names[k]))
+    for rank, k in enumerate(order):
+        name = names[k]
         mask = np.array([label == name for label in labels])
-        axes.scatter(*[x[mask] for x in coordinates], s=12, color=PALETTE[k % len(PALETTE)], label=name, alpha=0.8)
-    axes.scatter(*representative, s=160, marker="*", color="black", label="canonical point", zorder=5)
+        picked = np.stack([x[mask] for x in coordinates], axis=1)
+        places, counts = np.unique(np.round(picked, 9), axis=0, return_counts=True)
+        axes.scatter(
+            *places.T, s=12.0 * np.sqrt(counts), color=PALETTE[k % len(PALETTE)], alpha=0.8, zorder=4 + rank,
+            label=f"{name.replace('nonstrict', 'non-strict').replace('_', ' ')} ({int(mask.sum())})",
+            **({"depthshade": False} if three else {}),
+        )  # fmt: skip
+        for place, count in zip(places, counts):
+            if count > 1:
+                axes.text(*place, f"  {count}x", fontsize=8, color="0.15", ha="left", va="bottom", zorder=10)
     axes.set_xlabel(axis_names[0])
     axes.set_ylabel(axis_names[1])
     if three:
         axes.set_zlabel(axis_names[2])
-    modes = ",".join(str(i) for i in fiber.learned)
-    axes.set_title(f"fiber of $L_S = {fiber.value:.4g}$, $S = \\{{{modes}\\}}$: {n} critical points", fontsize=10)
+        _tidy_3d(axes, nbins=5)
+    title = f"fiber of $L_S = {fiber.value:.4g}$, $S = {_learned_label(fiber.learned)}$: {n} critical points"
+    if not scalar:
+        title += "\naxes: " + r"$\mathrm{slog}\, x = \mathrm{sign}(x) \log_{10}(1 + |x|)$ of the layer norms"
+    axes.set_title(title, fontsize=10)
     axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
     return figure
