@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .critical import critical_values
+from .critical import critical_values, zero_eigenvalue_threshold
 from .graph import critical_graph as _critical_graph
 from .graph import plateaus
 from .network import conserved_quantities, end_to_end
@@ -688,7 +688,9 @@ def hessian_spectrum(
         network must be small.
     atol : float, optional
         Eigenvalues with ``|lambda| <= atol`` count as zero; default
-        ``N * eps * max(1, max |lambda|)`` with ``N`` the number of parameters (times 100).
+        :func:`quotient.critical.zero_eigenvalue_threshold` (the rule of :func:`hessian_inertia`:
+        ``ZERO_EIGENVALUE_RTOL * max |lambda|``) with the rounding floor
+        ``100 N eps max(1, max |lambda|)``, ``N`` the number of parameters.
     yscale : {"linear", "symlog"}
         ``"symlog"`` is logarithmic beyond the smallest eigenvalue counted as non-zero, to
         separate small eigenvalues from the zero ones.
@@ -706,7 +708,8 @@ def hessian_spectrum(
     eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
     n = eigenvalues.size
     if atol is None:
-        atol = 100 * n * np.finfo(float).eps * max(1.0, float(np.max(np.abs(eigenvalues))))
+        floor = 100 * n * np.finfo(float).eps * max(1.0, float(np.max(np.abs(eigenvalues))))
+        atol = zero_eigenvalue_threshold(eigenvalues, floor=floor)
     axes = _axes(axes, width=6.0, height=3.6)
     index = np.arange(1, n + 1)
     parts = (
