@@ -6,6 +6,7 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 """
 
 from . import init
+from ._io import FileFormatError
 from .critical import (
     CriticalGraph,
     CriticalValue,
@@ -77,6 +78,7 @@ __all__ = [
     "CriticalGraph",
     "CriticalValue",
     "DescentStudy",
+    "FileFormatError",
     "Ensemble",
     "Fiber",
     "Inertia",

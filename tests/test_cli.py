@@ -57,10 +57,10 @@ def test_explore_from_a_data_file_and_depth(tmp_path, capsys):
     [
         (["--sigma", "1,2", "--widths", "2,3,2"], "non-increasing"),
         (["--sigma", "2,1,1", "--widths", "2,3,2"], "m = min"),
-        (["--widths", "2,0,2"], r"widths\[1\]"),
-        (["--t-final", "-1"], "--t-final must be positive"),
-        (["--init-scale", "0"], "--init-scale must be positive"),
-        (["--depth", "0"], "--depth must be at least 1"),
+        (["--widths", "2,0,2"], "argument --widths: every width must be a positive integer; got 0"),
+        (["--t-final", "-1"], "argument --t-final: expected a positive finite number; got '-1'"),
+        (["--init-scale", "0"], "argument --init-scale: expected a positive finite number"),
+        (["--depth", "0"], "argument --depth: expected a positive integer"),
         (["--data", "missing.npz"], "no such file"),
     ],
 )
