@@ -130,7 +130,8 @@ def read_npz(path, what: str = "a NumPy .npz archive", names=None) -> dict:
         kind = "an empty file" if not head else "not a zip archive"
         raise FileFormatError(f"{path} is not {what}: it is {kind}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # numpy leaves the file open when a path fails to open as a zip archive: open it here
+        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as data:
             return {name: data[name] for name in data.files if names is None or name in names}
     except _NPZ_ERRORS as error:
         reason = "it holds pickled objects" if "pickle" in str(error) else f"{type(error).__name__}: {error}"

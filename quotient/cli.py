@@ -323,52 +323,52 @@ def _explore(args) -> int:
     widths = problem.widths
     _check_output(args.out, EXPLORE_FILES, args.overwrite, "explore")
 
-    point0 = init.small_random(widths, args.init_scale, rng=args.seed)
-    options = {} if args.method is None else {"method": args.method}
-    try:
-        trajectory = gradient_flow(
-            problem, point0, args.t_final, t_eval=2001, gradient_tol=args.gradient_tol, until="minimum",
-            progress=not args.quiet, **options,
-        )  # fmt: skip
-    except (ValueError, TypeError) as error:
-        if args.method is not None and "method" in str(error):
-            raise UsageError(f"--method {args.method!r}: {error}") from None
-        raise
-    stage_hook("computed")
-    values = critical_values(problem)
-    minimum = values[0]
-    visited = plateaus(problem, trajectory.times, trajectory.loss)
-    stop = "gradient norm below --gradient-tol" if trajectory.status == 1 else "reached --t-final"
-    sigma_text = ", ".join(f"{s:.4g}" for s in problem.sigma)
-    plateau = _plateau_note(problem, trajectory, values)
-    lines = [
-        f"# quotient explore: widths {'-'.join(map(str, widths))} (h = {problem.depth}), sigma = {sigma_text}",
-        "",
-        *args.notes,
-        f"- init: N(0, {args.init_scale:g}^2) entries, seed {args.seed}",
-        f"- flow: {trajectory.method}, rtol {trajectory.rtol:g}, atol {trajectory.atol:g}; "
-        f"{trajectory.n_steps} steps, {trajectory.n_rhs} gradient evaluations; "
-        f"stopped at t = {trajectory.times[-1]:.6g} ({stop})",
-        f"- final loss {trajectory.loss[-1]:.6e}; global minimum {minimum.value:.6g} "
-        f"(learnt {{{','.join(map(str, minimum.learned))}}}); gap {trajectory.loss[-1] - minimum.value:.3e}",
-        *([plateau] if plateau else []),
-        f"- conservation drift (relative, max over t): {trajectory.conservation_drift.max():.3e}",
-        "",
-        "| plateau | t from | t to | loss value L_S | learnt S |",
-        "|---|---|---|---|---|",
-    ]
-    for k, passed in enumerate(visited, start=1):
-        value = passed.critical_value
-        lines.append(
-            f"| {k} | {passed.t_start:.4g} | {passed.t_end:.4g} | {value.value:.6g} | "
-            f"{{{','.join(map(str, value.learned))}}} |"
-        )
-    figures, notes = _explore_figures(problem, trajectory)
-    lines += ["", *notes, "", "## Pictures", ""]
-    for name, caption in EXPLORE_FIGURES.items():
-        if name in figures:
-            lines += [f"### {caption[0].upper()}{caption[1:]}", "", f"![{name[:-4]}]({name})", ""]
-    with StagedFolder(args.out) as staging:
+    with StagedFolder(args.out) as staging:  # swapped in for --out when complete; removed on an error
+        point0 = init.small_random(widths, args.init_scale, rng=args.seed)
+        options = {} if args.method is None else {"method": args.method}
+        try:
+            trajectory = gradient_flow(
+                problem, point0, args.t_final, t_eval=2001, gradient_tol=args.gradient_tol, until="minimum",
+                progress=not args.quiet, **options,
+            )  # fmt: skip
+        except (ValueError, TypeError) as error:
+            if args.method is not None and "method" in str(error):
+                raise UsageError(f"--method {args.method!r}: {error}") from None
+            raise
+        stage_hook("computed")
+        values = critical_values(problem)
+        minimum = values[0]
+        visited = plateaus(problem, trajectory.times, trajectory.loss)
+        stop = "gradient norm below --gradient-tol" if trajectory.status == 1 else "reached --t-final"
+        sigma_text = ", ".join(f"{s:.4g}" for s in problem.sigma)
+        plateau = _plateau_note(problem, trajectory, values)
+        lines = [
+            f"# quotient explore: widths {'-'.join(map(str, widths))} (h = {problem.depth}), sigma = {sigma_text}",
+            "",
+            *args.notes,
+            f"- init: N(0, {args.init_scale:g}^2) entries, seed {args.seed}",
+            f"- flow: {trajectory.method}, rtol {trajectory.rtol:g}, atol {trajectory.atol:g}; "
+            f"{trajectory.n_steps} steps, {trajectory.n_rhs} gradient evaluations; "
+            f"stopped at t = {trajectory.times[-1]:.6g} ({stop})",
+            f"- final loss {trajectory.loss[-1]:.6e}; global minimum {minimum.value:.6g} "
+            f"(learnt {{{','.join(map(str, minimum.learned))}}}); gap {trajectory.loss[-1] - minimum.value:.3e}",
+            *([plateau] if plateau else []),
+            f"- conservation drift (relative, max over t): {trajectory.conservation_drift.max():.3e}",
+            "",
+            "| plateau | t from | t to | loss value L_S | learnt S |",
+            "|---|---|---|---|---|",
+        ]
+        for k, passed in enumerate(visited, start=1):
+            value = passed.critical_value
+            lines.append(
+                f"| {k} | {passed.t_start:.4g} | {passed.t_end:.4g} | {value.value:.6g} | "
+                f"{{{','.join(map(str, value.learned))}}} |"
+            )
+        figures, notes = _explore_figures(problem, trajectory)
+        lines += ["", *notes, "", "## Pictures", ""]
+        for name, caption in EXPLORE_FIGURES.items():
+            if name in figures:
+                lines += [f"### {caption[0].upper()}{caption[1:]}", "", f"![{name[:-4]}]({name})", ""]
         trajectory.save(os.path.join(staging, "trajectory.npz"), overwrite=True)
         stage_hook("trajectory")
         for name, figure in figures.items():

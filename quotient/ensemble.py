@@ -9,6 +9,7 @@ import numpy as np
 from ._io import FileFormatError, load_run, save_run
 from .flow import (
     Trajectory,
+    _check_flow_options,
     _diagnostics,
     _flat_gradient,
     _integrate,
@@ -239,9 +240,7 @@ def ensemble_flow(
     members = points[0].shape[0]
     if members == 0:
         raise ValueError("points must hold at least one member; got a batch of 0")
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if not np.isscalar(value) or not value > 0:
-            raise ValueError(f"{name} must be a positive number; got {value!r}")
+    _check_flow_options(rtol, atol, method, gradient_tol)
     n = problem.n_params
     _, gradient = _flat_gradient(problem, (members,))
     scale = np.sqrt(members)

@@ -10,7 +10,7 @@ from scipy.integrate import DOP853, RK23, RK45, solve_ivp
 from tqdm import tqdm
 
 from ._io import FileFormatError, load_run, save_run
-from .network import _squared_norm, as_point, conserved_quantities, end_to_end, from_vector, to_vector
+from .network import _squared_norm, as_point, check_positive, conserved_quantities, end_to_end, from_vector, to_vector
 from .problem import Problem, SquareLoss, _readonly
 
 __all__ = ["Trajectory", "gradient_flow", "gradient_descent"]
@@ -145,6 +145,16 @@ def _diagnostics(problem: Problem, points):
     else:
         drift = np.zeros(points[0].shape[:-2])
     return loss, gradient_norm, drift
+
+
+def _check_flow_options(rtol, atol, method, gradient_tol) -> None:
+    """The argument checks shared by the flows: tolerances and the type of ``method``."""
+    check_positive("rtol", rtol)
+    check_positive("atol", atol, zero=True)
+    if gradient_tol is not None:
+        check_positive("gradient_tol", gradient_tol)
+    if not isinstance(method, (str, type)):
+        raise TypeError(f"method must be the name of an integrator (a str) or a solve_ivp OdeSolver class; got {method!r}")
 
 
 def _check_time(t_final) -> float:
@@ -384,9 +394,11 @@ def gradient_flow(
     of all layers; the adjacency form ``dA/dt = sum_j (A^{h-j})^T (E - A^h) (A^{j-1})^T`` is the
     same field (:meth:`Problem.adjacency_gradient`).
     """
+    # argument checks (the integration engine below validates t_final, t_eval and the method's name)
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     point0 = as_point(point0, "point0", widths=problem.widths)
+    _check_flow_options(rtol, atol, method, gradient_tol)
     layers, gradient = _flat_gradient(problem)
     stop_value = None
     if until == "minimum":

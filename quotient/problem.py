@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .network import (
+    check_positive,
     as_point,
     block_slices,
     check_widths,
@@ -187,6 +188,7 @@ class Problem:
             singular (the inputs cannot be whitened).
         """
         widths = check_widths(widths)
+        check_positive("rcond", rcond, zero=True)
         arrays = {}
         for name, data, rows in (("X", X, widths[0]), ("Y", Y, widths[-1])):
             array = np.asarray(data)
