@@ -308,7 +308,7 @@ CASES = {
     "sweep out a file": api(lambda t: _sweep(t, out=t / "afile.txt"), ValueError, "afile.txt"),
     "sweep n_workers": api(lambda t: _sweep(t, n_workers=0), ValueError, "n_workers"),
     "sweep sigma text": api(lambda t: _sweep(t, sigma="abc"), TypeError, "sigma"),
-    "sweep progress": api(lambda t: _sweep(t, init_scales=[np.nan]), ValueError, "init_scales"),
+    "sweep init_scales nan": api(lambda t: _sweep(t, init_scales=[np.nan]), ValueError, "init_scales"),
 }
 
 
