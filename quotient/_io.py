@@ -317,9 +317,12 @@ class StagedFolder:
                         shutil.rmtree(os.path.join(self.parent, entry), ignore_errors=True)
 
     def __enter__(self) -> str:
-        os.makedirs(self.parent, exist_ok=True)
-        self._leftovers()
-        self.path = tempfile.mkdtemp(prefix=f".{self.name}.partial-{os.getpid()}-", dir=self.parent)
+        try:
+            os.makedirs(self.parent, exist_ok=True)
+            self._leftovers()
+            self.path = tempfile.mkdtemp(prefix=f".{self.name}.partial-{os.getpid()}-", dir=self.parent)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot write {self.target}: {error.strerror} in {self.parent}", self.target) from None
         os.chmod(self.path, 0o777 & ~_umask())
         return self.path
 

@@ -21,6 +21,8 @@ DEFAULT_WIDTHS = (4, 8, 8, 4)
 DEFAULT_SIGMA = (5.0, 3.0, 2.0, 1.0)
 #: Most fiber samples ``quotient fiber`` draws (each is classified, about 1 ms apiece).
 FIBER_SAMPLE_LIMIT = 100_000
+#: Most modes m = min(d_0, d_h) the commands take: they list every critical value, up to 2^m.
+MODE_LIMIT = 16
 
 
 class UsageError(Exception):
@@ -201,6 +203,11 @@ def _problem(args, default_widths):
                 widths = (ends[0],) + tuple(default_widths[1:-1]) + (ends[1],)
     widths = _architecture(widths, args.depth, default_widths[1], given)
     m = min(widths[0], widths[-1])
+    if m > MODE_LIMIT:
+        raise UsageError(
+            f"--widths {','.join(map(str, widths))}: m = min(d_0, d_h) = {m} modes have up to 2^{m} critical values, which "
+            f"quotient {args.command} lists; it takes at most {MODE_LIMIT} (use the Python API for larger problems)"
+        )
     try:
         if data is None:
             sigma = args.sigma
@@ -323,8 +330,12 @@ def _explore(args) -> int:
     widths = problem.widths
     _check_output(args.out, EXPLORE_FILES, args.overwrite, "explore")
 
+    point0 = init.small_random(widths, args.init_scale, rng=args.seed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(problem.loss(point0)) and all(np.all(np.isfinite(G)) for G in problem.gradient(point0))
+    if not finite:
+        raise UsageError(f"--init-scale {args.init_scale:g}: the loss or its gradient at the init overflows; take a smaller scale")
     with StagedFolder(args.out) as staging:  # swapped in for --out when complete; removed on an error
-        point0 = init.small_random(widths, args.init_scale, rng=args.seed)
         options = {} if args.method is None else {"method": args.method}
         try:
             trajectory = gradient_flow(
