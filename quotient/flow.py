@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ._io import FileFormatError, load_run, save_run
 from .network import _squared_norm, as_point, check_positive, conserved_quantities, end_to_end, from_vector, to_vector
-from .problem import Problem, SquareLoss, _readonly
+from .problem import Problem, _readonly
 
 __all__ = ["Trajectory", "gradient_flow", "gradient_descent"]
 
