@@ -219,6 +219,8 @@ CASES = {
     "from_data rcond negative": api(lambda t: Problem.from_data(np.eye(2), np.eye(2), (2, 2, 2), rcond=-1), ValueError, "rcond"),
     "from_data rcond nan": api(lambda t: Problem.from_data(np.eye(2), np.eye(2), (2, 2, 2), rcond=np.nan), ValueError, "rcond"),
     "loss bad point": api(lambda t: PROBLEM.loss((np.ones((3, 3)), np.ones((2, 3)))), ValueError, "point"),
+    "hessian too large": api(lambda t: Problem.from_sigma(np.ones(100), (100, 100, 100)).hessian(init.small_random((100, 100, 100))),
+                             ValueError, "HESSIAN_LIMIT"),
     "hvp bad direction": api(lambda t: PROBLEM.hvp(POINT, (np.ones((3, 3)),)), ValueError, "direction"),
     "small_random scale negative": api(lambda t: init.small_random((2, 3, 2), -1.0), ValueError, "scale"),
     "small_random scale nan": api(lambda t: init.small_random((2, 3, 2), np.nan), ValueError, "scale"),
