@@ -6,6 +6,7 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 """
 
 from . import init
+from ._io import FileFormatError
 from .critical import (
     DENSE_LIMIT,
     ZERO_EIGENVALUE_RTOL,
@@ -84,6 +85,7 @@ __all__ = [
     "CriticalGraph",
     "CriticalValue",
     "DescentStudy",
+    "FileFormatError",
     "Ensemble",
     "Fiber",
     "Inertia",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .flow import gradient_descent, gradient_flow
-from .network import _squared_norm, as_point, conserved_quantities
+from .network import _squared_norm, as_point, check_positive, conserved_quantities
 
 __all__ = ["DescentStudy", "descent_vs_flow", "charge_increment"]
 
@@ -110,6 +110,8 @@ def descent_vs_flow(problem, point0, t_final: float, steps, *, rtol: float = 1e-
         If descent diverges for one of the steps (take smaller steps; see
         :func:`quotient.stable_step`).
     """
+    check_positive("rtol", rtol)
+    check_positive("atol", atol, zero=True)
     point0 = as_point(point0, "point0", widths=problem.widths)
     steps = np.asarray(steps, dtype=np.float64)
     if steps.ndim != 1 or steps.size < 2 or not np.all(np.isfinite(steps)) or np.any(steps <= 0):

@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._io import FileFormatError, load_run, save_run
 from .flow import (
     Trajectory,
+    _check_flow_options,
     _diagnostics,
     _flat_gradient,
     _integrate,
-    _load_run,
-    _save_run,
 )
 from .network import as_point, end_to_end
 from .problem import Problem, _readonly
@@ -143,31 +143,26 @@ class Ensemble:
         meta = {"method": self.method, "rtol": self.rtol, "atol": self.atol, "gradient_tol": self.gradient_tol}
         meta.update(n_rhs=self.n_rhs, n_steps=self.n_steps, status=self.status, message=self.message, meta=self.meta)
         names = ("times", "loss", "gradient_norm", "conservation_drift", "converged_time", "member_status")
-        return _save_run(path, _FORMAT, self.problem, self.points, meta, {name: getattr(self, name) for name in names}, overwrite)
+        return save_run(path, _FORMAT, self.problem, self.points, meta, {name: getattr(self, name) for name in names}, overwrite)
 
     @classmethod
     def load(cls, path) -> Ensemble:
-        """Read an ensemble written by :meth:`save`."""
-        problem, points, meta, data = _load_run(path, _FORMAT)
-        return cls(
-            problem,
-            data["times"],
-            points,
-            data["loss"],
-            data["gradient_norm"],
-            data["conservation_drift"],
-            data["converged_time"],
-            data["member_status"],
-            meta["method"],
-            meta["rtol"],
-            meta["atol"],
-            meta["gradient_tol"],
-            meta["n_rhs"],
-            meta["n_steps"],
-            meta["status"],
-            meta["message"],
-            meta["meta"],
-        )
+        """Read an ensemble written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``path``.
+        FileFormatError
+            If ``path`` is not a quotient ensemble file, or is corrupt or truncated.
+        """
+        names = ("times", "loss", "gradient_norm", "conservation_drift", "converged_time", "member_status")
+        problem, points, meta, data = load_run(path, _FORMAT, names)
+        keys = ("method", "rtol", "atol", "gradient_tol", "n_rhs", "n_steps", "status", "message", "meta")
+        try:
+            return cls(problem, data["times"], points, *(data[name] for name in names[1:]), *(meta[key] for key in keys))
+        except (KeyError, ValueError, TypeError) as error:
+            raise FileFormatError(f"{path} is not a valid quotient ensemble file: {type(error).__name__}: {error}") from None
 
 
 def ensemble_flow(
@@ -245,9 +240,7 @@ def ensemble_flow(
     members = points[0].shape[0]
     if members == 0:
         raise ValueError("points must hold at least one member; got a batch of 0")
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if not np.isscalar(value) or not value > 0:
-            raise ValueError(f"{name} must be a positive number; got {value!r}")
+    _check_flow_options(rtol, atol, method, gradient_tol)
     n = problem.n_params
     _, gradient = _flat_gradient(problem, (members,))
     scale = np.sqrt(members)

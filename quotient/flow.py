@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import collections
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.integrate import DOP853, RK23, RK45, solve_ivp
 from tqdm import tqdm
 
-from .network import _squared_norm, as_point, conserved_quantities, end_to_end, from_vector, to_vector
-from .problem import Problem, SquareLoss, _readonly
+from ._io import FileFormatError, load_run, save_run
+from .network import _squared_norm, as_point, check_positive, conserved_quantities, end_to_end, from_vector, to_vector
+from .problem import Problem, _readonly
 
 __all__ = ["Trajectory", "gradient_flow", "gradient_descent"]
 
@@ -99,105 +97,35 @@ class Trajectory:
         ------
         FileExistsError
             If ``path`` exists and ``overwrite`` is false.
+        FileNotFoundError
+            If the folder of ``path`` does not exist (the message names ``path``).
         ValueError
             If ``path`` does not end in ``.npz``, or the problem's loss is not the square loss.
         """
         meta = {"method": self.method, "rtol": self.rtol, "atol": self.atol, "step": self.step}
         meta.update(n_rhs=self.n_rhs, n_steps=self.n_steps, status=self.status, message=self.message, meta=self.meta)
         arrays = {name: getattr(self, name) for name in ("times", "loss", "gradient_norm", "conservation_drift")}
-        return _save_run(path, _FORMAT, self.problem, self.points, meta, arrays, overwrite)
+        return save_run(path, _FORMAT, self.problem, self.points, meta, arrays, overwrite)
 
     @classmethod
     def load(cls, path) -> Trajectory:
-        """Read a trajectory written by :meth:`save`."""
-        problem, points, meta, data = _load_run(path, _FORMAT)
-        return cls(
-            problem,
-            data["times"],
-            points,
-            data["loss"],
-            data["gradient_norm"],
-            data["conservation_drift"],
-            meta["method"],
-            meta["rtol"],
-            meta["atol"],
-            meta["step"],
-            meta["n_rhs"],
-            meta["n_steps"],
-            meta["status"],
-            meta["message"],
-            meta["meta"],
-        )
+        """Read a trajectory written by :meth:`save`.
 
-
-def _save_run(path, format: str, problem: Problem, points, meta: dict, arrays: dict, overwrite: bool) -> str:
-    """Write one run (a trajectory or an ensemble) to an ``.npz`` file; the shared file format.
-
-    The file holds ``arrays``, the layers as ``W_1 .. W_h``, the problem's arrays and ``meta``
-    as a JSON header tagged with ``format``.
-    """
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        raise ValueError(f"path must end in '.npz'; got {path!r}")
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    if not isinstance(problem.end_to_end_loss, SquareLoss):
-        raise ValueError(f"only runs of square-loss problems can be saved; this one has {type(problem.end_to_end_loss).__name__}")
-    arrays = dict(arrays, meta=np.array(json.dumps({"format": format, **meta})), **_problem_arrays(problem))
-    arrays.update({f"W_{i}": layer for i, layer in enumerate(points, start=1)})
-    return _write_npz(path, arrays, overwrite)
-
-
-def _load_run(path, format: str):
-    """Read a file of :func:`_save_run`: ``(problem, points, meta, arrays)``."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != format:
-            kind = format.split(".")[1].split("/")[0]  # "quotient.trajectory/1" -> "trajectory"
-            raise ValueError(f"{path} is not a quotient {kind} file (format {meta.get('format')!r}, expected {format!r})")
-        problem = _problem_from_arrays(data)
-        points = tuple(data[f"W_{i}"] for i in range(1, len(problem.widths)))
-        arrays = {name: data[name] for name in data.files}
-    return problem, points, meta, arrays
-
-
-def _problem_arrays(problem: Problem) -> dict:
-    """The arrays that define a square-loss problem, for an ``.npz`` file."""
-    return {
-        "widths": np.array(problem.widths),
-        "target": problem.target,
-        "sigma": problem.sigma,
-        "output_frame": problem.output_frame,
-        "input_map": problem.input_map,
-        "offset": np.array(problem.offset),
-    }
-
-
-def _problem_from_arrays(data) -> Problem:
-    """Inverse of :func:`_problem_arrays`."""
-    widths = tuple(int(d) for d in data["widths"])
-    return Problem(widths, data["target"], data["sigma"], data["output_frame"], data["input_map"], float(data["offset"]))
-
-
-def _write_npz(path: str, arrays: dict, overwrite: bool) -> str:
-    """Write ``arrays`` to ``path`` through a temporary file, so no reader sees a partial file.
-
-    With ``overwrite`` false the file is linked into place, which fails if ``path`` appeared
-    meanwhile: an existing file is never clobbered.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(suffix=".npz.partial", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez_compressed(stream, **arrays)
-        if overwrite:
-            os.replace(temporary, path)
-        else:
-            os.link(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``path``.
+        FileFormatError
+            If ``path`` is not a quotient trajectory file, or is corrupt or truncated; the message
+            names the path and what is wrong.
+        """
+        names = ("times", "loss", "gradient_norm", "conservation_drift")
+        problem, points, meta, data = load_run(path, _FORMAT, names)
+        try:
+            keys = ("method", "rtol", "atol", "step", "n_rhs", "n_steps", "status", "message", "meta")
+            return cls(problem, data["times"], points, *(data[name] for name in names[1:]), *(meta[key] for key in keys))
+        except (KeyError, ValueError, TypeError) as error:
+            raise FileFormatError(f"{path} is not a valid quotient trajectory file: {type(error).__name__}: {error}") from None
 
 
 def _diagnostics(problem: Problem, points):
@@ -217,6 +145,16 @@ def _diagnostics(problem: Problem, points):
     else:
         drift = np.zeros(points[0].shape[:-2])
     return loss, gradient_norm, drift
+
+
+def _check_flow_options(rtol, atol, method, gradient_tol) -> None:
+    """The argument checks shared by the flows: tolerances and the type of ``method``."""
+    check_positive("rtol", rtol)
+    check_positive("atol", atol, zero=True)
+    if gradient_tol is not None:
+        check_positive("gradient_tol", gradient_tol)
+    if not isinstance(method, (str, type)):
+        raise TypeError(f"method must be the name of an integrator (a str) or a solve_ivp OdeSolver class; got {method!r}")
 
 
 def _check_time(t_final) -> float:
@@ -456,9 +394,11 @@ def gradient_flow(
     of all layers; the adjacency form ``dA/dt = sum_j (A^{h-j})^T (E - A^h) (A^{j-1})^T`` is the
     same field (:meth:`Problem.adjacency_gradient`).
     """
+    # argument checks (the integration engine below validates t_final, t_eval and the method's name)
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     point0 = as_point(point0, "point0", widths=problem.widths)
+    _check_flow_options(rtol, atol, method, gradient_tol)
     layers, gradient = _flat_gradient(problem)
     stop_value = None
     if until == "minimum":

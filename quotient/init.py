@@ -26,6 +26,8 @@ spectral          ``dd_{i,k}/dt = (prod_{l != i} d_{l,k}) (sigma_k - prod_l d_{l
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .network import check_widths
@@ -34,7 +36,16 @@ __all__ = ["small_random", "orthogonal", "balanced", "delta_balanced", "aligned"
 
 
 def _rng(rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    """``rng`` as a Generator: ``None`` (fresh entropy), a seed (an integer >= 0) or a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(rng)
+    if isinstance(rng, bool) or not isinstance(rng, (numbers.Integral, np.integer)):
+        raise TypeError(f"rng must be None, an integer seed >= 0 or a numpy Generator; got {rng!r}")
+    if rng < 0:
+        raise ValueError(f"rng: a seed must be an integer >= 0; got {rng!r}")
+    return np.random.default_rng(int(rng))
 
 
 def _widths(widths_or_problem) -> tuple[int, ...]:

@@ -26,7 +26,7 @@ from scipy.integrate import quad
 from scipy.optimize import brentq
 from scipy.special import hyp2f1
 
-from .network import as_point, end_to_end
+from .network import as_point, check_positive, end_to_end
 
 __all__ = ["mode_solution", "mode_time", "learning_time", "chain_time", "predict_plateaus", "PlateauPrediction"]
 
@@ -565,6 +565,7 @@ def predict_plateaus(problem, point, *, fraction: float = 0.5, rtol: float = 1e-
     ValueError
         If the problem has no singular values (a general loss), or ``fraction`` is not in (0, 1).
     """
+    check_positive("rtol", rtol, zero=True)
     if getattr(problem, "sigma", None) is None:
         raise ValueError(
             "predict_plateaus needs a square-loss problem with singular values sigma (Problem.from_sigma or from_data)"

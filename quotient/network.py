@@ -38,6 +38,32 @@ __all__ = [
 ]
 
 
+def check_positive(name: str, value, *, zero: bool = False) -> float:
+    """A finite real number ``> 0`` (``>= 0`` with ``zero``), as a float; the tolerances' check.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If it is NaN, infinite, or not positive (negative with ``zero``).
+    """
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} finite number; got {value!r}")
+    return float(value)
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` (iterations, sweeps, samples), as an int."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
 def check_widths(widths, name: str = "widths") -> tuple[int, ...]:
     """Validate an architecture ``(d_0, ..., d_h)`` and return it as a tuple of ints.
 
@@ -46,6 +72,8 @@ def check_widths(widths, name: str = "widths") -> tuple[int, ...]:
     ValueError
         If fewer than two widths are given or a width is not a positive integer.
     """
+    if isinstance(widths, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of positive integers (d_0, ..., d_h); got {widths!r}")
     try:
         values = tuple(widths)
     except TypeError:
@@ -158,8 +186,22 @@ def backward_products(point) -> list:
     return products
 
 
+def _check_chain(point, name: str = "point") -> None:
+    """A cheap structural check for the kernels: a non-empty tuple of arrays whose shapes chain."""
+    if not isinstance(point, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of layer arrays (W_1, ..., W_h); got {type(point).__name__}")
+    if not point:
+        raise ValueError(f"{name} must hold at least one layer; got an empty tuple")
+    for i, layer in enumerate(point, start=1):
+        if getattr(layer, "ndim", 0) < 2:
+            raise TypeError(f"{name}: layer W_{i} must be an array of at least 2 axes; got {type(layer).__name__} {np.shape(layer)}")
+        if i > 1 and layer.shape[-1] != point[i - 2].shape[-2]:
+            raise ValueError(f"{name}: layer W_{i} of shape {layer.shape} does not follow W_{i - 1} of shape {point[i - 2].shape}")
+
+
 def end_to_end(point) -> np.ndarray:
     """End-to-end map ``W = W_h ... W_1`` of shape ``(d_h, d_0)`` (batched if the point is)."""
+    _check_chain(point)
     product = point[0]
     for layer in point[1:]:
         product = layer @ product
@@ -180,6 +222,7 @@ def conserved_quantities(point) -> tuple[np.ndarray, ...]:
     form they are the hidden diagonal blocks of ``A^T A - A A^T``. They are, up to sign, the moment
     map of the action of ``GL(d_1) x ... x GL(d_{h-1})`` (Du, Hu & Lee 2018; Arora et al. 2018).
     """
+    _check_chain(point)
     return tuple(
         np.swapaxes(point[i + 1], -1, -2) @ point[i + 1] - point[i] @ np.swapaxes(point[i], -1, -2)
         for i in range(len(point) - 1)
@@ -232,6 +275,7 @@ def from_adjacency(A, widths) -> Point:
 
 def to_vector(point) -> np.ndarray:
     """Flatten a point to ``(N,)`` (or a batch to ``(batch, N)``): ``W_1`` row-major first."""
+    _check_chain(point)
     lead = point[0].shape[:-2]
     return np.concatenate([layer.reshape(lead + (-1,)) for layer in point], axis=-1)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import _squared_norm, as_point, backward_products, check_widths, end_to_end, forward_products, widths_of
+from .network import _squared_norm, as_point, check_count, check_positive, backward_products, check_widths, end_to_end, forward_products, widths_of
 from .init import _chain, _rng
 from .symmetry import _act, _haar_orthogonal, identity, moment_map
 
@@ -80,6 +80,7 @@ def orbit_infimum(point, *, rtol: float = 1e-12) -> float:
     exactly when the orbit is closed (:func:`is_closed_orbit`). For ``h = 2`` it is twice the
     nuclear norm of ``W``.
     """
+    check_positive("rtol", rtol, zero=True)
     point = as_point(point, "point")
     _, rank = _ranks(point, rtol)
     sigma = np.linalg.svd(end_to_end(point), compute_uv=False)[:rank]
@@ -133,6 +134,7 @@ def is_closed_orbit(point, *, rtol: float = 1e-12) -> bool:
     and the orbit holds no balanced point. Generic points have closed orbits exactly when
     ``min(d_{i-1}, d_i)`` is the same for every layer.
     """
+    check_positive("rtol", rtol, zero=True)
     point = as_point(point, "point")
     layer_ranks, rank = _ranks(point, rtol)
     return all(r == rank for r in layer_ranks)
@@ -164,6 +166,7 @@ def balanced_lift(W, widths, *, rtol: float = 1e-12):
         If ``W`` has the wrong shape or rank above ``min(widths)`` (no point of this architecture
         has this end-to-end map).
     """
+    check_positive("rtol", rtol, zero=True)
     widths = check_widths(widths)
     W = np.asarray(W, dtype=np.float64)
     d_0, d_h = widths[0], widths[-1]
@@ -383,6 +386,9 @@ def balance(
     :func:`balanced_lift` of ``W``; ``P_i = G_i^T G_i``. ``"auto"`` uses it and calls the solver only
     to polish.
     """
+    check_positive("tol", tol)
+    check_positive("rank_rtol", rank_rtol, zero=True)
+    check_count("max_iterations", max_iterations)
     point = as_point(point, "point")
     widths = widths_of(point)
     if method not in ("auto", "trust_region"):
@@ -538,6 +544,8 @@ def align_orthogonal(point, reference, *, n_starts: int = 8, rng=0, max_sweeps: 
     objective. This is a local method; several starts make a global answer likely, not certain
     (research/ecosystem.md section 2.3 found 4 local minima among 30 starts at widths (8,6,6,6,8)).
     """
+    check_positive("tol", tol)
+    check_count("max_sweeps", max_sweeps)
     point = as_point(point, "point")
     reference = as_point(reference, "reference", widths=widths_of(point))
     if isinstance(n_starts, bool) or not isinstance(n_starts, (int, np.integer)) or n_starts < 1:
@@ -634,6 +642,8 @@ def balance_rescaling(point, *, tol: float = 1e-10, max_iterations: int = 100):
     ``4`` times a grounded weighted graph Laplacian, positive definite on the neurons that carry
     weight once every weight lies on an input-output path. Damped Newton converges quadratically.
     """
+    check_positive("tol", tol)
+    check_count("max_iterations", max_iterations)
     point = as_point(point, "point")
     widths = widths_of(point)
     h = len(point)

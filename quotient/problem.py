@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .network import (
+    check_positive,
     as_point,
     block_slices,
     check_widths,
@@ -26,6 +27,9 @@ from .network import (
 )
 
 __all__ = ["Problem", "SquareLoss"]
+
+#: Most parameters ``N`` for which :meth:`Problem.hessian` assembles the dense ``(N, N)`` matrix.
+HESSIAN_LIMIT = 8000
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -187,6 +191,7 @@ class Problem:
             singular (the inputs cannot be whitened).
         """
         widths = check_widths(widths)
+        check_positive("rcond", rcond, zero=True)
         arrays = {}
         for name, data, rows in (("X", X, widths[0]), ("Y", Y, widths[-1])):
             array = np.asarray(data)
@@ -377,7 +382,18 @@ class Problem:
         """Dense Hessian of shape ``(N, N)`` in the flat order of :func:`quotient.network.to_vector`.
 
         Assembled from ``N`` Hessian-vector products in one batched call; meant for small networks.
+
+        Raises
+        ------
+        ValueError
+            If ``N > HESSIAN_LIMIT`` (8000 parameters: the matrix alone would take 512 MB, its
+            batched assembly several times that); use :meth:`hvp` for larger networks.
         """
+        if self.n_params > HESSIAN_LIMIT:
+            raise ValueError(
+                f"hessian: N = {self.n_params} parameters > HESSIAN_LIMIT = {HESSIAN_LIMIT} would make an N x N matrix of "
+                f"{8 * self.n_params**2 / 2**30:.1f} GiB; use hvp (Hessian-vector products) for networks this large"
+            )
         point = as_point(point, "point", widths=self.widths)
         basis = from_vector(np.eye(self.n_params), self.widths)
         H = to_vector(self._hvp(point, basis))

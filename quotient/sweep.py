@@ -17,13 +17,14 @@ import itertools
 import json
 import numbers
 import os
-import tempfile
 import tomllib
 
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["sweep", "load_sweep", "read_config", "run_name"]
+from ._io import FileFormatError, FolderLockedError, lock_folder, read_meta, read_npz, stale_partial, write_json
+
+__all__ = ["sweep", "load_sweep", "read_config", "run_name", "FolderLockedError"]
 
 _FORMAT = "quotient.sweep/1"
 
@@ -48,6 +49,8 @@ def run_name(depth: int, width: int, init_scale: float, seed: int) -> str:
 # ---------------------------------------------------------------------------------------- validation
 def _int_list(name, values, minimum):
     if isinstance(values, (numbers.Integral, np.integer)) and not isinstance(values, bool) and name == "seeds":
+        if values < 1:
+            raise ValueError(f"seeds as a number n means the seeds 0, ..., n - 1 and must be at least 1; got {values!r}")
         values = list(range(int(values)))  # seeds = 4 means seeds 0, 1, 2, 3
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"{name} must be a list of integers >= {minimum}; got {values!r}")
@@ -166,21 +169,16 @@ def _row(name: str, meta: dict, path: str) -> dict:
 
 
 def _read_run(path: str) -> dict:
-    with np.load(path, allow_pickle=False) as data:
-        return json.loads(str(data["meta"]))["meta"]
+    """The ``meta`` of a stored run, as the sweep wrote it; :class:`FileFormatError` if unreadable."""
+    arrays = read_npz(path, "a quotient trajectory file", names=("meta",))
+    meta = read_meta(path, arrays, "quotient.trajectory/1").get("meta")
+    if not isinstance(meta, dict) or "run" not in meta or "outcome" not in meta:
+        raise FileFormatError(f"{path} is a trajectory file, but not a run of a sweep (its meta lacks 'run' and 'outcome')")
+    return meta
 
 
 # ---------------------------------------------------------------------------------------- storage
-def _write_json(path: str, content) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(suffix=".json.partial", dir=folder)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(content, stream, indent=1)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+_LOCK = "sweep.lock"
 
 
 def _prepare_folder(out: str, settings: dict) -> str:
@@ -188,9 +186,12 @@ def _prepare_folder(out: str, settings: dict) -> str:
     runs = os.path.join(out, "runs")
     record = os.path.join(out, "sweep.json")
     if os.path.exists(record):
-        with open(record) as stream:
-            stored = json.load(stream)
-        if stored.get("format") != _FORMAT:
+        try:
+            with open(record) as stream:
+                stored = json.load(stream)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise FileFormatError(f"{record} is not a quotient sweep record: {error}") from None
+        if not isinstance(stored, dict) or stored.get("format") != _FORMAT or not isinstance(stored.get("settings"), dict):
             raise ValueError(f"{record} is not a quotient sweep record (format {stored.get('format')!r})")
         for key in _SETTINGS:
             if stored["settings"].get(key) != settings[key]:
@@ -198,14 +199,15 @@ def _prepare_folder(out: str, settings: dict) -> str:
                     f"out = {out!r} holds a sweep with {key} = {stored['settings'].get(key)!r}, but this sweep asks "
                     f"for {key} = {settings[key]!r}; its runs would not be comparable: choose another folder"
                 )
-    elif os.path.isdir(out) and os.listdir(out):
+    elif set(os.listdir(out)) - {_LOCK}:
         raise ValueError(f"out = {out!r} is a folder that holds other files and no sweep.json; choose a new or empty folder")
     os.makedirs(runs, exist_ok=True)
     if not os.path.exists(record):
-        _write_json(record, {"format": _FORMAT, "settings": settings})
-    for name in os.listdir(runs):  # left by a sweep killed while writing; never a finished run
-        if name.endswith(".partial"):
-            os.unlink(os.path.join(runs, name))
+        write_json(record, {"format": _FORMAT, "settings": settings})
+    for folder in (out, runs):  # temporary files of a sweep killed while writing; never a finished run
+        for name in os.listdir(folder):
+            if stale_partial(name):
+                os.unlink(os.path.join(folder, name))
     return runs
 
 
@@ -219,7 +221,15 @@ def _frame(rows: list[dict]):
 
 
 def load_sweep(out):
-    """The outcomes of the runs stored in ``out``, one row per run (a pandas DataFrame)."""
+    """The outcomes of the runs stored in ``out``, one row per run (a pandas DataFrame).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``out`` holds no sweep.
+    FileFormatError
+        If a stored run file is not a run of a sweep, or is corrupt (the message names it).
+    """
     out = os.fspath(out)
     runs = os.path.join(out, "runs")
     if not os.path.exists(os.path.join(out, "sweep.json")):
@@ -295,12 +305,30 @@ def sweep(
     ------
     ValueError
         On a bad argument (named in the message), or if ``out`` holds a sweep with other settings.
+    FolderLockedError
+        If another live sweep holds the lock ``out/sweep.lock`` (the message names its process id);
+        a lock left by a dead process is taken over.
     """
     settings = _settings(sigma, d_in, d_out, t_final, gradient_tol, rtol, atol, n_samples)
     grid = _grid(depths, widths, init_scales, seeds)
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, numbers.Integral) or n_workers < 1):
         raise ValueError(f"n_workers must be a positive integer; got {n_workers!r}")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False; got {progress!r}")
     out = os.fspath(out)
+    if not out:
+        raise ValueError("out must name a folder; got ''")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out = {out!r} is a file, not a folder")
+    os.makedirs(out, exist_ok=True)
+    lock = lock_folder(out, _LOCK, "another sweep")
+    try:
+        return _sweep(out, settings, grid, scheduler, n_workers, processes, progress)
+    finally:
+        os.unlink(lock)
+
+
+def _sweep(out, settings, grid, scheduler, n_workers, processes, progress):
     runs = _prepare_folder(out, settings)
     names = [run_name(**spec) for spec in grid]
     rows = {}
@@ -314,7 +342,7 @@ def sweep(
     with bar:
         if todo:
             _compute(todo, settings, runs, rows, bar, index, scheduler, n_workers, processes)
-        _write_json(index, [rows[name] for name in names if name in rows])
+        write_json(index, [rows[name] for name in names if name in rows])
     return _frame([rows[name] for name in names])
 
 
@@ -343,7 +371,7 @@ def _compute(todo, settings, runs, rows, bar, index, scheduler, n_workers, proce
             path = os.path.join(runs, name + ".npz")
             trajectory.save(path)
             rows[name] = _row(name, trajectory.meta, path)
-            _write_json(index, list(rows.values()))
+            write_json(index, list(rows.values()))
             bar.update()
     finally:
         if cluster is not None or isinstance(scheduler, str):
@@ -355,6 +383,9 @@ def _compute(todo, settings, runs, rows, bar, index, scheduler, n_workers, proce
 # ---------------------------------------------------------------------------------------- config files
 def read_config(path) -> dict:
     """Keyword arguments of :func:`sweep` from a TOML file (format in the README).
+
+    A relative ``out`` is taken relative to the folder of the TOML file, so the sweep is found
+    again from any working directory.
 
     Raises
     ------
@@ -368,6 +399,8 @@ def read_config(path) -> dict:
             document = tomllib.load(stream)
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a text (TOML) file: {error}") from None
     config = {}
     for key, value in document.items():
         if isinstance(value, dict):
@@ -391,6 +424,10 @@ def read_config(path) -> dict:
         config["scheduler"] = None
     if "processes" in config and not isinstance(config["processes"], bool):
         raise ValueError(f"{path}: cluster.processes must be true or false; got {config['processes']!r}")
+    if "out" in config:
+        if not isinstance(config["out"], str) or not config["out"]:
+            raise ValueError(f"{path}: out must be a folder name (a non-empty string); got {config['out']!r}")
+        config["out"] = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(config["out"]))
     sections = {key: section for section, keys in _CONFIG_KEYS.items() if section for key in keys}
     try:  # validate now, so that a bad value is reported with its section before anything runs
         _settings(*(config.get(key, default) for key, default in zip(_SETTINGS, _DEFAULTS)))

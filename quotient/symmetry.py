@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .init import _rng
-from .network import as_point, check_widths, conserved_quantities, from_vector, to_vector, widths_of
+from .network import as_point, check_positive, check_widths, conserved_quantities, from_vector, to_vector, widths_of
 
 __all__ = [
     "GROUPS",
@@ -395,6 +395,8 @@ def vertical_space(point, *, group: str = "gl", rtol: float | None = None) -> np
     interval decomposition of the quiver representation; see tests/test_symmetry.py). The cost is
     one dense SVD of an ``(N, k)`` matrix.
     """
+    if rtol is not None:
+        check_positive("rtol", rtol, zero=True)
     return _orthonormal_image(action_matrix(point, group=group), rtol).T
 
 
@@ -416,6 +418,8 @@ def vertical_projection(point, tangent, *, group: str = "gl", rtol: float | None
         ``vertical_vector(point, xi*)`` where ``xi*`` solves the least-squares problem
         ``min_xi ||V - vertical_vector(point, xi)||``; same shapes as ``tangent``.
     """
+    if rtol is not None:
+        check_positive("rtol", rtol, zero=True)
     point = as_point(point, "point")
     widths = widths_of(point)
     tangent = as_point(tangent, "tangent", widths=widths, batch=_is_batch(tangent))
@@ -431,6 +435,8 @@ def horizontal_projection(point, tangent, *, group: str = "gl", rtol: float | No
     The gradient of any loss of the end-to-end map is horizontal for the GL action (and so for
     each subgroup); the horizontal space is where the quotient's geometry lives.
     """
+    if rtol is not None:
+        check_positive("rtol", rtol, zero=True)
     vertical = vertical_projection(point, tangent, group=group, rtol=rtol)
     tangent = as_point(tangent, "tangent", batch=_is_batch(vertical))
     return tuple(V - P for V, P in zip(tangent, vertical))

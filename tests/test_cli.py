@@ -1,7 +1,10 @@
 """The command line (quotient/cli.py): `quotient explore`."""
 
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,10 +60,10 @@ def test_explore_from_a_data_file_and_depth(tmp_path, capsys):
     [
         (["--sigma", "1,2", "--widths", "2,3,2"], "non-increasing"),
         (["--sigma", "2,1,1", "--widths", "2,3,2"], "m = min"),
-        (["--widths", "2,0,2"], r"widths\[1\]"),
-        (["--t-final", "-1"], "--t-final must be positive"),
-        (["--init-scale", "0"], "--init-scale must be positive"),
-        (["--depth", "0"], "--depth must be at least 1"),
+        (["--widths", "2,0,2"], "argument --widths: every width must be a positive integer; got 0"),
+        (["--t-final", "-1"], "argument --t-final: expected a positive finite number; got '-1'"),
+        (["--init-scale", "0"], "argument --init-scale: expected a positive finite number"),
+        (["--depth", "0"], "argument --depth: expected a positive integer"),
         (["--data", "missing.npz"], "no such file"),
     ],
 )
@@ -98,3 +101,105 @@ def test_explore_one_mode_has_no_quotient_plane(tmp_path):
     assert not (out / "quotient.png").exists()
     summary = (out / "summary.md").read_text()
     assert "quotient.png" not in summary and "](hessian.png)" in summary
+
+
+# ---------------------------------------------------------------------------------------- transactional --out
+OLD_RUN = ["--widths", "2,3,2", "--sigma", "2,1", "--init-scale", "0.05", "--seed", "0", "--quiet"]
+NEW_RUN = ["--widths", "1,2,1", "--sigma", "2", "--init-scale", "0.05", "--seed", "1", "--quiet"]  # no quotient.png
+#: Where `explore --overwrite` can be killed: QUOTIENT_TEST_KILL_AT=<stage> sends it SIGKILL there.
+KILL_STAGES = ("computed", "trajectory", "figure:loss.png", "figure:singular_values.png", "figure:critical_graph.png",
+               "figure:conservation.png", "figure:hessian.png", "summary", "before-swap", "after-swap", "done")  # fmt: skip
+
+
+def _folder_state(out):
+    """``"old"`` or ``"new"`` if ``out`` holds exactly one complete run, else a description of what it holds."""
+    names = sorted(os.listdir(out)) if out.is_dir() else []
+    summary = (out / "summary.md").read_text() if "summary.md" in names else ""
+    old = sorted(set(EXPLORE_FILES))
+    new = sorted(set(EXPLORE_FILES) - {"quotient.png"})
+    if names == old and "seed 0" in summary and "widths 2-3-2" in summary:
+        return "old"
+    if names == new and "seed 1" in summary and "widths 1-2-1" in summary:
+        return "new"
+    return f"mixed: {names}"
+
+
+def kill_at(tmp_path, stage):
+    """Run explore into ``tmp/run``, then ``explore --overwrite`` killed at ``stage``; the state after.
+
+    Returns ``(state, leftovers, state_after_rerun)``: what ``run`` holds after the kill, the
+    temporary folders left beside it, and the state after a second, unkilled ``--overwrite``
+    (which also removes the leftovers of the killed process).
+    """
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(Path(q.__file__).parents[1]))
+    command = [sys.executable, "-m", "quotient", "explore", "--out", str(out)]
+    subprocess.run([*command, *OLD_RUN], env=env, check=True, capture_output=True)
+    killed = subprocess.run([*command, *NEW_RUN, "--overwrite"], env=dict(env, QUOTIENT_TEST_KILL_AT=stage), capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    state = _folder_state(out)
+    leftovers = sorted(name for name in os.listdir(tmp_path) if name != "run")
+    subprocess.run([*command, *NEW_RUN, "--overwrite"], env=env, check=True, capture_output=True)
+    return state, leftovers, _folder_state(out), sorted(name for name in os.listdir(tmp_path) if name != "run")
+
+
+@pytest.mark.parametrize("stage", ["figure:conservation.png", "after-swap"])
+def test_explore_overwrite_killed_leaves_one_complete_run(tmp_path, stage):
+    state, leftovers, after, left_after = kill_at(tmp_path, stage)
+    assert state == ("new" if stage == "after-swap" else "old")
+    assert after == "new" and left_after == []  # nothing stale: the new run has no quotient.png
+
+
+def test_explore_overwrite_replaces_the_whole_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["explore", *OLD_RUN, "--out", str(out)]) == 0
+    assert (out / "quotient.png").exists()
+    assert main(["explore", *NEW_RUN, "--out", str(out), "--overwrite"]) == 0
+    assert _folder_state(out) == "new" and sorted(os.listdir(tmp_path)) == ["run"]
+    mode = os.stat(out / "trajectory.npz").st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+
+
+def test_explore_infers_the_end_widths_from_data(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "data.npz"
+    np.savez(path, X=rng.standard_normal((3, 20)), Y=rng.standard_normal((2, 20)))
+    out = tmp_path / "run"
+    assert main(["explore", "--data", str(path), "--depth", "2", "--out", str(out), "--quiet", "--init-scale", "0.1"]) == 0
+    assert q.Trajectory.load(out / "trajectory.npz").problem.widths == (3, 8, 2)
+
+
+def test_explore_explains_a_cut_default_sigma_and_a_plateau(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["explore", "--widths", "3,5,2", "--t-final", "1", "--init-scale", "1e-3", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "the default 5,3,2,1 cut to its first m = min(d_0, d_h) = 2 values 5,3" in printed
+    summary = (out / "summary.md").read_text()
+    # at t = 1 from a small init the flow is still on the origin's plateau L_{} = (25 + 9) / 2 = 17
+    assert "NOT at the global minimum: the run ended on the plateau of L_S = 17 (learnt {})" in summary
+    assert "ended on a plateau, not at the global minimum" in printed
+
+
+def test_explore_method_is_passed_to_gradient_flow(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["explore", *SMALL, "--method", "RK45", "--t-final", "5", "--out", str(out)]) == 0
+    assert q.Trajectory.load(out / "trajectory.npz").method == "RK45"
+    assert main(["explore", *SMALL, "--method", "NOPE", "--out", str(tmp_path / "other")]) == 2
+    assert capsys.readouterr().err.startswith("quotient explore: error: --method 'NOPE'")
+    assert not (tmp_path / "other").exists() and sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_negative_numbers_reach_the_argument(tmp_path, capsys):
+    assert main(["explore", "--sigma", "-1,3,2,1", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert error == "quotient explore: error: argument --sigma: singular values are non-negative; got '-1,3,2,1'\n"
+
+
+def test_fiber_quiet_and_slog(tmp_path, capsys):
+    out = tmp_path / "fib"
+    assert main(["fiber", "--samples", "4", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "slog x = sign(x) log10(1 + |x|)" in printed.out and printed.err == ""
+    assert sorted(os.listdir(out)) == ["fiber.png", "fiber_samples.npz"]

@@ -12,7 +12,7 @@ import pytest
 
 import quotient as q
 from quotient.cli import main
-from quotient.sweep import load_sweep, read_config, run_name
+from quotient.sweep import FolderLockedError, load_sweep, read_config, run_name
 
 GRID = {"sigma": [2.0, 1.0], "depths": [1, 2], "widths": [3], "init_scales": [0.1, 0.01], "seeds": 2}
 FLOW = {"t_final": 200.0, "gradient_tol": 1e-6, "n_samples": 101}
@@ -161,3 +161,58 @@ def test_cli_sweep_writes_the_table(tmp_path, capsys):
     table = load_sweep(tmp_path / "out")
     assert sorted(table["seed"]) == [4, 7]
     assert (tmp_path / "out" / "outcomes.csv").read_text().startswith("run,depth,width,init_scale,seed")
+
+
+def _dead_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+TINY = {**GRID, "depths": [2], "init_scales": [0.1], "seeds": 1}
+
+
+def test_a_second_sweep_refuses_a_locked_folder_and_takes_over_a_stale_lock(tmp_path, capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "sweep.lock").write_text(str(os.getppid()))  # a live process holds it
+    with pytest.raises(FolderLockedError, match=f"in use by another sweep of process {os.getppid()}"):
+        q.sweep(out, **TINY, **FLOW, processes=False, n_workers=1, progress=False)
+    assert os.listdir(out) == ["sweep.lock"]  # nothing else touched
+    config = tmp_path / "sweep.toml"
+    config.write_text('out = "s"\n[problem]\nsigma = [2.0, 1.0]\n[grid]\ndepths = [2]\nwidths = [3]\ninit_scales = [0.1]\nseeds = 1\n'
+                      "[flow]\nt_final = 200.0\n[cluster]\nprocesses = false\nn_workers = 1\n")  # fmt: skip
+    assert main(["sweep", str(config), "--quiet"]) == 2
+    assert f"process {os.getppid()}" in capsys.readouterr().err
+    (out / "sweep.lock").write_text(str(_dead_pid()))  # left by a killed sweep
+    table = q.sweep(out, **TINY, **FLOW, processes=False, n_workers=1, progress=False)
+    assert len(table) == 1 and not (out / "sweep.lock").exists()
+
+
+def test_out_in_the_file_is_relative_to_the_file(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "sweep.toml").write_text('out = "results"\n[problem]\nsigma = [2.0, 1.0]\n[grid]\ndepths = [2]\nwidths = [3]\n'
+                                       "init_scales = [0.1]\nseeds = 1\n[flow]\nt_final = 200.0\n"
+                                       "[cluster]\nprocesses = false\nn_workers = 1\n")  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert read_config(folder / "sweep.toml")["out"] == str(folder / "results")
+    assert main(["sweep", str(folder / "sweep.toml"), "--quiet"]) == 0
+    assert os.listdir(elsewhere) == [] and (folder / "results" / "outcomes.csv").exists()
+
+
+def test_temporary_files_of_a_live_sweep_are_never_deleted(tmp_path):
+    out = tmp_path / "s"
+    q.sweep(out, **TINY, **FLOW, processes=False, n_workers=1, progress=False)
+    live = out / "runs" / f".depth2-width3-scale0.1-seed5.npz.{os.getppid()}.abc.partial"
+    dead = out / "runs" / f".depth2-width3-scale0.1-seed6.npz.{_dead_pid()}.abc.partial"
+    live.write_bytes(b"being written")
+    dead.write_bytes(b"left by a killed sweep")
+    q.sweep(out, **TINY, **FLOW, processes=False, n_workers=1, progress=False)
+    assert live.exists() and not dead.exists()
+    mode = os.stat(out / "index.json").st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # not mkstemp's 0600
