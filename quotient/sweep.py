@@ -123,7 +123,7 @@ def _grid(depths, widths, init_scales, seeds) -> list[dict]:
 def _run(spec: dict, settings: dict):
     """Integrate one run and summarise it; executed on a dask worker. Returns a Trajectory."""
     from . import init
-    from .critical import critical_values
+    from .critical import global_minimum
     from .flow import gradient_flow
     from .graph import plateaus
     from .problem import Problem
@@ -135,7 +135,7 @@ def _run(spec: dict, settings: dict):
         problem, point0, settings["t_final"], rtol=settings["rtol"], atol=settings["atol"],
         t_eval=settings["n_samples"], gradient_tol=settings["gradient_tol"], progress=False, throw=False,
     )  # fmt: skip
-    minimum = critical_values(problem)[0].value
+    minimum = global_minimum(problem)
     visited = plateaus(problem, trajectory.times, trajectory.end_to_end)
     outcome = {
         "widths": "-".join(map(str, widths)),
