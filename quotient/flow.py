@@ -424,7 +424,7 @@ def _integrate(
     options = dict(solver=solver, rtol=rtol, atol=atol, jac=jacobian, band=band if use_jacobian else None, fresh_step=fresh_step)
     options.update(bar=bar, counter=counts, guard=guard)
     try:
-        two_pass = n_samples is not None and event is not None
+        two_pass = n_samples is not None and n_samples > 2 and event is not None  # 2 samples: the start and the end
         times = np.linspace(0.0, t_final, n_samples) if n_samples is not None and not two_pass else t_eval
         result = _ode.run(field, y0, t_final, t_eval=np.empty(0) if two_pass else times, event=event, **options)
         if two_pass:
@@ -484,8 +484,8 @@ def gradient_flow(
     t_eval : array_like or int, optional
         Increasing times in ``[0, t_final]`` at which to sample; an integer ``n`` asks for ``n``
         evenly spaced samples from 0 to the time the flow stopped (``t_final``, or earlier with
-        ``gradient_tol``; the flow is then integrated twice, once to find that time and once to
-        sample it). By default the trajectory holds the solver's own steps. Only the samples are
+        ``gradient_tol``; for ``n > 2`` the flow is then integrated twice, once to find that time
+        and once to sample it). By default the trajectory holds the solver's own steps. Only the samples are
         kept in memory, never every step. For the explicit methods each sample is one fresh
         step of the method from the last accepted step before it, as accurate as the steps
         themselves; the other methods sample their interpolant (of the step's order).
