@@ -1,6 +1,6 @@
 """Speed of quotient against the tools researchers use, measured in one process.
 
-    python benchmarks/run.py [--quick] [--cases gradient,trajectory,ensemble,lanczos,plateau]
+    python benchmarks/run.py [--quick] [--slow] [--cases gradient,trajectory,stiff,ensemble,lanczos,plateau]
                              [--rounds 5] [--out benchmarks/results.json]
 
 Cases (issue 7):
@@ -11,17 +11,22 @@ Cases (issue 7):
   suffix products), and against the matmul-only lower bound: the ``3h - 3`` matrix products the
   gradient needs (forward ``F_2..F_h``, backward ``W_j^T (B_j^T G)``, and ``(B_j^T G) F_{j-1}^T``)
   timed alone on preallocated outputs;
-- ``trajectory``: one gradient flow from a small init until ``||grad L|| < 1e-8``: ``gradient_flow``
-  against ``scipy.integrate.solve_ivp`` (same method and tolerances) on a PyTorch-autograd
-  right-hand side, and against JAX + diffrax when both are installed; wall time and the number of
-  right-hand-side evaluations;
+- ``trajectory``: one gradient flow (explore's problem, 4-8-8-4 from 1e-2) until
+  ``||grad L|| < 1e-8``: ``gradient_flow`` with the default ``"auto"`` and with DOP853, against
+  ``scipy.integrate.solve_ivp`` DOP853 on a PyTorch-autograd right-hand side and against JAX +
+  diffrax (Dopri8, Tsit5; JIT compile time excluded); time, steps, final loss and drift;
+- ``stiff``: the stiff depth-4 case (``(4,)*5``, sigma (3, 2, 1.5, 1), init 1e-2) to
+  ``||grad L|| < 1e-8`` (t ~ 1.1e5): ``"auto"`` against solve_ivp LSODA with the same exact Hessian,
+  diffrax Kvaerno5, and (``--slow``, minutes) DOP853; and on ``t <= 6000`` against DOP853;
 - ``ensemble``: 256 trajectories of a small network to a fixed time, ``ensemble_flow`` (one ODE over
-  the stacked batch) against a loop of ``gradient_flow``;
+  the stacked batch; ``"auto"`` and DOP853) against a loop of ``gradient_flow`` and diffrax Dopri8
+  on the stacked state; then stiff members until their global minimum (16, 256 with ``--slow``);
 - ``lanczos``: the extreme Hessian eigenvalues by ARPACK Lanczos (``eigsh``, ``which='LA'`` and
   ``'SA'``) on ``Problem.hvp`` at ``N = 10^4, 10^5, 10^6`` parameters, against the same Lanczos on a
   PyTorch double-backward Hessian-vector product (and one product on its own);
 - ``plateau``: solver steps against the length of the plateau for init scales ``1e-1 .. 1e-6`` at
-  depth 4; adaptive steps should grow like the log of the horizon, not linearly.
+  depth 4 with ``"auto"`` (and DOP853 with ``--slow``); adaptive steps should grow like the log of the
+  horizon, not linearly.
 
 Timing: every measurement is repeated; the time reported is the minimum over ``--rounds`` rounds of
 the median of the repeats within a round (the machine may be shared, and the minimum of medians is
@@ -469,9 +474,9 @@ def case_ensemble(args):
         # one ODE on the stacked state, diffrax's controller on its RMS norm (tolerances as given)
         t_jax, steps, _ = jax_trajectory(problem, stacked, rtol, atol, None, t_final, rounds, "Dopri8", batched=True)
         report("ensemble", size, "JAX + diffrax (Dopri8 on the stacked state, jit)", t_jax, t_ours, n_steps=steps)
-    # 256 members of the stiff case, each until its own global minimum
+    # members of the stiff case (16; 256 with --slow: minutes), each until its own global minimum
     problem, _ = stiff_problem()
-    starts = [q.init.small_random(problem.widths, 1e-2, rng=generator) for _ in range(16 if args.quick else members)]
+    starts = [q.init.small_random(problem.widths, 1e-2, rng=generator) for _ in range(members if args.slow else 16)]
     stacked = tuple(np.stack(layers) for layers in zip(*starts))
     start = time.perf_counter()
     stiff = q.ensemble_flow(problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_tol=1e-8, until="minimum", t_eval=101, progress=False)

@@ -31,8 +31,9 @@ DEFAULT_METHOD = "auto"
 METHODS = (DEFAULT_METHOD,) + tuple(EXPLICIT) + tuple(IMPLICIT)
 
 # Above this many parameters "auto" integrates explicitly: the dense Hessian (N Hessian-vector
-# products) and its LU factorisation (N^3 / 3) then cost more than LSODA saves
-# (benchmarks/run.py, case "jacobian").
+# products, N^2 entries) and its LU factorisation (N^3 / 3 flops, ~0.3 s at N = 1500) would cost
+# more per Jacobian than dozens of explicit steps. An estimate, not yet a measured crossover; a
+# Jacobian-free Newton-Krylov path on Problem.hvp for larger N is not built.
 DENSE_JACOBIAN_LIMIT = 1500
 
 
