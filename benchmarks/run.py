@@ -479,7 +479,9 @@ def case_ensemble(args):
     starts = [q.init.small_random(problem.widths, 1e-2, rng=generator) for _ in range(members if args.slow else 16)]
     stacked = tuple(np.stack(layers) for layers in zip(*starts))
     start = time.perf_counter()
-    stiff = q.ensemble_flow(problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_tol=1e-8, until="minimum", t_eval=101, progress=False)
+    stiff = q.ensemble_flow(
+        problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_tol=1e-8, until="minimum", t_eval=101, method="auto", progress=False
+    )
     report(
         "ensemble", f"{len(starts)} x (4,)*5 stiff, to 1e-8", "quotient ensemble_flow (auto, until minimum)", time.perf_counter() - start,
         n_steps=stiff.n_steps, status=stiff.status, converged=int(np.sum(stiff.member_status == 1)),
