@@ -1,6 +1,6 @@
 """Speed of quotient against the tools researchers use, measured in one process.
 
-    python benchmarks/run.py [--quick] [--cases gradient,trajectory,ensemble,lanczos,plateau]
+    python benchmarks/run.py [--quick] [--slow] [--cases gradient,trajectory,stiff,ensemble,lanczos,plateau]
                              [--rounds 5] [--out benchmarks/results.json]
 
 Cases (issue 7):
@@ -11,17 +11,22 @@ Cases (issue 7):
   suffix products), and against the matmul-only lower bound: the ``3h - 3`` matrix products the
   gradient needs (forward ``F_2..F_h``, backward ``W_j^T (B_j^T G)``, and ``(B_j^T G) F_{j-1}^T``)
   timed alone on preallocated outputs;
-- ``trajectory``: one gradient flow from a small init until ``||grad L|| < 1e-8``: ``gradient_flow``
-  against ``scipy.integrate.solve_ivp`` (same method and tolerances) on a PyTorch-autograd
-  right-hand side, and against JAX + diffrax when both are installed; wall time and the number of
-  right-hand-side evaluations;
+- ``trajectory``: one gradient flow (explore's problem, 4-8-8-4 from 1e-2) until
+  ``||grad L|| < 1e-8``: ``gradient_flow`` with the default ``"auto"`` and with DOP853, against
+  ``scipy.integrate.solve_ivp`` DOP853 on a PyTorch-autograd right-hand side and against JAX +
+  diffrax (Dopri8, Tsit5; JIT compile time excluded); time, steps, final loss and drift;
+- ``stiff``: the stiff depth-4 case (``(4,)*5``, sigma (3, 2, 1.5, 1), init 1e-2) to
+  ``||grad L|| < 1e-8`` (t ~ 1.1e5): ``"auto"`` against solve_ivp LSODA with the same exact Hessian,
+  diffrax Kvaerno5, and (``--slow``, minutes) DOP853; and on ``t <= 6000`` against DOP853;
 - ``ensemble``: 256 trajectories of a small network to a fixed time, ``ensemble_flow`` (one ODE over
-  the stacked batch) against a loop of ``gradient_flow``;
+  the stacked batch; ``"auto"`` and DOP853) against a loop of ``gradient_flow`` and diffrax Dopri8
+  on the stacked state; then stiff members until their global minimum (16, 256 with ``--slow``);
 - ``lanczos``: the extreme Hessian eigenvalues by ARPACK Lanczos (``eigsh``, ``which='LA'`` and
   ``'SA'``) on ``Problem.hvp`` at ``N = 10^4, 10^5, 10^6`` parameters, against the same Lanczos on a
   PyTorch double-backward Hessian-vector product (and one product on its own);
 - ``plateau``: solver steps against the length of the plateau for init scales ``1e-1 .. 1e-6`` at
-  depth 4; adaptive steps should grow like the log of the horizon, not linearly.
+  depth 4 with ``"auto"`` (and DOP853 with ``--slow``); adaptive steps should grow like the log of the
+  horizon, not linearly.
 
 Timing: every measurement is repeated; the time reported is the minimum over ``--rounds`` rounds of
 the median of the repeats within a round (the machine may be shared, and the minimum of medians is
@@ -259,14 +264,25 @@ def case_trajectory(args):
     size = "4-8-8-4 init 1e-2"
     rtol, atol, tol, t_final = 1e-10, 1e-12, 1e-8, 1e6
     result = {}
-
-    def ours():
-        result["ours"] = q.gradient_flow(problem, point0, t_final, rtol=rtol, atol=atol, gradient_tol=tol, progress=False)
-
     rounds = max(1, args.rounds // 2)
-    t_ours = measure(ours, 1, rounds)
-    trajectory = result["ours"]
-    report("trajectory", size, "quotient gradient_flow (DOP853)", t_ours, n_rhs=trajectory.n_rhs, t_stop=f"{trajectory.times[-1]:.4g}")
+    timings = {}
+    for method in ("auto", "DOP853"):
+
+        def ours(method=method):
+            result[method] = q.gradient_flow(
+                problem, point0, t_final, rtol=rtol, atol=atol, gradient_tol=tol, method=method, t_eval=2, progress=False
+            )
+
+        timings[method] = measure(ours, 1, rounds)
+    t_ours = timings["auto"]
+    for method in ("auto", "DOP853"):
+        trajectory = result[method]
+        report(
+            "trajectory", size, f"quotient gradient_flow ({method})", timings[method], None if method == "auto" else t_ours,
+            n_steps=trajectory.n_steps, n_rhs=trajectory.n_rhs, t_stop=f"{trajectory.times[-1]:.4g}",
+            final_loss=f"{trajectory.loss[-1]:.3e}", drift=f"{trajectory.conservation_drift[-1]:.1e}",
+        )  # fmt: skip
+    trajectory = result["auto"]
     if torch is not None:
         gradient = torch_flat_gradient(problem.widths, problem.target)
         counter = {"rhs": 0}
@@ -291,19 +307,39 @@ def case_trajectory(args):
             "trajectory", size, "torch autograd + solve_ivp (DOP853)", t_torch, t_ours, n_rhs=counter["rhs"],
             t_stop=f"{result['torch'].t[-1]:.4g}", final_loss_diff=f"{abs(problem.loss(final) - trajectory.loss[-1]):.1e}",
         )  # fmt: skip
+    if not have_jax(size, "trajectory"):
+        return
+    for solver in ("Dopri8", "Tsit5"):
+        t_jax, steps, final = jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds, solver)
+        report(
+            "trajectory", size, f"JAX + diffrax ({solver}, jit)", t_jax, t_ours, n_steps=steps,
+            final_loss=f"{problem.loss(final):.3e}", drift=f"{drift_of(point0, final):.1e}",
+        )  # fmt: skip
+
+
+def have_jax(size, case) -> bool:
     try:
         import diffrax  # noqa: F401
         import jax
     except ImportError:
-        print(f"{'trajectory':10s} {size:22s} JAX + diffrax: skipped (not installed; pip install jax diffrax)", flush=True)
-        ROWS.append({"case": "trajectory", "size": size, "what": "jax + diffrax", "skipped": "not installed"})
-        return
+        print(f"{case:10s} {size:22s} JAX + diffrax: skipped (not installed; pip install -e '.[bench]')", flush=True)
+        ROWS.append({"case": case, "size": size, "what": "jax + diffrax", "skipped": "not installed"})
+        return False
     jax.config.update("jax_enable_x64", True)
-    t_jax, n_jax = jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds)
-    report("trajectory", size, "JAX + diffrax (Dopri8, jit)", t_jax, t_ours, n_rhs=n_jax)
+    return True
 
 
-def jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds):
+def drift_of(point0, point) -> float:
+    """The relative conservation drift between two points (Trajectory.conservation_drift's formula)."""
+    start, end = q.conserved_quantities(point0), q.conserved_quantities(point)
+    change = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(start, end)))
+    scale = max(sum(np.sum(W**2) for W in point0), sum(np.sum(W**2) for W in point))
+    return float(change / scale)
+
+
+def jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds, solver="Dopri8", batched=False):
+    """diffrax from ``point0`` (layers, or stacked layers with ``batched``) until ``||grad L|| < tol``
+    (every member's, when batched) or ``t_final``; returns ``(seconds, steps, final point)``."""
     import diffrax
     import jax
     import jax.numpy as jnp
@@ -317,23 +353,96 @@ def jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds):
         return 0.5 * jnp.sum((product - sigma) ** 2)
 
     field = jax.grad(loss)
+    if batched:
+        field = jax.vmap(field)
     term = diffrax.ODETerm(lambda t, y, args: jax.tree_util.tree_map(jnp.negative, field(y)))
 
     def stop(t, y, args, **kwargs):
-        return sum(jnp.sum(g**2) for g in field(y)) < tol**2
+        squares = sum(jnp.sum(g**2, axis=tuple(range(1 if batched else 0, g.ndim))) for g in field(y))
+        return jnp.all(squares < tol**2)
+
+    method = getattr(diffrax, solver)()
 
     @jax.jit
     def solve(y0):
         return diffrax.diffeqsolve(
-            term, diffrax.Dopri8(), 0.0, t_final, None, y0, stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            event=diffrax.Event(stop), max_steps=10**6, saveat=diffrax.SaveAt(t1=True),
+            term, method, 0.0, t_final, None, y0, stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            event=None if tol is None else diffrax.Event(stop), max_steps=10**7, saveat=diffrax.SaveAt(t1=True),
         )  # fmt: skip
 
     y0 = tuple(jnp.asarray(W) for W in point0)
-    solution = solve(y0)
+    solution = solve(y0)  # compiles: not timed
     jax.block_until_ready(solution.ys)
     seconds = measure(lambda: jax.block_until_ready(solve(y0).ys), 1, rounds)
-    return seconds, int(solution.stats["num_steps"]) * 13  # Dopri8: 12 stages + the event per step
+    final = tuple(np.asarray(W[-1]) for W in solution.ys)
+    return seconds, int(solution.stats["num_steps"]), final
+
+
+def stiff_problem():
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
+    return problem, q.init.small_random(problem.widths, 1e-2, rng=0)
+
+
+def case_stiff(args):
+    """The issue's stiff case: depth 4, (4,)*5, sigma (3, 2, 1.5, 1), init 1e-2, to ||grad L|| < 1e-8 (t ~ 1.1e5).
+
+    DOP853 (the former default) to ``||grad L|| < 1e-8`` takes minutes (~350 000 steps); it is run
+    only with ``--slow``, and otherwise on ``t in [0, 6000]`` beside the default on the same span."""
+    problem, point0 = stiff_problem()
+    rtol, atol, tol = 1e-10, 1e-12, 1e-8
+    size = "depth 4 (4,)*5 init 1e-2"
+    rounds = max(1, args.rounds // 2)
+    result = {}
+
+    def ours():
+        result["auto"] = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_tol=tol, t_eval=2, progress=False)
+
+    t_ours = measure(ours, 1, rounds)
+    trajectory = result["auto"]
+    report(
+        "stiff", size + " to 1e-8", "quotient gradient_flow (auto)", t_ours, n_steps=trajectory.n_steps, n_rhs=trajectory.n_rhs,
+        n_hessians=trajectory.meta["n_hessians"], t_stop=f"{trajectory.times[-1]:.4g}", drift=f"{trajectory.conservation_drift.max():.1e}",
+    )  # fmt: skip
+    from quotient.flow import _flat_gradient, _flat_hessian
+
+    layers, gradient = _flat_gradient(problem)
+    hessian = _flat_hessian(problem)
+
+    def converged(t, y):
+        return np.linalg.norm(gradient(y)) - tol
+
+    converged.terminal, converged.direction = True, -1
+
+    def lsoda():
+        result["lsoda"] = solve_ivp(
+            lambda t, y: -gradient(y), (0, 1e30), q.to_vector(point0), method="LSODA", rtol=rtol, atol=atol,
+            jac=lambda t, y: -hessian(y), events=[converged],
+        )  # fmt: skip
+
+    t_lsoda = measure(lsoda, 1, rounds)
+    final = q.from_vector(result["lsoda"].y[:, -1], problem.widths)
+    report("stiff", size + " to 1e-8", "solve_ivp LSODA + exact Hessian (stores every step)", t_lsoda, t_ours,
+           n_steps=result["lsoda"].t.size - 1, drift=f"{drift_of(point0, final):.1e}")  # fmt: skip
+    if args.slow:
+        start = time.perf_counter()
+        slow = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_tol=tol, method="DOP853", t_eval=2, progress=False)
+        report("stiff", size + " to 1e-8", "quotient gradient_flow (DOP853, former default)", time.perf_counter() - start, t_ours,
+               n_steps=slow.n_steps, drift=f"{slow.conservation_drift.max():.1e}")  # fmt: skip
+    if have_jax(size, "stiff"):
+        t_jax, steps, final = jax_trajectory(problem, point0, rtol, atol, tol, 1e30, 1, "Kvaerno5")
+        report("stiff", size + " to 1e-8", "JAX + diffrax (Kvaerno5, jit)", t_jax, t_ours, n_steps=steps,
+               drift=f"{drift_of(point0, final):.1e}", final_loss=f"{problem.loss(final):.2e}")  # fmt: skip
+    span = 6000.0
+    for method in ("auto", "DOP853"):
+
+        def on_span(method=method):
+            result[method] = q.gradient_flow(problem, point0, span, rtol=rtol, atol=atol, method=method, t_eval=2, progress=False)
+
+        seconds = measure(on_span, 1, 1)
+        if method == "auto":
+            t_span = seconds
+        report("stiff", size + f" t <= {span:g}", f"quotient gradient_flow ({method})", seconds, None if method == "auto" else t_span,
+               n_steps=result[method].n_steps)  # fmt: skip
 
 
 def case_ensemble(args):
@@ -346,24 +455,38 @@ def case_ensemble(args):
     t_final, rtol, atol = 20.0, 1e-8, 1e-10
     size = f"256 x 3-4-4-3, t = {t_final:g}"
     result = {}
-
-    def batched():  # t_eval=None: both keep the solver's steps
-        result["ensemble"] = q.ensemble_flow(problem, stacked, t_final, rtol=rtol, atol=atol, t_eval=None, progress=False)
-
-    def looped():
-        result["loop"] = [q.gradient_flow(problem, s, t_final, rtol=rtol, atol=atol, progress=False) for s in starts]
-
     rounds = max(1, args.rounds // 2)
-    t_batched = measure(batched, 1, rounds)
-    t_looped = measure(looped, 1, rounds)
-    ensemble, loop = result["ensemble"], result["loop"]
-    difference = max(
-        np.max(np.abs(final[k] - trajectory.points[i][-1]))
-        for k, trajectory in enumerate(loop)
-        for i, final in enumerate(ensemble.final_points)
+    timings = {}
+    for method in ("auto", "DOP853"):
+
+        def batched(method=method):
+            result[method] = q.ensemble_flow(problem, stacked, t_final, rtol=rtol, atol=atol, method=method, t_eval=2, progress=False)
+
+        timings[method] = measure(batched, 1, rounds)
+    t_ours = timings["auto"]
+    for method in ("auto", "DOP853"):
+        report("ensemble", size, f"quotient ensemble_flow ({method})", timings[method], None if method == "auto" else t_ours,
+               n_steps=result[method].n_steps, n_rhs=result[method].n_rhs)  # fmt: skip
+    if not args.quick:
+        looped = measure(lambda: [q.gradient_flow(problem, s, t_final, rtol=rtol, atol=atol, t_eval=2, progress=False) for s in starts], 1, 1)
+        report("ensemble", size, "looped gradient_flow (auto)", looped, t_ours)
+    if have_jax(size, "ensemble"):
+        # one ODE on the stacked state, diffrax's controller on its RMS norm (tolerances as given)
+        t_jax, steps, _ = jax_trajectory(problem, stacked, rtol, atol, None, t_final, rounds, "Dopri8", batched=True)
+        report("ensemble", size, "JAX + diffrax (Dopri8 on the stacked state, jit)", t_jax, t_ours, n_steps=steps)
+    # members of the stiff case (16; 256 with --slow: minutes), each until its own global minimum
+    problem, _ = stiff_problem()
+    starts = [q.init.small_random(problem.widths, 1e-2, rng=generator) for _ in range(members if args.slow else 16)]
+    stacked = tuple(np.stack(layers) for layers in zip(*starts))
+    start = time.perf_counter()
+    stiff = q.ensemble_flow(
+        problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_tol=1e-8, until="minimum", t_eval=101, method="auto", progress=False
     )
-    report("ensemble", size, "quotient ensemble_flow (batched)", t_batched, n_rhs=ensemble.n_rhs, max_diff_vs_loop=f"{difference:.1e}")
-    report("ensemble", size, "looped gradient_flow", t_looped, t_batched, n_rhs=sum(t.n_rhs for t in loop))
+    report(
+        "ensemble", f"{len(starts)} x (4,)*5 stiff, to 1e-8", "quotient ensemble_flow (auto, until minimum)", time.perf_counter() - start,
+        n_steps=stiff.n_steps, status=stiff.status, converged=int(np.sum(stiff.member_status == 1)),
+        t_stop=f"{stiff.times[-1]:.4g}", drift=f"{stiff.conservation_drift.max():.1e}",
+    )  # fmt: skip
 
 
 def torch_hvp_function(point, target):
@@ -441,7 +564,7 @@ def case_plateau(args):
     widths = (4,) * 5
     problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], widths)
     scales = [1e-1, 1e-3, 1e-5] if args.quick else [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
-    for method in ("DOP853", "LSODA"):
+    for method in ("auto", "DOP853") if args.slow else ("auto",):
         horizons, steps = [], []
         for scale in scales:
             point0 = q.init.small_random(widths, scale, rng=0)
@@ -465,19 +588,22 @@ def case_plateau(args):
         # the runs that stop at the first saddle after the origin's plateau: steps against its length
         first = np.array([row["stopped_at"] == "{1}" for row in ROWS[-len(scales):]])
         slope = np.polyfit(np.log10(horizons[first]), steps[first], 1)[0] if first.sum() >= 2 else float("nan")
+        overall = np.polyfit(np.log10(horizons), steps, 1)[0]
         summary = (
-            f"{method}: across the origin's plateau alone (runs that stop at the saddle {{1}}) the horizon grows "
+            f"{method}: over all runs {overall:.0f} steps per decade of horizon "
+            f"({steps.min():.0f} to {steps.max():.0f} steps for horizons {horizons.min():.3g} to {horizons.max():.3g}); across the origin's plateau alone (runs that stop at the saddle {{1}}) the horizon grows "
             f"from {horizons[first].min() if first.any() else float('nan'):.3g} to "
             f"{horizons[first].max() if first.any() else float('nan'):.3g} and the steps by {slope:.0f} per decade; "
             f"runs through later plateaus take up to {steps.max():.0f} steps"
         )
         print(f"{'plateau':10s} {summary}", flush=True)
-        ROWS.append({"case": "plateau", "what": method, "summary": summary, "steps_per_decade": slope})
+        ROWS.append({"case": "plateau", "what": method, "summary": summary, "steps_per_decade": slope, "steps_per_decade_all": overall})
 
 
 CASES = {
     "gradient": case_gradient,
     "trajectory": case_trajectory,
+    "stiff": case_stiff,
     "ensemble": case_ensemble,
     "lanczos": case_lanczos,
     "plateau": case_plateau,
@@ -489,6 +615,7 @@ def main(argv=None):
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of repeats; the minimum of their medians is reported")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds (a smoke run)")
+    parser.add_argument("--slow", action="store_true", help="also the runs that take minutes (DOP853 across the stiff plateaus)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"))
     args = parser.parse_args(argv)
     if args.quick:

@@ -20,6 +20,7 @@ from .critical import (
     hessian_operator,
     is_critical,
     learned_modes,
+    minimum_threshold,
     well_conditioned,
     zero_eigenvalue_threshold,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "learned_modes",
     "learning_time",
     "load_sweep",
+    "minimum_threshold",
     "mode_solution",
     "mode_time",
     "moment_map",

@@ -301,23 +301,24 @@ def _explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip
 
 
-def _plateau_note(problem, trajectory, values):
+def _plateau_note(problem, trajectory):
     """A line saying the run ended on a plateau, or None if it ended near the global minimum.
 
     The run ended at the global minimum when its final loss is closer to ``L_min`` than to any
     other critical value (``L < L_min + (L_next - L_min) / 2``, the test of
     ``gradient_flow(until="minimum")``).
     """
+    from .critical import global_minimum, minimum_threshold
+    from .graph import nearest_critical
+
     final = float(trajectory.loss[-1])
-    levels = [value.value for value in values]
-    threshold = levels[0] + (levels[1] - levels[0]) / 2 if len(levels) > 1 else np.inf
-    if final < threshold:
+    if final < minimum_threshold(problem):
         return None
-    nearest = min(values, key=lambda value: abs(value.value - final))
+    learned, value, _ = nearest_critical(problem, trajectory.end_to_end[-1])
     return (
-        f"- NOT at the global minimum: the run ended on the plateau of L_S = {nearest.value:.6g} "
-        f"(learnt {{{','.join(map(str, nearest.learned))}}}) with loss {final:.6g}, above the global minimum "
-        f"{levels[0]:.6g}; a larger --t-final (now {trajectory.times[-1]:g}) or --init-scale lets it go on"
+        f"- NOT at the global minimum: the run ended on the plateau of L_S = {float(value):.6g} "
+        f"(learnt {{{','.join(map(str, learned))}}}) with loss {final:.6g}, above the global minimum "
+        f"{global_minimum(problem):.6g}; a larger --t-final (now {trajectory.times[-1]:g}) or --init-scale lets it go on"
     )
 
 
@@ -354,7 +355,7 @@ def _explore(args) -> int:
         visited = plateaus(problem, trajectory.times, trajectory.end_to_end)
         stop = "gradient norm below --gradient-tol" if trajectory.status == 1 else "reached --t-final"
         sigma_text = ", ".join(f"{s:.4g}" for s in problem.sigma)
-        plateau = _plateau_note(problem, trajectory, values)
+        plateau = _plateau_note(problem, trajectory)
         lines = [
             f"# quotient explore: widths {'-'.join(map(str, widths))} (h = {problem.depth}), sigma = {sigma_text}",
             "",

@@ -34,6 +34,7 @@ __all__ = [
     "classify",
     "critical_values",
     "global_minimum",
+    "minimum_threshold",
     "hessian_inertia",
     "hessian_operator",
     "is_critical",
@@ -269,6 +270,43 @@ def global_minimum(problem) -> float:
     sigma = np.asarray(problem.sigma, dtype=float)
     k = min(problem.rank_bound, int(np.count_nonzero(sigma)))
     return 0.5 * float(np.sum(sigma[k:] ** 2))
+
+
+def minimum_threshold(problem) -> float:
+    """Halfway from the global minimum to the next critical value: ``L_min + (L_next - L_min) / 2``.
+
+    A loss below it is closer to the global minimum than to any other critical value (the test of
+    ``gradient_flow(until="minimum")`` and of the command line's "ended on a plateau" line).
+
+    Parameters
+    ----------
+    problem : Problem
+        A square-loss problem.
+
+    Returns
+    -------
+    float
+        ``inf`` when the global minimum is the only critical value.
+
+    Notes
+    -----
+    With ``T`` the top ``k`` modes learnt at the global minimum (:func:`global_minimum`), every
+    critical value is ``L_S = L_min + 1/2 (sum_{i in T} sigma_i^2 - sum_{i in S} sigma_i^2)``
+    with ``|S| <= k``. Pairing each added mode ``j`` of ``S \\ T`` with a distinct removed mode ``i``
+    of ``T \\ S`` writes the difference as a sum of terms ``sigma_i^2 - sigma_j^2 >= 0`` and
+    ``sigma_i^2 >= 0``, so the least positive difference is the least positive single term:
+    ``L_next - L_min = 1/2 min+ ({sigma_i^2 - sigma_j^2 : i in T, j not in T} U {sigma_i^2 : i in T})``.
+    Closed form, ``O(m^2)``: nothing is enumerated.
+    """
+    _require_square(problem)
+    sigma = np.asarray(problem.sigma, dtype=float)
+    k = min(problem.rank_bound, int(np.count_nonzero(sigma)))
+    learned, rest = sigma[:k] ** 2, sigma[k:] ** 2
+    terms = np.concatenate([(learned[:, None] - rest[None, :]).ravel(), learned])
+    positive = terms[terms > 0]
+    if positive.size == 0:
+        return np.inf
+    return global_minimum(problem) + 0.25 * float(positive.min())
 
 
 def zero_eigenvalue_threshold(eigenvalues, *, tol: float = ZERO_EIGENVALUE_RTOL, floor: float = 0.0) -> float:

@@ -6,12 +6,13 @@ import collections
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.integrate import DOP853, RK23, RK45, solve_ivp
 from tqdm import tqdm
 
+from . import _ode
 from ._io import FileFormatError, load_run, save_run
+from .critical import minimum_threshold
 from .network import _squared_norm, as_point, check_positive, conserved_quantities, end_to_end, from_vector, to_vector
-from .problem import Problem, _readonly
+from .problem import Problem, SquareLoss, _readonly
 
 __all__ = ["Trajectory", "gradient_flow", "gradient_descent"]
 
@@ -36,7 +37,8 @@ class Trajectory:
         and ``||W||^2 = sum_i ||W_i||_F^2``: the drift of the conserved quantities relative to
         the size of the terms they are made of. Zero for the exact flow.
     method : str
-        The solve_ivp method, or ``"gradient_descent"``.
+        The method asked for (``"auto"``, a scipy method's name), or ``"gradient_descent"``;
+        ``meta["solver"]`` says what ``"auto"`` ran.
     rtol, atol : float or None
         Integration tolerances (``None`` for gradient descent).
     step : float or None
@@ -208,130 +210,180 @@ def _parse_t_eval(t_eval, t_final):
     return t_eval, None
 
 
+def _flat_hessian(problem: Problem):
+    """``y -> Hess L(y)``, the dense ``(N, N)`` Hessian on flat states (the Jacobian of the flow, negated).
+
+    The ``N`` Hessian-vector products along the unit vectors run as one batched
+    :meth:`Problem._hvp`, with the unit vectors made once here; symmetrised like
+    :meth:`Problem.hessian`.
+    """
+    layers, _ = _flat_gradient(problem)
+    basis = from_vector(np.eye(problem.n_params), problem.widths)
+
+    def hessian(y):
+        H = to_vector(problem._hvp(layers(y), basis))
+        H += H.T
+        H *= 0.5
+        return H
+
+    return hessian
+
+
+def _banded_block_hessian(problem: Problem, members: int):
+    """``y -> `` the block-diagonal Hessian of ``B`` stacked members in LSODA's packed banded form.
+
+    The state is ``B`` flat points one after the other (shape ``(B N,)``), so the Hessian of the
+    sum of the members' losses is block diagonal, each block one member's ``(N, N)`` Hessian:
+    banded with half-bandwidth ``N - 1``. Returned as ``J[N - 1 + i - j, j]`` of shape
+    ``(2N - 1, B N)``; the ``B N`` Hessian-vector products are one batched :meth:`Problem._hvp`.
+    """
+    n = problem.n_params
+    layers, _ = _flat_gradient(problem, (members, 1))
+    basis = from_vector(np.eye(n), problem.widths)
+    local = np.arange(n)
+    rows = (n - 1 + local[:, None] - local[None, :]).ravel()  # (a, b) -> packed row of block entry a, b
+    columns = (np.arange(members)[:, None] * n + np.tile(local, n)[None, :]).ravel()
+    rows = np.tile(rows, members)
+
+    def hessian(y):
+        blocks = to_vector(problem._hvp(layers(y), basis))  # (B, N, N): row b is H e_b, i.e. column b
+        packed = np.zeros((2 * n - 1, members * n))
+        packed[rows, columns] = 0.5 * (blocks + np.swapaxes(blocks, 1, 2)).transpose(0, 2, 1).reshape(-1)
+        return packed
+
+    return hessian
+
+
+def _precision_guard(problem: Problem, layers, every: int = 8, patience: int = 12):
+    """``guard(t, y, f)``: a message once ``||grad L||`` stays at the rounding error of computing it.
+
+    In float64 the gradient ``grad_j = B_j^T (W - Sigma) F_{j-1}^T`` carries an error of about
+    ``eps prod_{i != j} ||W_i||_2 (prod_i ||W_i||_2 + ||Sigma||)`` (the products are formed from
+    layers of those sizes, however small ``W - Sigma`` is). Where ``||grad L||`` stays below that
+    level (checked every ``every`` accepted steps, ``patience`` checks in a row) and the level is
+    above ``sqrt(eps)`` (far above the error of a flow at the scale of ``Sigma``: it takes layers
+    of norm ``>~ 10`` at depth 4), the field is rounding noise and a solver would crawl on it
+    forever (an init of scale ``1e3`` does: the conserved quantities keep the layers large); the
+    run stops with this message. Layers of more than 4096 entries use the Frobenius norm, an
+    upper bound of the spectral norm.
+    """
+    eps = np.finfo(float).eps
+    target = 0.0 if problem.target is None else float(np.linalg.norm(problem.target, 2))
+    state = {"calls": 0, "below": 0}
+
+    def guard(t, y, f):
+        state["calls"] += 1
+        if state["calls"] % every:
+            return None
+        norms = np.array([np.linalg.norm(W, 2) if W.size <= 4096 else np.linalg.norm(W) for W in layers(y)])
+        product = float(np.prod(norms))
+        level = eps * float(np.max(product / np.maximum(norms, np.finfo(float).tiny))) * (product + target)
+        gradient_norm = float(np.linalg.norm(f))
+        if level <= np.sqrt(eps) or gradient_norm > level:
+            state["below"] = 0
+            return None
+        state["below"] += 1
+        if state["below"] < patience:
+            return None
+        return (
+            f"the flow is below the resolution of float64 at t = {t:.6g}: ||grad L|| = {gradient_norm:.3g} has stayed "
+            f"within the rounding error ~{level:.3g} of computing it from layers of norms up to {norms.max():.3g} "
+            "(whose products cancel to the end-to-end map), so the solver cannot follow the flow further; "
+            "start from a smaller init"
+        )
+
+    return guard
+
+
 def _integrate(
     gradient, gradient_norm, y0, t_final, *, rtol, atol, method, t_eval, gradient_tol, progress, throw, name, batch_gradient=None,
-    stop_value=None,
+    stop_value=None, hessian=None, band=None, guard=None,
 ):
-    """Integrate ``dy/dt = -gradient(y)`` with ``solve_ivp``; the shared engine of the flows.
+    """Integrate ``dy/dt = -gradient(y)``; the shared engine of the flows (:func:`quotient._ode.run`).
 
     ``gradient_norm(g)`` maps a flat gradient to the norm that ``gradient_tol`` is compared with;
     ``stop_value(t, y, g, accepted)``, if given, is the terminal event's value instead (the flow
     stops where it falls through 0), told whether ``t`` ends an accepted step (``False`` during
     the event's root search inside a step).
     ``batch_gradient(Y)``, for ``Y`` of shape ``(S, y0.size)``, evaluates ``gradient`` on ``S``
-    states at once; with it, samples at ``t_eval`` come from fresh explicit Runge-Kutta steps
-    (:func:`_sample_by_steps`) rather than from the dense-output interpolant.
-    Returns ``(solution, times, states, n_rhs)`` with ``states`` of shape ``(T, y0.size)``.
+    states at once; with it, samples of the explicit methods come from fresh Runge-Kutta steps
+    rather than from the interpolant. ``hessian(y)``, the dense ``(n, n)`` Jacobian of
+    ``gradient``, is what ``method="auto"`` and the implicit methods need to be fast; with
+    ``band``, ``hessian`` returns it in LSODA's packed banded form (:func:`quotient._ode.run`).
+
+    ``guard(t, y, f)`` (:func:`quotient._ode.run`) may stop a run that cannot go on.
+    Only the samples are kept: with ``t_eval`` an integer and ``gradient_tol`` given, the
+    stopping time is found first and the flow integrated again to sample it (twice the
+    gradients, not every step's state in memory).
+
+    Returns ``(result, times, states, counts)``: a :class:`quotient._ode.Result` describing the
+    run that found the end, ``states`` of shape ``(T, y0.size)``, ``counts`` with the gradient
+    (``"rhs"``) and Hessian (``"jac"``) evaluations of all passes.
     """
     t_final = _check_time(t_final)
     t_eval, n_samples = _parse_t_eval(t_eval, t_final)
     if gradient_tol is not None and not gradient_tol > 0:
         raise ValueError(f"gradient_tol must be positive; got {gradient_tol!r}")
+    solver, use_jacobian, description = _ode.resolve(method, np.size(y0), hessian is not None)
+    if band is not None and use_jacobian and solver is not _ode.LSODA:
+        use_jacobian, description = False, solver.__name__  # a banded Jacobian is LSODA's form only
 
-    counter = {"rhs": 0}
-    bar = tqdm(total=t_final, desc=name, unit="t", disable=None if progress else True, leave=False)
-
-    recent = collections.deque(maxlen=4)  # (y, -grad L(y)) of the latest calls, for the event
-
-    def rhs(t, y):
-        counter["rhs"] += 1
-        if t > bar.n:
-            bar.update(t - bar.n)
+    def field(y):
         flat = gradient(y)
         np.negative(flat, out=flat)
-        recent.append((y, flat))
         return flat
 
-    events = None
+    jacobian = None
+    if use_jacobian:
+
+        def jacobian(y):
+            H = hessian(y)
+            np.negative(H, out=H)
+            return H
+
+    event = None
     if gradient_tol is not None:
+        if stop_value is not None:
 
-        latest = [-np.inf]
+            def event(t, y, f, accepted):
+                return stop_value(t, y, -f, accepted)
 
-        def converged(t, y):
-            # solve_ivp checks the event at the state of each accepted step, later than any
-            # earlier call, and whose right-hand side it has just evaluated (DOP853's dense
-            # output adds 3 calls after it); its root search calls it inside the step.
-            accepted, latest[0] = t > latest[0], max(latest[0], t)
-            velocity = next((velocity for state, velocity in reversed(recent) if state is y), None)
-            if velocity is None:
-                counter["rhs"] += 1
-                field = gradient(y)
-            else:
-                field = -velocity  # rhs returned -grad L
-            if stop_value is not None:
-                return stop_value(t, y, field, accepted)
-            return gradient_norm(field) - gradient_tol
+        else:
 
-        converged.terminal = True
-        converged.direction = -1
-        events = [converged]
+            def event(t, y, f, accepted):
+                return gradient_norm(f) - gradient_tol
 
+    fresh_step = None
+    if batch_gradient is not None:
+
+        def fresh_step(starts, lengths):
+            return _ode.rk_step(lambda Y: -batch_gradient(Y), solver, starts, lengths)
+
+    counts = {"rhs": 0, "jac": 0}
+    bar = tqdm(total=t_final, desc=name, unit="t", disable=None if progress else True, leave=False)
+    options = dict(solver=solver, rtol=rtol, atol=atol, jac=jacobian, band=band if use_jacobian else None, fresh_step=fresh_step)
+    options.update(bar=bar, counter=counts, guard=guard)
     try:
-        solution = solve_ivp(
-            rhs,
-            (0.0, t_final),
-            y0,
-            method=method,
-            rtol=rtol,
-            atol=atol,
-            dense_output=t_eval is not None,
-            events=events,
-        )
+        two_pass = n_samples is not None and n_samples > 2 and event is not None  # 2 samples: the start and the end
+        times = np.linspace(0.0, t_final, n_samples) if n_samples is not None and not two_pass else t_eval
+        result = _ode.run(field, y0, t_final, t_eval=np.empty(0) if two_pass else times, event=event, **options)
+        if two_pass:
+            first = result
+            bar.reset()
+            options["guard"] = None  # the first pass found where the run ends
+            result = _ode.run(field, y0, first.t_end, t_eval=np.linspace(0.0, first.t_end, n_samples), **options)
+            result.status, result.message, result.n_steps = first.status, first.message, first.n_steps
     finally:
         bar.close()
-    if solution.status < 0 and throw:
+    if result.status == 1:
+        result.message = "gradient norm below gradient_tol"
+    result.description = description
+    if result.status < 0 and throw:
         raise RuntimeError(
-            f"{name} failed at t = {solution.t[-1]:.6g}: {solution.message}; "
-            "try a smaller t_final, looser tolerances or method='LSODA', or pass throw=False"
+            f"{name} failed at t = {result.t_end:.6g}: {result.message}; "
+            "try method='auto', a smaller t_final or looser tolerances, or pass throw=False"
         )
-    if t_eval is None:
-        return solution, solution.t, solution.y.T, counter["rhs"]
-    if n_samples is not None:
-        times = np.linspace(0.0, solution.t[-1], n_samples)
-    else:
-        times = t_eval[t_eval <= solution.t[-1]]
-        if solution.status == 1 and (times.size == 0 or times[-1] < solution.t[-1]):
-            times = np.r_[times, solution.t[-1]]  # keep the point where the event stopped the flow
-    tableau = _TABLEAUS.get(method)  # solve_ivp takes a method's name or its class
-    if tableau is None or batch_gradient is None:
-        states = solution.sol(times).T
-    else:
-        states = _sample_by_steps(batch_gradient, tableau, solution, times)
-    return solution, times, states, counter["rhs"]
-
-
-_TABLEAUS = {key: method for method in (DOP853, RK45, RK23) for key in (method, method.__name__)}
-
-
-def _sample_by_steps(batch_gradient, tableau, solution, times, chunk_entries: int = 2**22):
-    """States at ``times`` by one explicit Runge-Kutta step from the last accepted step before each.
-
-    The interpolant of ``solve_ivp``'s dense output is less accurate than its steps: on the long
-    steps the controller takes across a plateau, DOP853's interpolant errs by up to ~400 times the
-    error at the step ends (measured against the exact mode solution, h = 3). A fresh step of the
-    same tableau from ``(t_k, y_k)`` to ``t_k < t <= t_{k+1}`` is shorter than the accepted step
-    ``t_{k+1} - t_k``, so its local error is below the one the controller accepted. All the
-    samples are stepped at once in batches: ``n_stages`` batched gradients per batch.
-
-    Returns ``states`` of shape ``(T, size)``. The cost, ``n_stages`` gradients per sample, is not
-    counted in ``n_rhs``, which stays the solver's own count.
-    """
-    steps = np.clip(np.searchsorted(solution.t, times, side="right") - 1, 0, solution.t.size - 1)
-    starts = solution.y.T[steps]
-    lengths = times - solution.t[steps]
-    A, B, n_stages = tableau.A, tableau.B, tableau.n_stages
-    states = starts.copy()
-    moving = np.flatnonzero(lengths > 0)
-    per_chunk = max(1, chunk_entries // (starts.shape[1] * (n_stages + 1)))
-    for first in range(0, moving.size, per_chunk):
-        index = moving[first : first + per_chunk]
-        y, h = starts[index], lengths[index, None]
-        K = np.empty((n_stages,) + y.shape)
-        K[0] = -batch_gradient(y)
-        for s in range(1, n_stages):
-            K[s] = -batch_gradient(y + h * np.tensordot(A[s, :s], K[:s], axes=1))
-        states[index] = y + h * np.tensordot(B, K, axes=1)
-    return states
+    return result, result.times, result.states, counts
 
 
 def gradient_flow(
@@ -341,7 +393,7 @@ def gradient_flow(
     *,
     rtol: float = 1e-10,
     atol: float = 1e-12,
-    method: str = "DOP853",
+    method: str = "auto",
     t_eval=None,
     gradient_tol: float | None = None,
     until: str = "critical",
@@ -358,20 +410,28 @@ def gradient_flow(
     t_final : float
         Final time, positive.
     rtol, atol : float
-        Tolerances of ``scipy.integrate.solve_ivp``.
+        Relative and absolute tolerances of the solver's local error control.
     method : str
-        A ``solve_ivp`` method; the default ``"DOP853"`` (order 8) keeps the conservation drift at
-        the level of ``rtol``.
+        ``"auto"`` (default): LSODA with the exact Hessian as its Jacobian (for up to
+        ``quotient._ode.DENSE_JACOBIAN_LIMIT`` parameters; DOP853 above). LSODA's Adams
+        formulas (orders 1-12) take the non-stiff phases and its BDF formulas (orders 1-5) the
+        stiff ones, switched by its own stiffness test, so the steps stay few both on the
+        plateaus, where the field is slow, and after a mode is learnt, where the Hessian has
+        eigenvalues ``~ h sigma^{2-2/h}`` that would bound an explicit step. Or one of scipy's
+        methods by name: ``"DOP853"``, ``"RK45"``, ``"RK23"`` (explicit), ``"Radau"``,
+        ``"BDF"``, ``"LSODA"`` (implicit; these get the exact Hessian too when it is small
+        enough).
     t_eval : array_like or int, optional
         Increasing times in ``[0, t_final]`` at which to sample; an integer ``n`` asks for ``n``
         evenly spaced samples from 0 to the time the flow stopped (``t_final``, or earlier with
-        ``gradient_tol``). By default the trajectory holds the solver's own steps. For the
-        explicit methods (``"DOP853"``, ``"RK45"``, ``"RK23"``) each sample is one fresh step of
-        the method from the last accepted step before it, as accurate as the steps themselves;
-        the implicit methods sample their dense-output interpolant, which on the long steps of a
-        plateau can be hundreds of times less accurate.
+        ``gradient_tol``; for ``n > 2`` the flow is then integrated twice, once to find that time
+        and once to sample it). By default the trajectory holds the solver's own steps. Only the samples are
+        kept in memory, never every step. For the explicit methods each sample is one fresh
+        step of the method from the last accepted step before it, as accurate as the steps
+        themselves; the other methods sample their interpolant (of the step's order).
     gradient_tol : float, optional
-        Stop as soon as ``||grad L|| < gradient_tol`` (a terminal ``solve_ivp`` event).
+        Stop as soon as ``||grad L|| < gradient_tol`` (a terminal event, located by root search
+        on the step's interpolant).
     until : {"critical", "minimum"}
         Which points ``gradient_tol`` stops at. ``"critical"``: the first one where the gradient
         norm falls through the tolerance, which from a small init is often a saddle (on a plateau
@@ -381,12 +441,15 @@ def gradient_flow(
     progress : bool
         Show a tqdm bar on standard error while integrating (only when it is a terminal).
     throw : bool
-        Raise ``RuntimeError`` when the solver fails; with ``False`` the failure is reported on
-        the result (``status == -1``, ``message``).
+        Raise ``RuntimeError`` when the solver fails or the state leaves the finite numbers;
+        with ``False`` the failure is reported on the result (``status == -1``, ``message``)
+        with the samples up to the last finite state.
 
     Returns
     -------
     Trajectory
+        ``meta["solver"]`` says what ran (e.g. ``"auto"`` resolved to LSODA with the exact
+        Hessian), ``meta["n_hessians"]`` how many dense Hessians it evaluated.
 
     Notes
     -----
@@ -399,13 +462,11 @@ def gradient_flow(
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     point0 = as_point(point0, "point0", widths=problem.widths)
     _check_flow_options(rtol, atol, method, gradient_tol)
+    method = _ode.check_method(method)
     layers, gradient = _flat_gradient(problem)
     stop_value = None
     if until == "minimum":
-        from .critical import critical_values
-
-        levels = [value.value for value in critical_values(problem)]
-        threshold = levels[0] + (levels[1] - levels[0]) / 2 if len(levels) > 1 else np.inf
+        threshold = minimum_threshold(problem)
         if gradient_tol is not None:
 
             def stop_value(t, y, field, accepted):
@@ -415,7 +476,7 @@ def gradient_flow(
 
     elif until != "critical":
         raise ValueError(f"until must be 'critical' or 'minimum'; got {until!r}")
-    solution, times, states, n_rhs = _integrate(
+    result, times, states, counts = _integrate(
         gradient,
         np.linalg.norm,
         to_vector(point0),
@@ -430,9 +491,12 @@ def gradient_flow(
         name="gradient flow",
         batch_gradient=lambda states: _flat_gradient(problem, states.shape[:1])[1](states),
         stop_value=stop_value,
+        hessian=_flat_hessian(problem) if problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT else None,
+        guard=_precision_guard(problem, layers),
     )
     points = from_vector(states, problem.widths)
-    loss, gradient_norm, drift = _diagnostics(problem, points)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss, gradient_norm, drift = _diagnostics(problem, points)
     return Trajectory(
         problem,
         times,
@@ -440,13 +504,14 @@ def gradient_flow(
         loss,
         gradient_norm,
         drift,
-        method,
+        method if isinstance(method, str) else method.__name__,
         rtol=rtol,
         atol=atol,
-        n_rhs=n_rhs,
-        n_steps=solution.t.size - 1,
-        status=int(solution.status),
-        message=str(solution.message),
+        n_rhs=counts["rhs"],
+        n_steps=result.n_steps,
+        status=result.status,
+        message=result.message,
+        meta={"solver": result.description, "n_hessians": counts["jac"]},
     )
 
 

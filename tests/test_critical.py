@@ -10,6 +10,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import quotient as q
 from quotient.critical import _gradient_size
@@ -518,3 +520,19 @@ def test_hessian_operator_is_the_dense_hessian():
     operator = q.hessian_operator(problem, point, scale=2.0, shift=0.5)
     x = np.random.default_rng(1).standard_normal(problem.n_params)
     assert np.allclose(operator.matvec(x), H @ x / 2.0 + 0.5 * x, atol=1e-12)
+
+
+@given(
+    sigma=st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.0, 2.0, 3.0]), min_size=1, max_size=5),
+    bottleneck=st.integers(1, 5),
+)
+@settings(max_examples=60, deadline=None)
+def test_minimum_threshold_is_halfway_to_the_next_enumerated_value(sigma, bottleneck):
+    """The closed form of critical.minimum_threshold against the enumeration of critical_values (ties included)."""
+    sigma = sorted(sigma, reverse=True)
+    m = len(sigma)
+    problem = q.Problem.from_sigma(sigma, (m, max(1, min(bottleneck, m)), m))
+    levels = sorted({round(value.value, 12) for value in q.critical_values(problem)})
+    expected = levels[0] + (levels[1] - levels[0]) / 2 if len(levels) > 1 else np.inf
+    assert levels[0] == pytest.approx(q.global_minimum(problem), abs=1e-12)
+    assert q.minimum_threshold(problem) == pytest.approx(expected, abs=1e-12)

@@ -64,7 +64,7 @@ def test_single_member_ensemble_is_gradient_flow():
     problem = q.Problem.from_sigma([3.0, 1.0], (2, 3, 2))
     start = q.init.small_random(problem.widths, 0.1, rng=2)
     ensemble = q.ensemble_flow(problem, _stack([start]), 8.0, t_eval=None, progress=False)
-    alone = q.gradient_flow(problem, start, 8.0, progress=False)
+    alone = q.gradient_flow(problem, start, 8.0, method="DOP853", progress=False)  # ensemble_flow's default method
     assert ensemble.n_steps == alone.n_steps  # B = 1: the same ODE, the same tolerances
     assert np.allclose(ensemble.times, alone.times, rtol=1e-12)
     assert np.max(np.abs(ensemble.loss[0] - alone.loss)) < 1e-12
@@ -157,3 +157,28 @@ def test_bad_input_is_named():
         q.ensemble_flow(problem, _stack([point]), 1.0, rtol=0.0)
     with pytest.raises(TypeError, match="problem"):
         q.ensemble_flow("problem", _stack([point]), 1.0)
+
+
+def test_default_ensemble_of_stiff_members_until_minimum_agrees_with_gradient_flow():
+    """Members of the stiff depth-4 case (plateaus after modes are learnt) with until="minimum": "auto"'s
+    banded block-diagonal Hessian lets LSODA cross them; each member converges where its own
+    gradient_flow stops."""
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
+    starts = [q.init.small_random(problem.widths, scale, rng=k) for k, scale in enumerate((0.3, 0.1, 0.05))]
+    tol = 1e-8
+    ensemble = q.ensemble_flow(
+        problem, _stack(starts), 1e30, gradient_tol=tol, until="minimum", t_eval=51, method="auto", progress=False
+    )
+    assert ensemble.method == "auto" and "LSODA" in ensemble.meta["solver"] and ensemble.meta["n_hessians"] > 0
+    assert ensemble.status == 1 and np.all(ensemble.member_status == 1)
+    assert np.all(ensemble.loss[:, -1] < 1e-14)  # every member at the global minimum, none at a saddle
+    assert ensemble.conservation_drift.max() < 1e-9
+    assert np.all(np.diff(ensemble.loss, axis=1) <= 1e-12)
+    for k, start in enumerate(starts):
+        alone = q.gradient_flow(problem, start, 1e30, gradient_tol=tol, until="minimum", t_eval=2, progress=False)
+        assert alone.status == 1
+        stop, converged = alone.times[-1], ensemble.converged_time[k]
+        if converged == ensemble.times[-1]:  # the last member: the batch's terminal event itself
+            assert converged == pytest.approx(stop, rel=1e-5)
+        else:  # the end of the batch's step in which the member fell through tol
+            assert stop * (1 - 1e-5) <= converged <= stop * 1.01

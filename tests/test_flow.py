@@ -266,3 +266,137 @@ def test_until_must_be_known():
     problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2))
     with pytest.raises(ValueError, match="until must be 'critical' or 'minimum'"):
         q.gradient_flow(problem, q.init.small_random(problem.widths, 0.1, rng=0), 1.0, until="saddle", progress=False)
+
+
+# ---------------------------------------------------------------------------------------- the default integrator
+def _stiff_aligned():
+    """Depth 4, aligned balanced start whose last mode starts 1e5 times below the others: after the
+    first three modes are learnt (t ~ 20) the Hessian has eigenvalues ~ h sigma^{2-2/h} ~ 20 while
+    the last mode crawls along its plateau until t ~ 2e4 (mode_time): a stiff plateau."""
+    sigma = np.array([3.0, 2.0, 1.5, 1.0])
+    problem = q.Problem.from_sigma(sigma, (4,) * 5)
+    strengths = np.array([1e-1, 1e-1, 1e-1, 5e-3])
+    return problem, sigma, strengths, q.init.aligned(problem, strengths, rng=0)
+
+
+def test_default_follows_the_exact_mode_solutions_across_a_stiff_plateau():
+    problem, sigma, strengths, point0 = _stiff_aligned()
+    t_final = 2e4
+    assert q.mode_time(sigma[-1], strengths[-1] ** 4, 0.5, 4) == pytest.approx(t_final, rel=1e-3)  # escapes at the end
+    times = np.r_[0.0, np.geomspace(1e-2, t_final, 400)]
+    errors = {}
+    for rtol in (1e-10, 1e-12):
+        trajectory = q.gradient_flow(problem, point0, t_final, rtol=rtol, atol=1e-14, t_eval=times, progress=False)
+        assert trajectory.success and trajectory.method == "auto" and "LSODA" in trajectory.meta["solver"]
+        assert trajectory.meta["n_hessians"] > 0
+        exact = q.mode_solution(sigma, strengths**4, times, 4)  # (T, 4); modes stay aligned and ordered
+        singular = np.linalg.svd(q.end_to_end(trajectory.points), compute_uv=False)  # descending
+        order = np.argsort(-exact, axis=1)
+        speed = 4 * np.abs(exact) ** 1.5 * np.abs(sigma - exact)  # |du/dt| of each mode
+        error = np.abs(singular - np.take_along_axis(exact, order, axis=1))
+        speed = np.take_along_axis(speed, order, axis=1)
+        # An error in the timing of a plateau's end is a time shift: bounded by |du/dt| times a
+        # relative time error, of order (number of steps) x rtol
+        assert np.all(error <= 1e3 * rtol * times[:, None] * speed + 1e-9)
+        errors[rtol] = error.max()
+        assert trajectory.conservation_drift.max() < 1e-12
+        assert np.all(np.diff(trajectory.loss) <= 1e-12 * trajectory.loss[0])
+    assert errors[1e-12] < errors[1e-10] / 5  # converges to the exact solution as rtol shrinks
+    # the stiff plateau costs few steps: DOP853 takes ~65 000 here, held to steps ~ 1 / 20
+    assert trajectory.n_steps < 10_000
+
+
+def test_default_crosses_a_stiff_plateau_to_gradient_tol_with_small_drift():
+    """The issue's stiff case: depth 4, sigma (3, 2, 1.5, 1), init 1e-2, until ||grad L|| < 1e-8 (t ~ 1.1e5)."""
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
+    point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
+    trajectory = q.gradient_flow(problem, point0, 1e30, gradient_tol=1e-8, t_eval=201, progress=False)
+    assert trajectory.status == 1 and len(trajectory) == 201
+    assert trajectory.times[-1] == pytest.approx(1.086e5, rel=1e-2)
+    assert trajectory.gradient_norm[-1] == pytest.approx(1e-8, rel=1e-3)
+    assert trajectory.loss[-1] < 1e-15  # the global minimum
+    assert trajectory.conservation_drift.max() <= 1e-9
+    assert np.all(np.diff(trajectory.loss) <= 1e-12 * trajectory.loss[0])
+
+
+@pytest.mark.parametrize("method", ["auto", "DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"])
+def test_every_method_by_name_agrees_with_the_saxe_closed_form(method):
+    sigma, u0 = np.array([3.0, 1.0]), np.array([1e-2, 2e-2])
+    problem = q.Problem.from_sigma(sigma, (2, 2, 2))
+    point0 = (np.diag(np.sqrt(u0)), np.diag(np.sqrt(u0)))
+    times = np.linspace(0.0, 4.0, 9)
+    trajectory = q.gradient_flow(problem, point0, 4.0, t_eval=times, rtol=1e-10, atol=1e-13, method=method, progress=False)
+    assert trajectory.method == method and trajectory.success
+    diagonal = np.diagonal(trajectory.end_to_end, axis1=1, axis2=2)
+    tolerance = 1e-5 if method == "RK23" else 1e-7  # RK23 is order 3: its global error at rtol 1e-10
+    assert np.max(np.abs(diagonal - _saxe(sigma, u0, times[:, None]))) < tolerance
+
+
+@pytest.mark.parametrize("method, error", [("dop853", ValueError), ("Euler", ValueError), (3, TypeError), (None, TypeError)])
+def test_an_unknown_method_is_named(method, error):
+    problem = q.Problem.from_sigma([1.0], (1, 1))
+    with pytest.raises(error, match="method must be"):
+        q.gradient_flow(problem, (np.array([[0.5]]),), 1.0, method=method, progress=False)
+    with pytest.raises(error, match="method must be"):
+        q.ensemble_flow(problem, (np.full((2, 1, 1), 0.5),), 1.0, method=method, progress=False)
+    if error is ValueError:
+        with pytest.raises(ValueError, match="method must be one of 'auto', 'RK23'"):
+            q.gradient_flow(problem, (np.array([[0.5]]),), 1.0, method=method, progress=False)
+
+
+def test_memory_is_bounded_by_the_samples():
+    """Thousands of steps more cost no memory more: the run keeps its 11 samples, not its steps."""
+    import tracemalloc
+
+    problem, sigma, strengths, point0 = _stiff_aligned()
+    peaks, steps = [], []
+    for t_final in (20.0, 2e4):
+        tracemalloc.start()
+        try:
+            trajectory = q.gradient_flow(problem, point0, t_final, t_eval=11, progress=False)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        steps.append(trajectory.n_steps)
+        assert len(trajectory) == 11
+    assert steps[1] > steps[0] + 1000
+    # one state per extra step would be 8 N bytes each (solve_ivp's dense output ~13 times that); measured ~0.1 of it
+    assert peaks[1] - peaks[0] < 0.5 * (steps[1] - steps[0]) * 8 * problem.n_params
+
+
+def test_a_flow_beyond_float64_stops_with_a_clear_message():
+    """From an init of scale 1e3 the layers stay ~1e3 (the conserved quantities), their products cancel to
+    an end-to-end map of size ~1, and the gradient is soon rounding noise: the run must stop, not crawl."""
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
+    point0 = q.init.small_random(problem.widths, 1e3, rng=0)
+    short = q.gradient_flow(problem, point0, 1e-6, t_eval=11, progress=False)
+    assert short.status == 0 and short.loss[-1] < short.loss[0] / 1e10  # the fast transient is followed
+    stopped = q.gradient_flow(problem, point0, 1e4, gradient_tol=1e-8, t_eval=11, progress=False, throw=False)
+    assert stopped.status == -1 and "below the resolution of float64" in stopped.message
+    assert stopped.times[-1] < 1.0 and len(stopped) == 11
+    with pytest.raises(RuntimeError, match="below the resolution of float64"):
+        q.gradient_flow(problem, point0, 1e4, gradient_tol=1e-8, progress=False)
+
+
+class _Explosive:
+    """``l(W) = -||W||^4 / 4``: the flow ``dw/dt = w^3`` of a 1x1 network blows up at ``t = 1 / (2 w0^2)``."""
+
+    def value(self, W):
+        return -0.25 * np.sum(W**2, axis=(-2, -1)) ** 2
+
+    def gradient(self, W):
+        return -np.sum(W**2, axis=(-2, -1))[..., None, None] * W
+
+    def hvp(self, W, dW):
+        square = np.sum(W**2, axis=(-2, -1))[..., None, None]
+        return -square * dW - 2 * np.sum(W * dW, axis=(-2, -1))[..., None, None] * W
+
+
+@pytest.mark.parametrize("method", ["auto", "DOP853"])
+def test_a_blowing_up_flow_stops_with_a_failed_status(method):
+    problem = q.Problem.from_loss(_Explosive(), (1, 1))
+    trajectory = q.gradient_flow(problem, (np.array([[1.0]]),), 10.0, method=method, progress=False, throw=False)
+    assert trajectory.status == -1 and trajectory.message
+    assert trajectory.times[-1] < 0.5 + 1e-6  # not past the blow-up time 1 / 2
+    with pytest.raises(RuntimeError, match="gradient flow failed"):
+        q.gradient_flow(problem, (np.array([[1.0]]),), 10.0, method=method, progress=False)

@@ -80,15 +80,16 @@ def run(problem):
     times = np.r_[0.0, np.geomspace(1e-2, 500.0, 300)]
     point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
     # to t_final, no gradient_tol: where a tolerance stops the flow depends on the last bits of the
-    # steps (5e-4 of the time span between OpenBLAS kernels, benchmarks/picture_kernels.py)
-    return q.gradient_flow(problem, point0, 500.0, t_eval=times, progress=False)
+    # steps (5e-4 of the time span between OpenBLAS kernels, benchmarks/picture_kernels.py);
+    # DOP853 pinned: the conservation-drift baseline is this method's drift curve
+    return q.gradient_flow(problem, point0, 500.0, t_eval=times, method="DOP853", progress=False)
 
 
 @pytest.fixture(scope="module")
 def other_run(problem):
     times = np.r_[0.0, np.geomspace(1e-2, 500.0, 300)]
     point0 = q.init.small_random(problem.widths, 3e-2, rng=1)
-    return q.gradient_flow(problem, point0, 500.0, t_eval=times, progress=False)
+    return q.gradient_flow(problem, point0, 500.0, t_eval=times, method="DOP853", progress=False)  # as `run`
 
 
 @pytest.fixture(scope="module")
