@@ -266,10 +266,15 @@ def global_minimum(problem) -> float:
         ``r = min(d_0, ..., d_h)``: the end-to-end map learns the top ``k`` modes (Eckart-Young;
         math.md section 4). Closed form, ``O(m)``: nothing is enumerated.
     """
+    sigma, k = _minimum_modes(problem)
+    return 0.5 * float(np.sum(sigma[k:] ** 2))
+
+
+def _minimum_modes(problem) -> tuple[np.ndarray, int]:
+    """``(sigma, k)``: a global minimum learns the top ``k = min(r, #{i : sigma_i > 0})`` modes."""
     _require_square(problem)
     sigma = np.asarray(problem.sigma, dtype=float)
-    k = min(problem.rank_bound, int(np.count_nonzero(sigma)))
-    return 0.5 * float(np.sum(sigma[k:] ** 2))
+    return sigma, min(problem.rank_bound, int(np.count_nonzero(sigma)))
 
 
 def minimum_threshold(problem) -> float:
@@ -298,9 +303,7 @@ def minimum_threshold(problem) -> float:
     ``L_next - L_min = 1/2 min+ ({sigma_i^2 - sigma_j^2 : i in T, j not in T} U {sigma_i^2 : i in T})``.
     Closed form, ``O(m^2)``: nothing is enumerated.
     """
-    _require_square(problem)
-    sigma = np.asarray(problem.sigma, dtype=float)
-    k = min(problem.rank_bound, int(np.count_nonzero(sigma)))
+    sigma, k = _minimum_modes(problem)
     learned, rest = sigma[:k] ** 2, sigma[k:] ** 2
     terms = np.concatenate([(learned[:, None] - rest[None, :]).ravel(), learned])
     positive = terms[terms > 0]
