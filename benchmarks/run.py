@@ -102,6 +102,47 @@ def once(function) -> float:
     return time.perf_counter() - start
 
 
+class PeakMemory:
+    """Peak resident memory of this process during a ``with`` block, above the resident memory at its
+    start (``/proc/self/statm`` polled every 20 ms by a thread; Linux only, else ``None``)."""
+
+    def __enter__(self):
+        import threading
+
+        self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self.start = self.peak = self._resident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        if self.start is not None:
+            self._thread.start()
+        return self
+
+    def _resident(self):
+        try:
+            with open("/proc/self/statm") as stream:
+                return int(stream.read().split()[1]) * self.page
+        except OSError:
+            return None
+
+    def _poll(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._resident())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self.start is not None:
+            self._thread.join()
+            self.peak = max(self.peak, self._resident())
+        return False
+
+    @property
+    def megabytes(self):
+        """``(peak, peak - start)`` in MB, or ``(None, None)``."""
+        if self.start is None:
+            return None, None
+        return self.peak / 1e6, (self.peak - self.start) / 1e6
+
+
 def report(case: str, size: str, label: str, seconds: float, quotient: float | None = None, **extra) -> dict:
     """Print and keep one row; for a reference row, ``ratio = seconds / quotient`` (> 1: quotient is faster)."""
     ratio = None if quotient is None else seconds / quotient
@@ -251,6 +292,123 @@ def case_gradient(args):
         report("gradient", size, f"matmul lower bound ({3 * (len(widths) - 1) - 3} products)", t_bound)
         ROWS[-1]["ratio_quotient_over_bound"] = t_ours / t_bound
         print(f"{'':10s} {size:22s} quotient / lower bound = {t_ours / t_bound:.2f}", flush=True)
+
+
+def jax_loss_function(target):
+    import jax.numpy as jnp
+
+    sigma = jnp.asarray(target)
+
+    def loss(layers):
+        product = layers[0]
+        for W in layers[1:]:
+            product = W @ product
+        return 0.5 * jnp.sum((product - sigma) ** 2)
+
+    return loss
+
+
+def torch_layer_hvp_function(point, target, direction):
+    """Double backward on layer tensors (no flattening): ``H(point)[direction]`` as torch layers."""
+    layers = [torch.tensor(W, requires_grad=True) for W in point]
+    sigma = torch.tensor(target)
+    directions = [torch.tensor(D) for D in direction]
+
+    def hvp():
+        product = layers[0]
+        for W in layers[1:]:
+            product = W @ product
+        loss = 0.5 * ((product - sigma) ** 2).sum()
+        grads = torch.autograd.grad(loss, layers, create_graph=True)
+        return torch.autograd.grad(grads, layers, grad_outputs=directions)
+
+    return hvp
+
+
+def gemm_function(d):
+    """One ``(d, d) @ (d, d)`` numpy product on a preallocated output (``2 d^3`` flops)."""
+    rng = np.random.default_rng(2)
+    a, b, out = rng.standard_normal((d, d)), rng.standard_normal((d, d)), np.empty((d, d))
+    return lambda: np.matmul(a, b, out=out)
+
+
+def relative_difference(ours, theirs) -> float:
+    scale = max(np.max(np.abs(a)) for a in ours)
+    return float(max(np.max(np.abs(np.asarray(a) - np.asarray(b))) for a, b in zip(ours, theirs)) / scale)
+
+
+def case_gradient_hvp(args):
+    """Target 6: one gradient and one Hessian-vector product at widths ``(256,)*9`` and ``(1024,)*5``,
+    quotient against ``jax.jit(jax.grad(loss))``, jax's jvp-of-grad Hessian-vector product (jit) and
+    torch autograd (double backward for the hvp), all interleaved in this process; beside them the
+    GEMM rate (GFLOP/s of one square numpy matmul of the layer size) and the matmul-only lower bound
+    of the gradient (:func:`matmul_bound_function`), so that ``quotient / bound`` and the gradient's
+    own GFLOP/s say how close to the BLAS it runs. "within 1.1x" compares quotient with the faster
+    of jax and torch (ratio = their time / quotient's, so within 1.1x means ratio >= 1/1.1)."""
+    widths_list = ((64,) * 5, (128,) * 9) if args.quick else ((256,) * 9, (1024,) * 5)
+    jax_ok = have_jax("(256,)*9, (1024,)*5", "gradient_hvp")
+    if jax_ok:
+        import jax
+        import jax.numpy as jnp
+    for widths in widths_list:
+        h, d = len(widths) - 1, widths[0]
+        size = f"{d}^{h} ({h} layers)"
+        problem = q.Problem.from_sigma(np.linspace(2.0, 1.0, d), widths)
+        point = scaled_point(widths)
+        direction = scaled_point(widths, seed=3)
+        grad_flops = (3 * h - 3) * 2.0 * d**3
+        gradients = {"quotient": lambda: problem.gradient(point)}
+        hvps = {"quotient": lambda: problem.hvp(point, direction)}
+        checks = {}
+        if jax_ok:
+            loss = jax_loss_function(problem.target)
+            jax_grad = jax.jit(jax.grad(loss))
+            jax_hvp = jax.jit(lambda layers, v: jax.jvp(jax.grad(loss), (layers,), (v,))[1])
+            point_j = tuple(jnp.asarray(W) for W in point)
+            direction_j = tuple(jnp.asarray(D) for D in direction)
+            gradients["jax"] = lambda: jax.block_until_ready(jax_grad(point_j))
+            hvps["jax"] = lambda: jax.block_until_ready(jax_hvp(point_j, direction_j))
+            checks["jax"] = (jax_grad(point_j), jax_hvp(point_j, direction_j))  # compiles: not timed
+        if torch is not None:
+            gradients["torch"] = torch_gradient_function(point, problem.target)[1]
+            hvps["torch"] = torch_layer_hvp_function(point, problem.target, direction)
+            checks["torch"] = (tuple(g.detach().numpy() for g in gradients["torch"]()), tuple(g.numpy() for g in hvps["torch"]()))
+        gradients["bound"] = matmul_bound_function(point)
+        gradients["gemm"] = gemm_function(d)
+        ours_gradient, ours_hvp = problem.gradient(point), problem.hvp(point, direction)
+        repeats = repeats_for(once(lambda: problem.hvp(point, direction)), 0.3)
+        times = measure_together(gradients, repeats, args.rounds)
+        load = f"{os.getloadavg()[0]:.2f}"
+        gemm_rate = 2.0 * d**3 / times["gemm"] / 1e9
+        t_ours = times["quotient"]
+        report("gradient_hvp", size, "quotient Problem.gradient", t_ours, gflops=f"{grad_flops / t_ours / 1e9:.1f}",
+               quotient_over_bound=f"{t_ours / times['bound']:.3f}", load_average=load)  # fmt: skip
+        report("gradient_hvp", size, f"matmul lower bound ({3 * h - 3} products)", times["bound"],
+               gflops=f"{grad_flops / times['bound'] / 1e9:.1f}")  # fmt: skip
+        report("gradient_hvp", size, f"numpy GEMM ({d}x{d} @ {d}x{d})", times["gemm"], gflops=f"{gemm_rate:.1f}")
+        for name, label in (("jax", "jax.jit(jax.grad)"), ("torch", "torch autograd (CPU, float64)")):
+            if name in times:
+                report("gradient_hvp", size, f"gradient: {label}", times[name], t_ours,
+                       rel_diff=f"{relative_difference(ours_gradient, checks[name][0]):.1e}")  # fmt: skip
+        others = [times[name] for name in ("jax", "torch") if name in times]
+        if others:
+            best = min(others) / t_ours
+            ROWS.append({"case": "gradient_hvp", "size": size, "what": "gradient: best of jax and torch / quotient", "ratio": best,
+                         "within_1.1x": bool(best >= 1 / 1.1)})  # fmt: skip
+            print(f"{'gradient_hvp':10s} {size:22s} gradient: best other / quotient = {best:.3f} (within 1.1x: {best >= 1 / 1.1})", flush=True)
+        times = measure_together(hvps, repeats, args.rounds)
+        t_ours = times["quotient"]
+        report("gradient_hvp", size, "quotient Problem.hvp", t_ours, load_average=f"{os.getloadavg()[0]:.2f}")
+        for name, label in (("jax", "jax jvp of grad (jit)"), ("torch", "torch double backward")):
+            if name in times:
+                report("gradient_hvp", size, f"hvp: {label}", times[name], t_ours,
+                       rel_diff=f"{relative_difference(ours_hvp, checks[name][1]):.1e}")  # fmt: skip
+        others = [times[name] for name in ("jax", "torch") if name in times]
+        if others:
+            best = min(others) / t_ours
+            ROWS.append({"case": "gradient_hvp", "size": size, "what": "hvp: best of jax and torch / quotient", "ratio": best,
+                         "within_1.1x": bool(best >= 1 / 1.1)})  # fmt: skip
+            print(f"{'gradient_hvp':10s} {size:22s} hvp: best other / quotient = {best:.3f} (within 1.1x: {best >= 1 / 1.1})", flush=True)
 
 
 def trajectory_problem():
@@ -489,6 +647,87 @@ def case_ensemble(args):
     )  # fmt: skip
 
 
+def case_ensemble_stiff(args):
+    """Target 5: ensembles of the stiff case (depth 4, ``(4,)*5``, sigma (3, 2, 1.5, 1), init 1e-2),
+    every member until its global minimum (``until="minimum"``, ``gradient_tol=1e-8``, ``method="auto"``).
+
+    ``--members`` sets the sizes (default 32 and 64: 256 members take far longer than the ~8 minutes
+    of a pass, so 256 is extrapolated from the measured sizes by a power law fitted in log-log, and
+    the row says so; ``--members 256`` runs it). Time, peak resident memory (and its growth over the
+    process's resident memory before the run), shared steps, members converged."""
+    problem, _ = stiff_problem()
+    sizes, seconds = [], []
+    for members in args.members:
+        starts = [q.init.small_random(problem.widths, 1e-2, rng=seed) for seed in range(members)]
+        stacked = tuple(np.stack(layers) for layers in zip(*starts))
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            stiff = q.ensemble_flow(
+                problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_tol=1e-8, until="minimum", t_eval=101,
+                method="auto", progress=False, throw=False,
+            )  # fmt: skip
+            elapsed = time.perf_counter() - start
+        peak, growth = memory.megabytes
+        sizes.append(members)
+        seconds.append(elapsed)
+        report(
+            "ensemble_stiff", f"{members} x (4,)*5 stiff, to min", "quotient ensemble_flow (auto, until minimum)", elapsed,
+            n_steps=stiff.n_steps, status=stiff.status, converged=int(np.sum(stiff.member_status == 1)),
+            t_stop=f"{stiff.times[-1]:.4g}", drift=f"{stiff.conservation_drift.max():.1e}",
+            peak_rss_mb=None if peak is None else round(peak), rss_growth_mb=None if growth is None else round(growth),
+            load_average=f"{os.getloadavg()[0]:.2f}",
+        )  # fmt: skip
+    if len(set(sizes)) >= 2 and 256 not in sizes:
+        exponent, offset = np.polyfit(np.log(sizes), np.log(seconds), 1)
+        estimate = float(np.exp(offset) * 256.0**exponent)
+        ROWS.append({"case": "ensemble_stiff", "size": "256 x (4,)*5 stiff, to min", "what": "extrapolated, not run",
+                     "seconds": estimate, "ratio": None, "exponent": float(exponent), "from_members": sizes})  # fmt: skip
+        print(f"{'ensemble_stiff':10s} 256 members: not run; time ~ members^{exponent:.2f} from {sizes} gives ~{format_seconds(estimate)}", flush=True)
+
+
+def case_ensemble_explore(args):
+    """Target 5: 256 members of explore's problem (4-8-8-4, sigma (5, 3, 2, 1), init 1e-2, seeds 0..255)
+    as one ODE, ``ensemble_flow`` against diffrax Dopri8 on the stacked state (jit, compile excluded),
+    ``rtol = 1e-10``, ``atol = 1e-12`` (explore's), (a) to ``t = 20`` and (b) until every member's
+    ``||grad L|| < 1e-8`` (``until="minimum"`` for quotient; diffrax stops when all gradients are
+    below the tolerance). Both controllers use the RMS norm of the whole stacked state."""
+    problem, _ = trajectory_problem()
+    members = 16 if args.quick else 256
+    starts = [q.init.small_random(problem.widths, 1e-2, rng=seed) for seed in range(members)]
+    stacked = tuple(np.stack(layers) for layers in zip(*starts))
+    rtol, atol, tol = 1e-10, 1e-12, 1e-8
+    rounds = max(1, args.rounds // 2)
+    jax_ok = have_jax(f"{members} x 4-8-8-4", "ensemble_explore")
+    for t_final, gradient_tol in ((20.0, None), (1e30, tol)):
+        size = f"{members} x 4-8-8-4, " + ("t = 20" if gradient_tol is None else "to min")
+        result, timings, memory = {}, {}, {}
+        for method in ("DOP853", "auto") if gradient_tol is None else ("DOP853",):
+
+            def batched(method=method):
+                result[method] = q.ensemble_flow(
+                    problem, stacked, t_final, rtol=rtol, atol=atol, method=method, t_eval=2, gradient_tol=gradient_tol,
+                    until="minimum", progress=False, throw=False,
+                )  # fmt: skip
+
+            with PeakMemory() as peak:
+                timings[method] = measure(batched, 1, rounds if gradient_tol is None else 1)
+            memory[method] = peak.megabytes[0]
+        t_ours = timings["DOP853"]
+        for method, seconds in timings.items():
+            run = result[method]
+            report(
+                "ensemble_explore", size, f"quotient ensemble_flow ({method})", seconds, None if method == "DOP853" else t_ours,
+                n_steps=run.n_steps, n_rhs=run.n_rhs, status=run.status, converged=int(np.sum(run.member_status == 1)),
+                t_stop=f"{run.times[-1]:.4g}", max_final_loss=f"{run.loss[:, -1].max():.6e}", drift=f"{run.conservation_drift.max():.1e}",
+                peak_rss_mb=None if memory[method] is None else round(memory[method]), load_average=f"{os.getloadavg()[0]:.2f}",
+            )  # fmt: skip
+        if jax_ok:
+            t_jax, steps, final = jax_trajectory(problem, stacked, rtol, atol, gradient_tol, t_final, rounds, "Dopri8", batched=True)
+            losses = [problem.loss(tuple(W[b] for W in final)) for b in range(members)]
+            report("ensemble_explore", size, "JAX + diffrax (Dopri8 on the stacked state, jit)", t_jax, t_ours, n_steps=steps,
+                   max_final_loss=f"{max(losses):.6e}", load_average=f"{os.getloadavg()[0]:.2f}")  # fmt: skip
+
+
 def torch_hvp_function(point, target):
     layers = [torch.tensor(W, requires_grad=True) for W in point]
     sigma = torch.tensor(target)
@@ -607,6 +846,9 @@ CASES = {
     "ensemble": case_ensemble,
     "lanczos": case_lanczos,
     "plateau": case_plateau,
+    "ensemble_stiff": case_ensemble_stiff,
+    "gradient_hvp": case_gradient_hvp,
+    "ensemble_explore": case_ensemble_explore,
 }
 
 
@@ -616,10 +858,13 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="rounds of repeats; the minimum of their medians is reported")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds (a smoke run)")
     parser.add_argument("--slow", action="store_true", help="also the runs that take minutes (DOP853 across the stiff plateaus)")
+    parser.add_argument("--members", default="32,64", help="ensemble sizes of the ensemble_stiff case (comma-separated)")
+    parser.add_argument("--merge", action="store_true", help="keep the rows of --out for the cases not run now (replace those run)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = min(args.rounds, 2)
+    args.members = [int(m) for m in args.members.split(",") if m.strip()]
     cases = [name.strip() for name in args.cases.split(",") if name.strip()]
     unknown = [name for name in cases if name not in CASES]
     if unknown:
@@ -637,8 +882,22 @@ def main(argv=None):
     info["load_average_end"] = list(os.getloadavg())
     info["rounds"] = args.rounds
     info["quick"] = args.quick
+    rows, machines = ROWS, info
+    if args.merge and os.path.exists(args.out):
+        with open(args.out) as stream:
+            previous = json.load(stream)
+        kept = [row for row in previous["results"] if row.get("case") not in cases]
+        rows = kept + ROWS
+        # the machine of each pass: the earlier ones as they were, keyed by their cases
+        earlier = previous.get("machine_by_cases", {})
+        if not earlier:
+            earlier = {",".join(sorted({row.get("case") for row in previous["results"]} - set(cases))): previous["machine"]}
+        machines = {**earlier, ",".join(cases): info}
     with open(args.out, "w") as stream:
-        json.dump({"machine": info, "results": ROWS}, stream, indent=1)
+        if args.merge:
+            json.dump({"machine": info, "machine_by_cases": machines, "results": rows}, stream, indent=1)
+        else:
+            json.dump({"machine": info, "results": rows}, stream, indent=1)
     print(f"wrote {args.out}")
     return 0
 
