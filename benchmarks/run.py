@@ -1,7 +1,8 @@
 """Speed of quotient against the tools researchers use, measured in one process.
 
-    python benchmarks/run.py [--quick] [--slow] [--cases gradient,trajectory,stiff,ensemble,lanczos,plateau]
-                             [--rounds 5] [--out benchmarks/results.json]
+    python benchmarks/run.py [--quick] [--slow] [--cases gradient,trajectory,stiff,ensemble,lanczos,plateau,
+                              ensemble_stiff,gradient_hvp,ensemble_explore] [--members 32,64]
+                             [--rounds 5] [--out benchmarks/results.json] [--merge]
 
 Cases (issue 7):
 
@@ -26,7 +27,16 @@ Cases (issue 7):
   PyTorch double-backward Hessian-vector product (and one product on its own);
 - ``plateau``: solver steps against the length of the plateau for init scales ``1e-1 .. 1e-6`` at
   depth 4 with ``"auto"`` (and DOP853 with ``--slow``); adaptive steps should grow like the log of the
-  horizon, not linearly.
+  horizon, not linearly;
+- ``gradient_hvp`` (issue 12, target 6): gradient and Hessian-vector product at ``(256,)*9`` and
+  ``(1024,)*5`` against ``jax.jit(jax.grad)``, jax's jvp-of-grad hvp and torch, with the numpy GEMM
+  rate and the gradient's matmul-only lower bound measured in the same run;
+- ``ensemble_stiff`` (target 5): ensembles of the stiff case until every member's global minimum,
+  ``--members`` of them (default 32 and 64; 256 extrapolated unless run), time and peak memory;
+- ``ensemble_explore`` (target 5): 256 members of explore's problem to ``t = 20`` and to the
+  minimum against diffrax Dopri8 on the stacked state.
+
+``--merge`` keeps the rows of ``--out`` for the cases not run (so one case can be rerun alone).
 
 Timing: every measurement is repeated; the time reported is the minimum over ``--rounds`` rounds of
 the median of the repeats within a round (the machine may be shared, and the minimum of medians is
@@ -178,6 +188,8 @@ def machine_info() -> dict:
         "quotient": q.__version__,
         "torch": None if torch is None else torch.__version__,
         "torch_threads": None if torch is None else torch.get_num_threads(),
+        "thread_environment": {name: os.environ.get(name) for name in
+                               ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS", "OPENBLAS_CORETYPE")},
     }
     try:
         with open("/proc/cpuinfo") as stream:
@@ -375,6 +387,18 @@ def case_gradient_hvp(args):
             checks["torch"] = (tuple(g.detach().numpy() for g in gradients["torch"]()), tuple(g.numpy() for g in hvps["torch"]()))
         gradients["bound"] = matmul_bound_function(point)
         gradients["gemm"] = gemm_function(d)
+        # the same product in the other libraries' own BLAS (XLA's and torch's kernels: on a CPU with
+        # AVX-512 they may use it where numpy's OpenBLAS runs the kernel its environment chose)
+        square = np.random.default_rng(2).standard_normal((2, d, d))
+        if jax_ok:
+            jax_matmul = jax.jit(jnp.matmul)
+            a_j, b_j = jnp.asarray(square[0]), jnp.asarray(square[1])
+            jax.block_until_ready(jax_matmul(a_j, b_j))
+            gradients["gemm_jax"] = lambda: jax.block_until_ready(jax_matmul(a_j, b_j))
+        if torch is not None:
+            a_t, b_t = torch.tensor(square[0]), torch.tensor(square[1])
+            out_t = torch.empty((d, d), dtype=torch.float64)
+            gradients["gemm_torch"] = lambda: torch.matmul(a_t, b_t, out=out_t)
         ours_gradient, ours_hvp = problem.gradient(point), problem.hvp(point, direction)
         repeats = repeats_for(once(lambda: problem.hvp(point, direction)), 0.3)
         times = measure_together(gradients, repeats, args.rounds)
@@ -385,7 +409,11 @@ def case_gradient_hvp(args):
                quotient_over_bound=f"{t_ours / times['bound']:.3f}", load_average=load)  # fmt: skip
         report("gradient_hvp", size, f"matmul lower bound ({3 * h - 3} products)", times["bound"],
                gflops=f"{grad_flops / times['bound'] / 1e9:.1f}")  # fmt: skip
-        report("gradient_hvp", size, f"numpy GEMM ({d}x{d} @ {d}x{d})", times["gemm"], gflops=f"{gemm_rate:.1f}")
+        report("gradient_hvp", size, f"numpy GEMM ({d}x{d} @ {d}x{d})", times["gemm"], gflops=f"{gemm_rate:.1f}",
+               openblas_coretype=os.environ.get("OPENBLAS_CORETYPE"))  # fmt: skip
+        for name, label in (("gemm_jax", "jax.jit(matmul) GEMM"), ("gemm_torch", "torch.matmul GEMM")):
+            if name in times:
+                report("gradient_hvp", size, f"{label} ({d}x{d} @ {d}x{d})", times[name], gflops=f"{2.0 * d**3 / times[name] / 1e9:.1f}")
         for name, label in (("jax", "jax.jit(jax.grad)"), ("torch", "torch autograd (CPU, float64)")):
             if name in times:
                 report("gradient_hvp", size, f"gradient: {label}", times[name], t_ours,
@@ -858,6 +886,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="rounds of repeats; the minimum of their medians is reported")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds (a smoke run)")
     parser.add_argument("--slow", action="store_true", help="also the runs that take minutes (DOP853 across the stiff plateaus)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch's threads (default: all cores); numpy's and jax's come from the environment "
+                             "(OPENBLAS_NUM_THREADS, XLA_FLAGS), recorded in the JSON file")  # fmt: skip
     parser.add_argument("--members", default="32,64", help="ensemble sizes of the ensemble_stiff case (comma-separated)")
     parser.add_argument("--merge", action="store_true", help="keep the rows of --out for the cases not run now (replace those run)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"))
@@ -872,7 +903,7 @@ def main(argv=None):
     if torch is None:
         print("torch is not installed: the PyTorch references are skipped (pip install -e '.[bench]')")
     else:
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
     info = machine_info()
     print(f"machine: {info['cpu_model']}, {info['cpu_count']} cores, numpy {info['numpy']} ({info['numpy_blas']}), "
           f"torch {info['torch']}; load average {info['load_average_start'][0]:.2f}")  # fmt: skip
