@@ -14,7 +14,7 @@ GL element and the norm of the point:
   ``classify``, ``contains`` and ``hessian_inertia`` agree with the unmoved point;
 * the time of ``classify`` at widths (20, 20, 20).
 
-    python benchmarks/landscape_invariance.py [--quick]
+    python benchmarks/landscape_invariance.py [--quick] [--seed N] [--show]
 """
 
 import argparse
@@ -93,7 +93,7 @@ def inertia_study(rng, condition=3e3):
     print(f"inertia at condition {condition:.0e}: {differ} of {total} differ, {hidden} strict saddles show no negative eigenvalue")
 
 
-def sweep(rng, conditions, scales, per_case=6):
+def sweep(rng, conditions, scales, per_case=6, show=False):
     cases = [([3, 2, 1], (3, 3, 3, 3)), ([3, 2, 1], (3, 2, 4, 3)), ([2, 1], (2, 3, 3, 3, 2))]
     print("| condition | norm factor | points | classify agrees | contains agrees | inertia agrees |")
     print("|---|---|---|---|---|---|")
@@ -106,12 +106,19 @@ def sweep(rng, conditions, scales, per_case=6):
                 for value in values:
                     fib = q.fiber(p, value)
                     xs = [q.canonical_point(p, value.learned)] + points_of(fib.sample(per_case - 1, rng, spread=0.5))
-                    for x in xs:
+                    for k, x in enumerate(xs):
                         y = q.act(x, gl_of_condition(widths, c, rng, s))
                         n += 1
-                        agree_c += q.classify(p, y) == q.classify(p, x)
-                        agree_f += fib.contains(y) and not any(q.fiber(p, v).contains(y) for v in values if v != value)
-                        agree_i += q.hessian_inertia(p, y) == q.hessian_inertia(p, x)
+                        kinds = q.classify(p, x), q.classify(p, y)
+                        member = fib.contains(y) and not any(q.fiber(p, v).contains(y) for v in values if v != value)
+                        inertias = q.hessian_inertia(p, x), q.hessian_inertia(p, y)
+                        agree_c += kinds[0] == kinds[1]
+                        agree_f += member
+                        agree_i += inertias[0] == inertias[1]
+                        if show and (kinds[0] != kinds[1] or not member or inertias[0] != inertias[1]):
+                            print(f"  miss: widths {widths}, learnt {value.learned}, point {k} "
+                                  f"(0 = canonical), classify {kinds[0]} -> {kinds[1]}, contains {member}, "
+                                  f"inertia {tuple(inertias[0])} -> {tuple(inertias[1])}")
             print(f"| {c:.0e} | {s:.0e} | {n} | {agree_c} | {agree_f} | {agree_i} |", flush=True)
 
 
@@ -127,6 +134,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller sweep")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--show", action="store_true", help="print each point of the sweep where an answer changes")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     reproducer()
@@ -134,9 +142,9 @@ def main():
     inertia_study(rng)
     classify_time()
     if args.quick:
-        sweep(rng, [1e2, 1e4, 1e6], [1.0, 1e8], per_case=2)
+        sweep(rng, [1e2, 1e4, 1e6], [1.0, 1e8], per_case=2, show=args.show)
     else:
-        sweep(rng, [1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7], [1.0, 1e4, 1e8], per_case=3)
+        sweep(rng, [1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7], [1.0, 1e4, 1e8], per_case=3, show=args.show)
 
 
 if __name__ == "__main__":

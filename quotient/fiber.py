@@ -42,6 +42,7 @@ from .critical import (
     _relative_gradient,
     _require_critical,
     _resolution,
+    _zero_resolution,
     _same_value,
     _value_of,
     canonical_point,
@@ -520,7 +521,7 @@ class Fiber:
             point = self.representative if self.point is None else self.point
         point, z, g = self._check_member(point, 1e-8)
         eigenvalues, vectors = np.linalg.eigh(self.problem.hessian(z))
-        threshold = zero_eigenvalue_threshold(eigenvalues, tol=max(tol, _resolution(g)))
+        threshold = zero_eigenvalue_threshold(eigenvalues, tol=max(tol, _zero_resolution(self.problem, z, g)))
         kernel = vectors[:, np.abs(eigenvalues) <= threshold].T
         if kernel.shape[0] == 0:
             return kernel.copy()

@@ -79,10 +79,10 @@ def test_samples_with_arbitrarily_large_norm_stay_in_the_fiber():
             points = _points(chosen.sample(30, rng=11, spread=spread))
             norms = np.array([_norm(p) for p in points])
             assert norms.max() > {2.0: 1e2, 3.0: 1e3}[spread]
-            # At spread 3 some hidden GL moves have condition numbers ~3e7: the rounding of the
-            # sample itself leaves a gradient of ~5e-8 relative to the products of a
-            # well-conditioned point of its orbit (the measure contains uses), above 1e-8.
-            assert all(chosen.contains(p, tol={2.0: 1e-8, 3.0: 1e-6}[spread]) for p in points)
+            # At spread 3 some hidden GL moves have condition numbers ~3e7: contains holds at
+            # its default tol because criticality is measured at a well-conditioned point of the
+            # orbit with the rounding level eps kappa^2 of the map there (critical._resolution).
+            assert all(chosen.contains(p) for p in points)
             assert all(_gradient_size(problem, p)[1] <= 1e-9 for p in points)
 
 
