@@ -253,7 +253,8 @@ def test_nearest_critical_matches_a_search_over_all_critical_values(widths, kind
     # the grid of rotation angles is 1.6e-3 apart: the distance it finds is above the true one
     # by at most its second-order error
     assert best_distance - 1e-5 * (1 + best_distance) <= distance <= best_distance + 1e-12
-    if not tied:
+    if not tied:  # no rotation grid: the search is exact
+        assert distance == pytest.approx(best_distance, abs=1e-12)
         assert value == pytest.approx(best_value.value, abs=1e-12)
         assert learned == best_value.learned  # the label critical_values gives the value
     assert len(learned) <= problem.rank_bound and all(sigma[i - 1] > 0 for i in learned)
