@@ -38,7 +38,12 @@ DENSE_JACOBIAN_LIMIT = 1500
 
 
 def check_method(method):
-    """``method`` if it names a method of :data:`METHODS` or is an ``OdeSolver`` subclass; else ValueError."""
+    """``method`` if it names a method of :data:`METHODS` or is an ``OdeSolver`` subclass.
+
+    TypeError when it is neither a str nor a class, ValueError for an unknown name or class.
+    """
+    if not isinstance(method, (str, type)):
+        raise TypeError(f"method must be the name of an integrator (a str) or a solve_ivp OdeSolver class; got {method!r}")
     if isinstance(method, type) and issubclass(method, OdeSolver):
         return method
     if isinstance(method, str) and method in METHODS:

@@ -260,8 +260,7 @@ def ensemble_flow(
     members = points[0].shape[0]
     if members == 0:
         raise ValueError("points must hold at least one member; got a batch of 0")
-    _check_flow_options(rtol, atol, method, gradient_tol)
-    method = _ode.check_method(method)
+    method = _check_flow_options(rtol, atol, method, gradient_tol)
     threshold = None
     if until == "minimum":
         threshold = minimum_threshold(problem)

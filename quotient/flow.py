@@ -149,14 +149,13 @@ def _diagnostics(problem: Problem, points):
     return loss, gradient_norm, drift
 
 
-def _check_flow_options(rtol, atol, method, gradient_tol) -> None:
-    """The argument checks shared by the flows: tolerances and the type of ``method``."""
+def _check_flow_options(rtol, atol, method, gradient_tol):
+    """The argument checks shared by the flows: tolerances and ``method``; returns the checked method."""
     check_positive("rtol", rtol)
     check_positive("atol", atol, zero=True)
     if gradient_tol is not None:
         check_positive("gradient_tol", gradient_tol)
-    if not isinstance(method, (str, type)):
-        raise TypeError(f"method must be the name of an integrator (a str) or a solve_ivp OdeSolver class; got {method!r}")
+    return _ode.check_method(method)
 
 
 def _check_time(t_final) -> float:
@@ -461,8 +460,7 @@ def gradient_flow(
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     point0 = as_point(point0, "point0", widths=problem.widths)
-    _check_flow_options(rtol, atol, method, gradient_tol)
-    method = _ode.check_method(method)
+    method = _check_flow_options(rtol, atol, method, gradient_tol)
     layers, gradient = _flat_gradient(problem)
     stop_value = None
     if until == "minimum":
