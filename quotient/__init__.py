@@ -55,11 +55,14 @@ from .projection import (
     QuotientTrajectory,
     project,
     projected_velocity,
+    pullback,
     pushforward,
     quotient_map,
+    rank_manifold,
     reduced_flow,
     reduced_velocity,
 )
+from .rank_manifold import RankManifold
 from .saddle import SaddleDirection, stable_directions, unstable_directions
 from .sweep import load_sweep, sweep
 from .symmetry import (
@@ -97,6 +100,7 @@ __all__ = [
     "Problem",
     "PseudoHuberLoss",
     "QuotientTrajectory",
+    "RankManifold",
     "SaddleDirection",
     "Trajectory",
     "act",
@@ -142,11 +146,13 @@ __all__ = [
     "predict_plateaus",
     "project",
     "projected_velocity",
+    "pullback",
     "pushforward",
     "quotient_map",
     "random_gl",
     "random_orthogonal",
     "random_rescaling",
+    "rank_manifold",
     "reduced_flow",
     "reduced_velocity",
     "sharpness",

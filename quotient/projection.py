@@ -19,11 +19,14 @@ from .flow import Trajectory, _integrate
 from .graph import nearest_critical
 from .network import _squared_norm, as_point, backward_products, conserved_quantities, end_to_end, forward_products, widths_of
 from .problem import Problem, _readonly
+from .rank_manifold import RankManifold
 from .symmetry import _is_batch
 
 __all__ = [
     "quotient_map",
     "pushforward",
+    "pullback",
+    "rank_manifold",
     "projected_velocity",
     "reduced_velocity",
     "QuotientTrajectory",
@@ -84,6 +87,40 @@ def pushforward(point, tangent) -> np.ndarray:
     return total
 
 
+def pullback(point, end_to_end_covector) -> tuple:
+    """Adjoint of :func:`pushforward`: ``d pi^*(Y) = (W_{>i}^T Y W_{<i}^T)_i``.
+
+    Parameters
+    ----------
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``.
+    end_to_end_covector : array_like, shape (d_h, d_0)
+        ``Y``.
+
+    Returns
+    -------
+    tuple of ndarray
+        A point-shaped tangent vector with ``<pullback(point, Y), V> = <Y, pushforward(point, V)>``
+        for every ``V``; for ``Y = grad l(W)`` it is the layer gradient of ``l(W_h ... W_1)``. It is
+        horizontal (orthogonal to the GL orbit).
+    """
+    point = as_point(point, "point")
+    d_0, d_h = point[0].shape[1], point[-1].shape[0]
+    Y = np.asarray(end_to_end_covector, dtype=np.float64)
+    if Y.shape != (d_h, d_0):
+        raise ValueError(f"end_to_end_covector must have shape (d_h, d_0) = {(d_h, d_0)}; got {Y.shape}")
+    forward, backward = forward_products(point), backward_products(point)
+    out = []
+    for i in range(1, len(point) + 1):
+        term = Y
+        if backward[i] is not None:
+            term = backward[i].T @ term
+        if forward[i - 1] is not None:
+            term = term @ forward[i - 1].T
+        out.append(term)
+    return tuple(out)
+
+
 def projected_velocity(problem: Problem, point) -> np.ndarray:
     """``dW/dt`` of the end-to-end map along the gradient flow: ``sum_i W_{>i} (dW_i/dt) W_{<i}``.
 
@@ -106,30 +143,6 @@ def projected_velocity(problem: Problem, point) -> np.ndarray:
     point = as_point(point, "point", widths=problem.widths, batch=batch)
     velocity = tuple(-G for G in problem._gradient(point))
     return pushforward(point, velocity)
-
-
-def _fractional_kernel(W: np.ndarray, h: int, rank: int | None = None):
-    """SVD frames of ``W`` and the kernel ``K_pq = sum_j lambda_p^{(j-1)/h} mu_q^{(h-j)/h}``.
-
-    ``lambda`` (length ``d_h``) and ``mu`` (length ``d_0``) are the eigenvalues of ``W W^T`` and
-    ``W^T W``, the squared singular values padded with zeros, of which only the first ``rank`` are
-    kept; ``0^0 = 1`` (the power-0 factor is the identity).
-    """
-    d_h, d_0 = W.shape
-    U, s, Vt = np.linalg.svd(W, full_matrices=True)
-    if rank is not None:
-        s = s[:rank]
-    lam = np.zeros(d_h)
-    mu = np.zeros(d_0)
-    lam[: s.size] = s**2
-    mu[: s.size] = s**2
-    kernel = np.zeros((d_h, d_0))
-    for j in range(1, h + 1):
-        a, b = (j - 1) / h, (h - j) / h
-        left = lam**a if a > 0 else np.ones(d_h)
-        right = mu**b if b > 0 else np.ones(d_0)
-        kernel += left[:, None] * right[None, :]
-    return U, Vt, kernel
 
 
 def reduced_velocity(problem: Problem, W, *, rank: int | None = None, rank_rtol: float = 1e-12, balance_rtol: float = 1e-8) -> np.ndarray:
@@ -182,13 +195,23 @@ def reduced_velocity(problem: Problem, W, *, rank: int | None = None, rank_rtol:
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     W = _balanced_end_to_end(problem, W, "W", balance_rtol)
-    return _reduced_velocity(problem, W, _stratum_rank(problem, W, rank, rank_rtol, "W"))
+    return _reduced_velocity(problem, W, rank_manifold(problem, _stratum_rank(problem, W, rank, rank_rtol, "W")))
 
 
-def _reduced_velocity(problem: Problem, W: np.ndarray, rank: int | None = None) -> np.ndarray:
-    U, Vt, kernel = _fractional_kernel(W, problem.depth, rank)
-    G = problem.end_to_end_loss.gradient(W)
-    return -U @ (kernel * (U.T @ G @ Vt.T)) @ Vt
+def rank_manifold(problem: Problem, rank: int) -> RankManifold:
+    """The quotient of the balanced points of rank ``rank``: :class:`quotient.RankManifold`.
+
+    The ``(d_h, d_0)`` matrices of rank ``rank`` with the balanced-lift metric of depth ``h``
+    (Bah et al. 2022), on which :func:`reduced_flow` is the Riemannian gradient flow of the loss.
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
+    return RankManifold((problem.widths[-1], problem.widths[0]), rank, problem.depth)
+
+
+def _reduced_velocity(problem: Problem, W: np.ndarray, manifold: RankManifold) -> np.ndarray:
+    # minus the Riemannian gradient of l on M_k: one implementation of the metric
+    return -manifold.riemannian_gradient(problem.end_to_end_loss.gradient(W), W)
 
 
 def _balanced_end_to_end(problem: Problem, start, name: str, balance_rtol: float) -> np.ndarray:
@@ -410,11 +433,11 @@ def reduced_flow(
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     _require_square(problem)
     W0 = _balanced_end_to_end(problem, W0, "W0", balance_rtol)
-    rank = _stratum_rank(problem, W0, rank, rank_rtol, "W0")
+    manifold = rank_manifold(problem, _stratum_rank(problem, W0, rank, rank_rtol, "W0"))
     shape = W0.shape
 
     def gradient(y):
-        return -_reduced_velocity(problem, y.reshape(shape), rank).ravel()
+        return -_reduced_velocity(problem, y.reshape(shape), manifold).ravel()
 
     solution, times, states, _ = _integrate(
         gradient,
