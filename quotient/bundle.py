@@ -51,8 +51,10 @@ import warnings
 
 import numpy as np
 
-from .network import _squared_norm, check_widths, from_vector, n_params, to_vector
-from .orbit import align_orthogonal
+from .network import _squared_norm, as_point, check_count, check_positive, check_widths, end_to_end, from_vector, n_params, to_vector, widths_of
+from .orbit import align_orthogonal, balanced_lift
+from .projection import pushforward
+from .rank_manifold import RankManifold
 from .symmetry import _act, check_group_element, vertical_projection
 
 
@@ -70,7 +72,10 @@ def _import_geomstats():
             from geomstats.geometry.fiber_bundle import FiberBundle
             from geomstats.geometry.group_action import GroupAction
             from geomstats.geometry.manifold import register_quotient
+            from geomstats.geometry.manifold import Manifold
             from geomstats.geometry.quotient_metric import QuotientMetric
+            from geomstats.geometry.riemannian_metric import RiemannianMetric
+            from geomstats.learning.frechet_mean import FrechetMean
     finally:
         root.setLevel(level)
         for handler in list(root.handlers):
@@ -82,7 +87,17 @@ def _import_geomstats():
             f"{backend.BACKEND_NAME!r}. Unset GEOMSTATS_BACKEND (or set it to 'numpy') before the "
             "first import of geomstats."
         )
-    return CanonicalEuclideanMetric, Euclidean, FiberBundle, GroupAction, register_quotient, QuotientMetric
+    return (
+        CanonicalEuclideanMetric,
+        Euclidean,
+        FiberBundle,
+        GroupAction,
+        register_quotient,
+        QuotientMetric,
+        Manifold,
+        RiemannianMetric,
+        FrechetMean,
+    )
 
 
 (
@@ -92,9 +107,25 @@ def _import_geomstats():
     GroupAction,
     register_quotient,
     QuotientMetric,
+    Manifold,
+    RiemannianMetric,
+    FrechetMean,
 ) = _import_geomstats()
 
-__all__ = ["ParameterSpace", "HiddenOrthogonalAction", "OrthogonalBundle"]
+__all__ = [
+    "ParameterSpace",
+    "HiddenGroupAction",
+    "HiddenOrthogonalAction",
+    "HiddenGeneralLinearAction",
+    "HiddenRescalingAction",
+    "OrthogonalBundle",
+    "GeneralLinearBundle",
+    "RescalingBundle",
+    "BalancedRankMatrices",
+    "BalancedLiftMetric",
+    "quotient_geodesic",
+    "frechet_mean",
+]
 
 
 def _layers_of(x, widths):
@@ -105,30 +136,88 @@ def _layers_of(x, widths):
     return [from_vector(row, widths) for row in flat], lead
 
 
-class HiddenOrthogonalAction(GroupAction):
-    """``R . W = (R_1 W_1, R_2 W_2 R_1^T, ..., W_h R_{h-1}^T)`` on flat points.
+def _pairs(tangent_vec, base_point, size: int):
+    """Broadcast a batch of flat tangent vectors ``(..., size)`` against flat base points.
 
-    A group element is a tuple ``(R_1, ..., R_{h-1})`` of orthogonal ``(d_i, d_i)`` arrays;
-    points are flat ``(..., N)`` arrays.
+    Returns the list of ``(tangent, base)`` rows and the batch shape of the result.
     """
+    tangent_vec = np.asarray(tangent_vec, dtype=np.float64)
+    base_point = np.asarray(base_point, dtype=np.float64)
+    lead = np.broadcast_shapes(tangent_vec.shape[:-1], base_point.shape[:-1])
+    tangents = np.broadcast_to(tangent_vec, lead + (tangent_vec.shape[-1],)).reshape((-1, tangent_vec.shape[-1]))
+    bases = np.broadcast_to(base_point, lead + (size,)).reshape((-1, size))
+    return list(zip(tangents, bases)), lead
+
+
+class HiddenGroupAction(GroupAction):
+    """The action ``W_i -> G_i W_i G_{i-1}^{-1}`` of a hidden group on flat points.
+
+    A group element is a tuple ``(G_1, ..., G_{h-1})`` of ``(d_i, d_i)`` arrays, checked to belong
+    to the group; points are flat ``(..., N)`` arrays. One subclass per group, so that geomstats's
+    quotient registry (keyed by the action's type) finds each group's bundle.
+    """
+
+    group_name = "gl"
 
     def __init__(self, widths):
         self.widths = check_widths(widths)
 
     def __call__(self, group_elem, point):
-        R = check_group_element(group_elem, self.widths, "orthogonal", name="group_elem")
+        g = check_group_element(group_elem, self.widths, self.group_name, name="group_elem")
         points, lead = _layers_of(point, self.widths)
-        out = np.stack([to_vector(_act(p, R)) for p in points])
+        out = np.stack([to_vector(_act(p, g)) for p in points])
         return out.reshape(lead + (out.shape[-1],))
+
+
+class HiddenOrthogonalAction(HiddenGroupAction):
+    """``R . W = (R_1 W_1, R_2 W_2 R_1^T, ..., W_h R_{h-1}^T)``, ``R_i`` orthogonal."""
+
+    group_name = "orthogonal"
+
+
+class HiddenGeneralLinearAction(HiddenGroupAction):
+    """``G . W = (G_1 W_1, G_2 W_2 G_1^{-1}, ..., W_h G_{h-1}^{-1})``, ``G_i`` invertible."""
+
+    group_name = "gl"
+
+
+class HiddenRescalingAction(HiddenGroupAction):
+    """The action of positive diagonal ``G_i`` (rescalings of the hidden neurons)."""
+
+    group_name = "rescaling"
+
+
+_ACTIONS = {"orthogonal": HiddenOrthogonalAction, "gl": HiddenGeneralLinearAction, "rescaling": HiddenRescalingAction}
+
+
+def _group_name(group) -> str:
+    if group not in _ACTIONS:
+        raise ValueError(f"group must be one of {tuple(_ACTIONS)}; got {group!r}")
+    return group
 
 
 class ParameterSpace(Euclidean):
     """Parameter space ``R^N`` of a network with widths ``(d_0, ..., d_h)``, flat points.
 
-    Equipped with the Euclidean (Frobenius) metric and the action of
-    ``O(d_1) x ... x O(d_{h-1})`` (:class:`HiddenOrthogonalAction`), so that
-    ``space.equip_with_quotient()`` returns the quotient space with its ``QuotientMetric`` and sets
-    ``space.fiber_bundle`` to an :class:`OrthogonalBundle`.
+    Equipped with the Euclidean (Frobenius) metric and the action of a hidden group
+    (:class:`HiddenGroupAction`); ``space.equip_with_quotient()`` sets ``space.fiber_bundle`` to
+    that group's bundle and returns the quotient it carries:
+
+    ========================= ========================== =============================================
+    ``group``                 ``space.fiber_bundle``     ``equip_with_quotient()`` returns
+    ========================= ========================== =============================================
+    ``"orthogonal"`` (default) :class:`OrthogonalBundle`  the orbit space with geomstats's
+                                                         ``QuotientMetric`` (``dist``, ``log``,
+                                                         ``exp``, ``geodesic``)
+    ``"gl"``                  :class:`GeneralLinearBundle` :class:`BalancedRankMatrices`: the quotient
+                                                         of the balanced points, rank-``r`` matrices
+                                                         with the balanced-lift metric
+    ``"rescaling"``           :class:`RescalingBundle`   ``None``: horizontal-space geometry only
+    ========================= ========================== =============================================
+
+    Only the orthogonal group acts by isometries, so only its quotient carries the metric
+    ``min_R ||x - R . y||``; for GL and the rescalings the bundle gives the vertical and horizontal
+    spaces (the gradient of the loss is horizontal, so the flow is its own horizontal projection).
 
     Parameters
     ----------
@@ -136,22 +225,38 @@ class ParameterSpace(Euclidean):
         ``(d_0, ..., d_h)``.
     equip : bool
         Equip with the default (Euclidean) metric.
+    group : {"orthogonal", "gl", "rescaling"}
+        The hidden group acting.
     align_starts : int
         Starts of the alignment search in each direction for ``h >= 3``
         (:meth:`OrthogonalBundle.align`).
     """
 
-    def __init__(self, widths, equip: bool = True, *, align_starts: int = 16):
+    def __init__(self, widths, equip: bool = True, *, group="orthogonal", align_starts: int = 16):
         self.widths = check_widths(widths)
         if isinstance(align_starts, bool) or not isinstance(align_starts, (int, np.integer)) or align_starts < 1:
             raise ValueError(f"align_starts must be a positive integer; got {align_starts!r}")
         self.align_starts = int(align_starts)
+        self.group = _group_name(group)
         super().__init__(dim=n_params(self.widths), equip=equip)
-        self.equip_with_group_action(HiddenOrthogonalAction(self.widths))
+        self.equip_with_group_action(_ACTIONS[self.group](self.widths))
 
     def new(self, equip: bool = True):
-        """A copy with the same widths (geomstats builds the quotient space with it)."""
-        return ParameterSpace(self.widths, equip=equip, align_starts=self.align_starts)
+        """A copy with the same widths and group (geomstats builds the quotient space with it)."""
+        return ParameterSpace(self.widths, equip=equip, group=self.group, align_starts=self.align_starts)
+
+    def equip_with_quotient(self):
+        """Set ``self.fiber_bundle`` and return the quotient (see the class docstring).
+
+        For GL, ``self.quotient`` is :class:`BalancedRankMatrices` of rank ``r = min(widths)``,
+        the stratum of generic points: the image of the balanced points of rank ``r`` under the
+        end-to-end map ``self.fiber_bundle.riemannian_submersion``.
+        """
+        quotient = super().equip_with_quotient()
+        if self.group == "gl":
+            self.quotient = BalancedRankMatrices((self.widths[-1], self.widths[0]), min(self.widths), len(self.widths) - 1)
+            return self.quotient
+        return quotient
 
     def to_layers(self, x):
         """Flat ``(N,)`` -> ``(W_1, ..., W_h)``."""
@@ -162,7 +267,42 @@ class ParameterSpace(Euclidean):
         return to_vector(point)
 
 
-class OrthogonalBundle(FiberBundle):
+class _HiddenBundle(FiberBundle):
+    """Vertical space of the hidden group at flat points, and the flat ``is_horizontal`` / ``is_vertical``."""
+
+    def __init__(self, total_space, aligner=None):
+        super().__init__(total_space=total_space, aligner=aligner)
+        self.widths = total_space.widths
+        self.group = total_space.group
+
+    def vertical_projection(self, tangent_vec, base_point):
+        """Euclidean orthogonal projection onto the tangent space of the orbit (:func:`quotient.vertical_projection`).
+
+        ``tangent_vec`` is ``(..., N)``; ``base_point`` is ``(N,)`` or has the same batch shape.
+        """
+        tangent_vec = np.asarray(tangent_vec, dtype=np.float64)
+        base_point = np.asarray(base_point, dtype=np.float64)
+        if base_point.ndim == 1:
+            base = from_vector(base_point, self.widths)
+            flat = tangent_vec.reshape((-1, tangent_vec.shape[-1]))
+            out = to_vector(vertical_projection(base, from_vector(flat, self.widths), group=self.group))
+            return out.reshape(tangent_vec.shape)
+        pairs, lead = _pairs(tangent_vec, base_point, base_point.shape[-1])
+        out = [to_vector(vertical_projection(from_vector(b, self.widths), from_vector(v, self.widths), group=self.group)) for v, b in pairs]
+        return np.stack(out).reshape(lead + (tangent_vec.shape[-1],))
+
+    def is_horizontal(self, tangent_vec, base_point, atol: float = 1e-10):
+        """Whether ``tangent_vec`` equals its horizontal projection to ``atol`` (flat points)."""
+        difference = self.vertical_projection(tangent_vec, base_point)
+        return np.all(np.abs(difference) <= atol, axis=-1)
+
+    def is_vertical(self, tangent_vec, base_point, atol: float = 1e-10):
+        """Whether the horizontal part of ``tangent_vec`` vanishes to ``atol`` (flat points)."""
+        horizontal = self.horizontal_projection(tangent_vec, base_point)
+        return np.all(np.abs(horizontal) <= atol, axis=-1)
+
+
+class OrthogonalBundle(_HiddenBundle):
     """The principal ``O(d_1) x ... x O(d_{h-1})``-bundle over parameter space (geomstats).
 
     Vertical space at ``W``: ``{(xi_i W_i - W_i xi_{i-1})_i : xi_i skew}``; horizontal space its
@@ -174,7 +314,6 @@ class OrthogonalBundle(FiberBundle):
 
     def __init__(self, total_space, aligner=None):
         super().__init__(total_space=total_space, aligner=aligner)
-        self.widths = total_space.widths
         self.n_starts = getattr(total_space, "align_starts", 16)
 
     @staticmethod
@@ -186,25 +325,6 @@ class OrthogonalBundle(FiberBundle):
     def lift(point):
         """A representative of the orbit ``point`` stands for: the point itself."""
         return np.array(point, dtype=np.float64, copy=True)
-
-    def vertical_projection(self, tangent_vec, base_point):
-        """Orthogonal projection onto ``{xi . W : xi skew}`` (:func:`quotient.vertical_projection`).
-
-        ``tangent_vec`` is ``(..., N)``; ``base_point`` is ``(N,)`` or has the same batch shape.
-        """
-        tangent_vec = np.asarray(tangent_vec, dtype=np.float64)
-        base_point = np.asarray(base_point, dtype=np.float64)
-        if base_point.ndim == 1:
-            base = from_vector(base_point, self.widths)
-            flat = tangent_vec.reshape((-1, tangent_vec.shape[-1]))
-            out = to_vector(vertical_projection(base, from_vector(flat, self.widths), group="orthogonal"))
-            return out.reshape(tangent_vec.shape)
-        tangents, bases = np.broadcast_arrays(tangent_vec, base_point)
-        out = [
-            to_vector(vertical_projection(from_vector(b, self.widths), from_vector(v, self.widths), group="orthogonal"))
-            for v, b in zip(tangents.reshape((-1, tangents.shape[-1])), bases.reshape((-1, bases.shape[-1])))
-        ]
-        return np.stack(out).reshape(tangents.shape)
 
     def align(self, point, base_point):
         """The point of ``point``'s orbit closest to ``base_point``: ``R . point``, ``R`` minimising ``||R . point - base_point||``.
@@ -235,15 +355,168 @@ class OrthogonalBundle(FiberBundle):
         values = [_squared_norm(tuple(a - b for a, b in zip(_act(point, R), reference))) for R in (forward, backward)]
         return forward if values[0] <= values[1] else backward
 
-    def is_horizontal(self, tangent_vec, base_point, atol: float = 1e-10):
-        """Whether ``tangent_vec`` equals its horizontal projection to ``atol`` (flat points)."""
-        difference = self.vertical_projection(tangent_vec, base_point)
-        return np.all(np.abs(difference) <= atol, axis=-1)
 
-    def is_vertical(self, tangent_vec, base_point, atol: float = 1e-10):
-        """Whether the horizontal part of ``tangent_vec`` vanishes to ``atol`` (flat points)."""
-        horizontal = self.horizontal_projection(tangent_vec, base_point)
-        return np.all(np.abs(horizontal) <= atol, axis=-1)
+class RescalingBundle(_HiddenBundle):
+    """The bundle of the positive diagonal rescalings of the hidden neurons: horizontal-space geometry.
+
+    Vertical space at ``W``: ``{(D_i W_i - W_i D_{i-1})_i : D_i diagonal}``; horizontal space its
+    Euclidean orthogonal complement. The rescalings are not isometries, so no quotient metric is
+    induced and ``equip_with_quotient()`` returns ``None``; a quotient point is represented by any
+    point of its orbit (``riemannian_submersion`` and ``lift`` are identities, the tangent
+    submersion is the horizontal projection). The gradient of any loss of ``W`` is horizontal, so
+    the gradient flow is its own horizontal projection: the projected flow is the flow.
+    """
+
+    @staticmethod
+    def riemannian_submersion(point):
+        """The quotient map on representatives: a point stands for its own orbit."""
+        return np.array(point, dtype=np.float64, copy=True)
+
+    @staticmethod
+    def lift(point):
+        """A representative of the orbit ``point`` stands for: the point itself."""
+        return np.array(point, dtype=np.float64, copy=True)
+
+
+class GeneralLinearBundle(_HiddenBundle):
+    """The ``GL(d_1) x ... x GL(d_{h-1})``-bundle: the end-to-end map onto the rank-``r`` matrices.
+
+    ``riemannian_submersion`` is the end-to-end map ``pi(x) = W_h ... W_1`` (flat ``(..., N)`` to
+    ``(..., d_h, d_0)``), ``tangent_riemannian_submersion`` its differential
+    (:func:`quotient.pushforward`), ``lift`` the balanced lift (:func:`quotient.orbit.balanced_lift`)
+    and ``horizontal_lift(Z, fiber_point=x)`` the least-norm ``V`` with ``d pi_x(V) = Z``, by least
+    squares on the Jacobian of ``pi`` (it lies in the range of ``d pi_x^*``, inside the horizontal
+    space). The vertical space is ``{(xi_i W_i - W_i xi_{i-1})_i : xi_i in gl(d_i)}``, the kernel of
+    ``d pi`` at generic points.
+
+    ``pi`` is a Riemannian submersion from the balanced points onto
+    :class:`BalancedRankMatrices` (at a balanced ``x``, ``||horizontal_lift(Z)||^2`` is the
+    balanced-lift metric ``g_W(Z, Z)``), not from all of parameter space: the GL action is not by
+    isometries, and away from the balanced set the least-norm lift has another norm. There is no
+    alignment (no GL-invariant distance).
+    """
+
+    def riemannian_submersion(self, point):
+        """The end-to-end map of flat points: ``(..., N)`` -> ``(..., d_h, d_0)``."""
+        points, lead = _layers_of(point, self.widths)
+        out = np.stack([end_to_end(p) for p in points])
+        return out.reshape(lead + out.shape[-2:])
+
+    def lift(self, point):
+        """The balanced lift of end-to-end maps ``(..., d_h, d_0)``, flat ``(..., N)``."""
+        W = np.asarray(point, dtype=np.float64)
+        flat = W.reshape((-1,) + W.shape[-2:])
+        out = np.stack([to_vector(balanced_lift(w, self.widths)) for w in flat])
+        return out.reshape(W.shape[:-2] + (out.shape[-1],))
+
+    def tangent_riemannian_submersion(self, tangent_vec, base_point):
+        """``d pi_x(V) = sum_i W_{>i} V_i W_{<i}`` (:func:`quotient.pushforward`), shape ``(..., d_h, d_0)``."""
+        pairs, lead = _pairs(tangent_vec, base_point, n_params(self.widths))
+        out = np.stack([pushforward(from_vector(b, self.widths), from_vector(v, self.widths)) for v, b in pairs])
+        return out.reshape(lead + out.shape[-2:])
+
+    def jacobian(self, fiber_point) -> np.ndarray:
+        """The matrix of ``d pi`` at a flat point: ``(d_h d_0, N)``, row-major in the end-to-end map."""
+        point = from_vector(np.asarray(fiber_point, dtype=np.float64), self.widths)
+        N = n_params(self.widths)
+        return np.stack([pushforward(point, from_vector(e, self.widths)).ravel() for e in np.eye(N)], axis=1)
+
+    def horizontal_lift(self, tangent_vec, base_point=None, fiber_point=None):
+        """The least-norm ``V`` with ``d pi_x(V) = Z``: ``tangent_vec`` ``(..., d_h, d_0)`` -> ``(..., N)``.
+
+        ``fiber_point`` is ``x`` (flat); by default the balanced lift of ``base_point``. ``Z`` is
+        expected to be tangent to the rank stratum of ``pi(x)`` (the image of ``d pi_x``); its
+        other part is dropped (least squares).
+        """
+        if fiber_point is None:
+            if base_point is None:
+                raise ValueError("horizontal_lift needs base_point or fiber_point")
+            fiber_point = self.lift(base_point)
+        Z = np.asarray(tangent_vec, dtype=np.float64)
+        fiber_point = np.asarray(fiber_point, dtype=np.float64)
+        lead = np.broadcast_shapes(Z.shape[:-2], fiber_point.shape[:-1])
+        Zs = np.broadcast_to(Z, lead + Z.shape[-2:]).reshape((-1, Z.shape[-2] * Z.shape[-1]))
+        xs = np.broadcast_to(fiber_point, lead + fiber_point.shape[-1:]).reshape((-1, fiber_point.shape[-1]))
+        out = np.stack([np.linalg.lstsq(self.jacobian(x), z, rcond=None)[0] for z, x in zip(Zs, xs)])
+        return out.reshape(lead + (out.shape[-1],))
+
+
+class BalancedRankMatrices(Manifold):
+    """The quotient of the balanced points by GL: rank-``k`` matrices with the balanced-lift metric (geomstats).
+
+    A geomstats manifold over :class:`quotient.RankManifold`, which holds the computations; its
+    default metric is :class:`BalancedLiftMetric`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(d_h, d_0)``.
+    rank : int
+        ``k``.
+    depth : int
+        ``h``.
+    equip : bool
+        Equip with :class:`BalancedLiftMetric`.
+    """
+
+    def __init__(self, shape, rank: int, depth: int, equip: bool = True):
+        self.manifold = RankManifold(shape, rank, depth)
+        super().__init__(dim=self.manifold.dim, shape=self.manifold.shape, intrinsic=False, equip=equip)
+
+    def new(self, equip: bool = True):
+        return BalancedRankMatrices(self.manifold.shape, self.manifold.rank, self.manifold.depth, equip=equip)
+
+    @staticmethod
+    def default_metric():
+        return BalancedLiftMetric
+
+    def _each(self, function, *arrays):
+        """Apply ``function`` to matrices broadcast over the leading axes of ``arrays``."""
+        arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+        lead = np.broadcast_shapes(*(a.shape[:-2] for a in arrays))
+        flats = [np.broadcast_to(a, lead + a.shape[-2:]).reshape((-1,) + a.shape[-2:]) for a in arrays]
+        out = np.array([function(*rows) for rows in zip(*flats)])
+        return out.reshape(lead + out.shape[1:])
+
+    def belongs(self, point, atol: float = 1e-10):
+        """Whether each point has shape ``(d_h, d_0)`` and rank ``k`` (:meth:`quotient.RankManifold.belongs`)."""
+        point = np.asarray(point, dtype=np.float64)
+        if point.shape[-2:] != self.shape:
+            return np.zeros(point.shape[:-2], dtype=bool)
+        return self._each(lambda W: self.manifold.belongs(W, atol), point)
+
+    def is_tangent(self, vector, base_point=None, atol: float = 1e-10):
+        """Whether each vector lies in ``T_W M_k``."""
+        return self._each(lambda Z, W: self.manifold.is_tangent(Z, W, atol), vector, base_point)
+
+    def to_tangent(self, vector, base_point=None):
+        """Frobenius-orthogonal projection onto ``T_W M_k``."""
+        return self._each(self.manifold.to_tangent, vector, base_point)
+
+    def random_point(self, n_samples: int = 1, bound: float = 1.0):
+        """Rank-``k`` matrices ``A B^T`` with normal ``A``, ``B`` (numpy's global generator, as geomstats)."""
+        m, n = self.shape
+        k = self.manifold.rank
+        A = np.random.standard_normal((n_samples, m, k))
+        B = np.random.standard_normal((n_samples, n, k))
+        out = bound * A @ np.swapaxes(B, -1, -2)
+        return out[0] if n_samples == 1 else out
+
+
+class BalancedLiftMetric(RiemannianMetric):
+    """``g_W(Z_1, Z_2) = <A_W^{-1}(Z_1), Z_2>`` (:meth:`quotient.RankManifold.inner_product`), batched.
+
+    The metric of Bah, Rauhut, Terstiege & Westdickenberg (2022) induced by balanced lifts;
+    :meth:`riemannian_gradient` gives the gradient whose flow is :func:`quotient.reduced_flow`.
+    Geodesics are not implemented (no closed form).
+    """
+
+    def inner_product(self, tangent_vec_a, tangent_vec_b, base_point=None):
+        return self._space._each(self._space.manifold.inner_product, tangent_vec_a, tangent_vec_b, base_point)
+
+    def riemannian_gradient(self, euclidean_gradient, base_point):
+        """``A_W(G)`` (:meth:`quotient.RankManifold.riemannian_gradient`), batched."""
+        return self._space._each(self._space.manifold.riemannian_gradient, euclidean_gradient, base_point)
 
 
 register_quotient(
@@ -253,3 +526,170 @@ register_quotient(
     FiberBundle=OrthogonalBundle,
     QuotientMetric=QuotientMetric,
 )
+register_quotient(
+    Space=ParameterSpace,
+    Metric=CanonicalEuclideanMetric,
+    GroupAction=HiddenGeneralLinearAction,
+    FiberBundle=GeneralLinearBundle,
+)
+register_quotient(
+    Space=ParameterSpace,
+    Metric=CanonicalEuclideanMetric,
+    GroupAction=HiddenRescalingAction,
+    FiberBundle=RescalingBundle,
+)
+
+
+# ----------------------------------------------------------------------- computations in the O(d) quotient
+def _orthogonal_quotient(widths, align_starts: int):
+    space = ParameterSpace(widths, group="orthogonal", align_starts=align_starts)
+    return space, space.equip_with_quotient()
+
+
+def _as_batch(points, name: str):
+    """A batch of points (a tuple of layers with a leading axis, or a sequence of points) -> list of points."""
+    if isinstance(points, tuple) and points and all(isinstance(W, np.ndarray) and W.ndim == 3 for W in points):
+        batch = as_point(points, name, batch=True)
+        return [tuple(W[k] for W in batch) for k in range(batch[0].shape[0])]
+    if isinstance(points, (tuple, list)) and points and all(isinstance(p, (tuple, list)) for p in points):
+        out = [as_point(p, f"{name}[{k}]") for k, p in enumerate(points)]
+        widths = widths_of(out[0])
+        for k, p in enumerate(out):
+            if widths_of(p) != widths:
+                raise ValueError(f"{name}[{k}] has widths {widths_of(p)}, {name}[0] has {widths}")
+        return out
+    raise TypeError(f"{name} must be a batch of points (layers with a leading axis) or a sequence of points; got {type(points).__name__}")
+
+
+def quotient_geodesic(a, b, times=11, *, align_starts: int = 16):
+    """Points along the geodesic of the O(d) quotient from the orbit of ``a`` to the orbit of ``b``.
+
+    The geodesic of geomstats's ``QuotientMetric`` (:class:`OrthogonalBundle`): the total-space
+    straight line ``x(t) = a + t (b' - a)`` from ``a`` to ``b' = align(b, a)``, the point of
+    ``b``'s orbit nearest to ``a``. Its direction is horizontal at ``a``, and
+    ``d([a], [x(t)]) = t d([a], [b])``, ``d([x(t)], [b]) = (1 - t) d([a], [b])``.
+
+    Parameters
+    ----------
+    a, b : tuple of ndarray
+        Points ``(W_1, ..., W_h)`` of one widths.
+    times : int or array_like
+        Number of evenly spaced times in ``[0, 1]``, or the times themselves.
+    align_starts : int
+        Starts of the alignment search for ``h >= 3`` (:meth:`OrthogonalBundle.align`): a local
+        search, so for ``h >= 3`` the line is the geodesic to the best alignment found.
+
+    Returns
+    -------
+    tuple of ndarray
+        A batch of points, layer ``i`` of shape ``(T, d_i, d_{i-1})``; ``T = len(times)``.
+
+    Notes
+    -----
+    Points of one fiber (one critical value) are joined by a curve that leaves the fiber: the
+    end-to-end map along the line is a polynomial of degree ``h`` in ``t`` and the loss moves
+    (README, section on the quotient, gives measured sizes). The line is a geodesic of the
+    quotient, not a path of critical points.
+    """
+    a, b = as_point(a, "a"), as_point(b, "b")
+    widths = widths_of(a)
+    if widths_of(b) != widths:
+        raise ValueError(f"a and b must have the same widths; got {widths} and {widths_of(b)}")
+    if isinstance(times, (int, np.integer)) and not isinstance(times, bool):
+        times = np.linspace(0.0, 1.0, check_count("times", times, 2))
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(times)):
+        raise ValueError("times must be finite")
+    _, quotient_space = _orthogonal_quotient(widths, align_starts)
+    path = quotient_space.metric.geodesic(initial_point=to_vector(a), end_point=to_vector(b))(times)
+    layers = [from_vector(x, widths) for x in np.asarray(path).reshape(times.size, -1)]
+    return tuple(np.stack([p[i] for p in layers]) for i in range(len(widths) - 1))
+
+
+def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, tol: float = 1e-10, max_iter: int = 200):
+    """Frechet mean of points in the O(d) quotient (geomstats's ``FrechetMean`` with the ``QuotientMetric``).
+
+    Minimises the Frechet function ``F([m]) = sum_k d([m], [x_k])^2`` over quotient points
+    ``[m]``. geomstats's gradient descent with this metric is generalised Procrustes analysis: from
+    a start ``m``, align every point to ``m`` (:meth:`OrthogonalBundle.align`) and replace ``m`` by
+    the mean of the aligned points, until the mean of the logs ``align(x_k, m) - m`` has norm at
+    most ``tol`` times the points' RMS norm. ``F`` has several local minima when the points are
+    spread (the quotient is positively curved; 5 samples of a fiber at widths (2, 3, 2): three
+    local minima, reached from different starts), so the descent runs from several starts and the
+    lowest ``F`` wins.
+
+    Parameters
+    ----------
+    points : tuple of ndarray or sequence of points
+        A batch (layer ``i`` of shape ``(n, d_i, d_{i-1})``) or a sequence of ``n`` points.
+    starts : int, optional
+        Start the descent from the first ``starts`` points; by default from every point, which
+        makes the result independent of the order of the points.
+    align_starts : int
+        Starts of the alignment search for ``h >= 3``.
+    tol : float
+        Relative stopping tolerance (see above).
+    max_iter : int
+        Iterations of each descent.
+
+    Returns
+    -------
+    tuple of ndarray
+        A representative ``(W_1, ..., W_h)`` of the mean orbit, aligned to the first point.
+
+    Raises
+    ------
+    RuntimeError
+        If no descent reaches ``tol`` in ``max_iter`` iterations.
+
+    Notes
+    -----
+    Invariant: replacing any point by another point of its orbit gives the same mean orbit, and the
+    mean of points of one orbit is that orbit. With the default ``starts`` the order of the points
+    changes only the representative returned, up to the alignment search: for ``h >= 3`` the
+    alignments are local searches (:meth:`OrthogonalBundle.align`), and the global minimum of ``F``
+    is likely, not certain.
+    """
+    points = _as_batch(points, "points")
+    check_positive("tol", tol)
+    check_count("max_iter", max_iter)
+    n_starts = len(points) if starts is None else min(check_count("starts", starts), len(points))
+    widths = widths_of(points[0])
+    space, quotient_space = _orthogonal_quotient(widths, align_starts)
+    X = np.stack([to_vector(p) for p in points])
+    scale = max(float(np.sqrt(np.mean(np.sum(X**2, axis=-1)))), 1e-300)
+    best, best_value, residuals = None, np.inf, []
+    for start in X[:n_starts]:
+        mean = _gradient_descent_mean(quotient_space, X, start, (tol * scale) ** 2 / space.dim, max_iter)
+        residual = float(np.linalg.norm(np.mean(quotient_space.metric.log(X, mean), axis=0)))
+        residuals.append(residual)
+        if len(points) > 1 and residual > tol * scale * (1 + 1e-6):
+            continue
+        value = float(np.sum(quotient_space.metric.squared_dist(X, mean)))
+        if value < best_value:
+            best, best_value = mean, value
+    if best is None:
+        raise RuntimeError(
+            f"frechet_mean did not converge in max_iter = {max_iter} iterations from any of {n_starts} starts: "
+            f"the mean log has norm at least {min(residuals):.3e} > tol * RMS norm = {tol * scale:.3e}"
+        )
+    return from_vector(space.fiber_bundle.align(best, X[0]), widths)
+
+
+def _gradient_descent_mean(quotient_space, X, start, epsilon: float, max_iter: int) -> np.ndarray:
+    """geomstats's ``FrechetMean`` from ``start``; it stops at a mean log of squared norm ``epsilon * dim``."""
+    estimator = FrechetMean(quotient_space).set(max_iter=max_iter, epsilon=epsilon, init_point=start)
+    # at max_iter geomstats calls logging.warning, which configures the root logger if it has no
+    # handler: keep the user's logging as it was (frechet_mean checks convergence itself)
+    root = logging.getLogger()
+    level, handlers, disabled = root.level, list(root.handlers), logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        estimator.fit(X)
+    finally:
+        logging.disable(disabled)
+        root.setLevel(level)
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+    return np.asarray(estimator.estimate_, dtype=np.float64)

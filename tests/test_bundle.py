@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import quotient as q
-from quotient.bundle import HiddenOrthogonalAction, OrthogonalBundle, ParameterSpace
+from quotient.bundle import HiddenOrthogonalAction, OrthogonalBundle, ParameterSpace, frechet_mean, quotient_geodesic
 
 
 def _space(widths):
@@ -239,6 +239,125 @@ def test_parameter_space_round_trip_and_rotation_invariance_of_the_metric():
     x, y = space.from_layers(point), np.random.default_rng(1).standard_normal(space.dim)
     R = q.random_orthogonal(widths, rng=2)
     assert abs(space.metric.dist(x, y) - space.metric.dist(space.group_action(R, x), space.group_action(R, y))) < 1e-12
+
+
+# ------------------------------------------------------------------------------- geodesics and means in the O(d) quotient
+def _layer(batch, k):
+    return tuple(W[k] for W in batch)
+
+
+@pytest.mark.parametrize(
+    ("widths", "learned", "align_starts"), [((2, 3, 2), (1, 2), 16), ((2, 3, 3, 2), (1,), 4)], ids=["h2-minimum", "h3-saddle"]
+)
+def test_quotient_geodesic_between_two_points_of_one_fiber(widths, learned, align_starts):
+    problem = q.Problem.from_sigma([2.0, 1.0], widths)
+    samples = q.fiber(problem, learned).sample(2, rng=3, spread=0.5, structure=False)
+    a, b = _layer(samples, 0), _layer(samples, 1)
+    value = problem.loss(a)
+    assert abs(problem.loss(b) - value) < 1e-12
+    space = ParameterSpace(widths, align_starts=align_starts)
+    quotient = space.equip_with_quotient()
+    distance = quotient.metric.dist(q.to_vector(a), q.to_vector(b))
+    times = np.linspace(0.0, 1.0, 6)
+    path = quotient_geodesic(a, b, times, align_starts=align_starts)
+    assert path[0].shape == (6,) + a[0].shape
+    x = np.stack([q.to_vector(_layer(path, k)) for k in range(6)])
+    # endpoints: a itself, and the point of b's orbit nearest to a
+    np.testing.assert_allclose(x[0], q.to_vector(a), atol=1e-13)
+    assert quotient.metric.dist(x[-1], q.to_vector(b)) < 1e-7
+    np.testing.assert_allclose(x[-1], space.fiber_bundle.align(q.to_vector(b), q.to_vector(a)), atol=1e-10)
+    # a straight line with a horizontal direction, of length the quotient distance
+    direction = x[-1] - x[0]
+    np.testing.assert_allclose(np.diff(x, axis=0), np.tile(direction / 5, (5, 1)), atol=1e-12)
+    assert space.fiber_bundle.is_horizontal(direction, x[0], atol=1e-8 * np.linalg.norm(direction))
+    assert abs(np.linalg.norm(direction) - distance) < 1e-9 * distance
+    assert distance < np.linalg.norm(q.to_vector(a) - q.to_vector(b))  # the alignment shortened it
+    # every point splits the distance: d([a], [x(t)]) = t d, d([x(t)], [b]) = (1 - t) d
+    for t, point in zip(times[1:-1], x[1:-1]):
+        assert abs(quotient.metric.dist(x[0], point) - t * distance) < 1e-7 * distance
+        assert abs(quotient.metric.dist(point, q.to_vector(b)) - (1 - t) * distance) < 1e-7 * distance
+    # every point's end-to-end map is the product of the interpolated layers; the ends are on the
+    # fiber, the inside leaves it (the loss moves: README gives the sizes)
+    losses = np.array([problem.loss(_layer(path, k)) for k in range(6)])
+    assert abs(losses[0] - value) < 1e-12 and abs(losses[-1] - value) < 1e-9
+    assert np.max(np.abs(losses - value)) > 1e-3
+    # the answer the symmetry cannot change: moving a and b along their orbits moves the geodesic
+    # along the orbits of its points
+    R = q.random_orthogonal(widths, rng=5)
+    moved = quotient_geodesic(q.act(a, R), q.act(b, q.random_orthogonal(widths, rng=6)), times, align_starts=align_starts)
+    for k in range(6):
+        assert quotient.metric.dist(q.to_vector(_layer(moved, k)), x[k]) < 1e-7 * (1 + distance)
+
+
+def test_quotient_geodesic_checks_its_arguments():
+    a = q.init.small_random((2, 3, 2), 1.0, rng=0)
+    with pytest.raises(ValueError, match="same widths"):
+        quotient_geodesic(a, q.init.small_random((2, 4, 2), 1.0, rng=0))
+    with pytest.raises(ValueError, match="times"):
+        quotient_geodesic(a, a, 1)
+    with pytest.raises(ValueError, match="times must be finite"):
+        quotient_geodesic(a, a, [0.0, np.nan])
+
+
+def _frechet_function(quotient, mean, points):
+    return sum(quotient.metric.squared_dist(q.to_vector(mean), q.to_vector(p)) for p in points)
+
+
+@pytest.mark.parametrize(("widths", "align_starts"), [((2, 3, 2), 16), ((2, 3, 3, 2), 2)], ids=["h2", "h3"])
+def test_frechet_mean_of_one_orbit_is_that_orbit(widths, align_starts):
+    x = q.init.small_random(widths, 1.0, rng=1)
+    orbit = [q.act(x, q.random_orthogonal(widths, rng=seed)) for seed in range(4)]
+    mean = frechet_mean(orbit, align_starts=align_starts)
+    space = ParameterSpace(widths, align_starts=align_starts)
+    quotient = space.equip_with_quotient()
+    assert quotient.metric.dist(q.to_vector(mean), q.to_vector(x)) < 1e-8
+    assert quotient.metric.dist(q.to_vector(mean), q.to_vector(orbit[0])) < 1e-8
+
+
+def test_frechet_mean_of_two_points_is_the_geodesic_midpoint_and_symmetric():
+    widths = (2, 3, 2)
+    problem = q.Problem.from_sigma([2.0, 1.0], widths)
+    samples = q.fiber(problem, (1, 2)).sample(2, rng=7, spread=0.5, structure=False)
+    a, b = _layer(samples, 0), _layer(samples, 1)
+    space = ParameterSpace(widths)
+    quotient = space.equip_with_quotient()
+    distance = quotient.metric.dist(q.to_vector(a), q.to_vector(b))
+    mean = frechet_mean(samples)
+    for p in (a, b):
+        assert abs(quotient.metric.dist(q.to_vector(mean), q.to_vector(p)) - distance / 2) < 1e-8 * distance
+    swapped = frechet_mean([b, a])
+    assert quotient.metric.dist(q.to_vector(mean), q.to_vector(swapped)) < 1e-8 * distance
+    midpoint = _layer(quotient_geodesic(a, b, [0.5]), 0)
+    assert quotient.metric.dist(q.to_vector(mean), q.to_vector(midpoint)) < 1e-8 * distance
+
+
+def test_frechet_mean_minimises_the_frechet_function_and_is_invariant():
+    widths = (2, 3, 2)
+    problem = q.Problem.from_sigma([2.0, 1.0], widths)
+    samples = q.fiber(problem, (1, 2)).sample(5, rng=8, spread=0.5, structure=False)
+    points = [_layer(samples, k) for k in range(5)]
+    space = ParameterSpace(widths)
+    quotient = space.equip_with_quotient()
+    mean = frechet_mean(points, tol=1e-12)
+    best = _frechet_function(quotient, mean, points)
+    rng = np.random.default_rng(9)
+    m = q.to_vector(mean)
+    for _ in range(10):  # a local minimum: random nearby points (and the samples) do worse
+        nearby = m + 1e-3 * rng.standard_normal(m.size)
+        assert _frechet_function(quotient, q.from_vector(nearby, widths), points) > best
+    assert all(_frechet_function(quotient, p, points) > best for p in points)
+    # moving the samples along their orbits, and reordering them, does not change the mean orbit
+    moved = [q.act(p, q.random_orthogonal(widths, rng=10 + k)) for k, p in enumerate(points[::-1])]
+    assert quotient.metric.dist(q.to_vector(frechet_mean(moved, tol=1e-12)), m) < 1e-8
+    # F has several local minima here: one start (the last sample) ends in a worse one
+    single = frechet_mean(points[4:] + points[:4], starts=1, tol=1e-12)
+    assert _frechet_function(quotient, single, points) > best + 0.1
+    with pytest.raises(TypeError, match="points"):
+        frechet_mean(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"points\[1\] has widths"):
+        frechet_mean([points[0], q.init.small_random((2, 4, 2), 1.0, rng=0)])
+    with pytest.raises(RuntimeError, match="did not converge"):
+        frechet_mean(points, max_iter=1, tol=1e-14)
 
 
 # ------------------------------------------------------------------------------- geomstats's generic test cases
