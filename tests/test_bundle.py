@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 import quotient as q
-from quotient.bundle import HiddenOrthogonalAction, OrthogonalBundle, ParameterSpace, frechet_mean, quotient_geodesic
+from quotient.bundle import (
+    BalancedLiftMetric,
+    BalancedRankMatrices,
+    GeneralLinearBundle,
+    HiddenOrthogonalAction,
+    OrthogonalBundle,
+    ParameterSpace,
+    RescalingBundle,
+    frechet_mean,
+    quotient_geodesic,
+)
 
 
 def _space(widths):
@@ -241,6 +251,118 @@ def test_parameter_space_round_trip_and_rotation_invariance_of_the_metric():
     assert abs(space.metric.dist(x, y) - space.metric.dist(space.group_action(R, x), space.group_action(R, y))) < 1e-12
 
 
+# ------------------------------------------------------------------------------- the GL and rescaling bundles
+def _gl_of_condition(widths, condition, rng):
+    """``G_i = Q diag(c^{-1/2} .. c^{1/2}) Q'`` with Haar ``Q``, ``Q'``: condition number exactly ``c``."""
+    Q, Qp = q.random_orthogonal(widths, rng=rng), q.random_orthogonal(widths, rng=rng)
+    return tuple(A @ np.diag(np.logspace(-0.5, 0.5, A.shape[0]) ** np.log10(condition)) @ B for A, B in zip(Q, Qp))
+
+
+def _rescaling_of_condition(widths, condition, rng):
+    return tuple(np.diag(np.exp(rng.permutation(np.linspace(-0.5, 0.5, d)) * np.log(condition))) for d in widths[1:-1])
+
+
+@pytest.mark.parametrize("group", ["orthogonal", "gl", "rescaling"])
+def test_each_group_gives_its_bundle_and_quotient(group):
+    widths = (3, 5, 3, 3)
+    space = ParameterSpace(widths, group=group)
+    quotient = space.equip_with_quotient()
+    bundle = space.fiber_bundle
+    expected = {"orthogonal": OrthogonalBundle, "gl": GeneralLinearBundle, "rescaling": RescalingBundle}[group]
+    assert type(bundle) is expected and space.new().group == space.group
+    if group == "orthogonal":
+        assert type(quotient.metric).__name__ == "QuotientMetric"
+    elif group == "gl":
+        assert isinstance(quotient, BalancedRankMatrices) and isinstance(quotient.metric, BalancedLiftMetric)
+        assert quotient.manifold.rank == 3 and quotient.manifold.depth == 3 and quotient.dim == 9
+    else:
+        assert quotient is None
+    # the vertical space is the group's: a Lie-algebra element's infinitesimal action is vertical
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(space.dim)
+    generators = {
+        "orthogonal": lambda d: (lambda X: X - X.T)(rng.standard_normal((d, d))),
+        "gl": lambda d: rng.standard_normal((d, d)),
+        "rescaling": lambda d: np.diag(rng.standard_normal(d)),
+    }
+    xi = tuple(generators[group](d) for d in widths[1:-1])
+    assert bundle.is_vertical(q.to_vector(q.vertical_vector(space.to_layers(x), xi)), x)
+    v = rng.standard_normal(space.dim)
+    vertical, horizontal = bundle.vertical_projection(v, x), bundle.horizontal_projection(v, x)
+    assert abs(vertical @ horizontal) < 1e-10 and bundle.is_horizontal(horizontal, x)
+    with pytest.raises(ValueError, match="group must be one of"):
+        ParameterSpace(widths, group="so")
+    with pytest.raises(ValueError, match="group_elem"):
+        space.group_action(tuple(-np.eye(d) for d in widths[1:-1]) if group == "rescaling" else tuple(np.zeros((d, d)) for d in widths[1:-1]), x)
+
+
+@pytest.mark.parametrize("group", ["orthogonal", "gl", "rescaling"])
+def test_gradient_is_horizontal_at_points_moved_by_elements_of_condition_1e4(group):
+    # the loss is GL-invariant, so its gradient is orthogonal to every orbit of every subgroup: the
+    # flow is its own horizontal projection, at canonical points and at badly conditioned ones
+    widths = (3, 5, 3, 3)
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.0], widths)
+    space = ParameterSpace(widths, group=group)
+    space.equip_with_quotient()
+    rng = np.random.default_rng(1)
+    point = q.init.small_random(widths, 1.0, rng=2)
+    for g in (_gl_of_condition(widths, 1e4, rng), _rescaling_of_condition(widths, 1e4, rng)):
+        moved = q.act(point, g)
+        x = q.to_vector(moved)
+        gradient = q.to_vector(problem.gradient(moved))
+        vertical = space.fiber_bundle.vertical_projection(gradient, x)
+        assert np.linalg.norm(vertical) <= 1e-9 * np.linalg.norm(gradient)
+        assert space.fiber_bundle.is_horizontal(gradient, x, atol=1e-9 * np.linalg.norm(gradient))
+        # and the group's own directions are vertical there
+        xi = tuple(
+            (lambda X: X - X.T)(rng.standard_normal((d, d))) if group == "orthogonal" else np.diag(rng.standard_normal(d))
+            for d in widths[1:-1]
+        )
+        tangent = q.to_vector(q.vertical_vector(moved, xi))
+        assert space.fiber_bundle.is_vertical(tangent, x, atol=1e-9 * np.linalg.norm(tangent))
+
+
+@pytest.mark.parametrize("widths", [(3, 5, 3, 3), (2, 3, 3, 2), (3, 2, 4, 3)])
+def test_gl_bundle_is_the_end_to_end_map_and_its_least_norm_lifts(widths):
+    space = ParameterSpace(widths, group="gl")
+    base = space.equip_with_quotient()
+    bundle = space.fiber_bundle
+    rng = np.random.default_rng(sum(widths))
+    point = q.init.small_random(widths, 1.0, rng=rng)
+    x = q.to_vector(point)
+    W = bundle.riemannian_submersion(x)
+    np.testing.assert_allclose(W, q.end_to_end(point), atol=1e-14)
+    assert base.belongs(W)
+    # second formulation of the horizontal space: the least-norm lift of d pi(v) (least squares on
+    # the Jacobian) is the horizontal projection of v (group's vertical projection): ker d pi = vertical
+    v = rng.standard_normal(space.dim)
+    lift = bundle.horizontal_lift(bundle.tangent_riemannian_submersion(v, x), fiber_point=x)
+    np.testing.assert_allclose(lift, bundle.horizontal_projection(v, x), atol=1e-10 * np.linalg.norm(v))
+    # the end-to-end map is GL-invariant: at points moved by elements of condition 1e4 it is unchanged
+    g = _gl_of_condition(widths, 1e4, rng)
+    moved = q.to_vector(q.act(point, g))
+    np.testing.assert_allclose(bundle.riemannian_submersion(moved), W, atol=1e-10 * np.abs(W).max())
+    # at a balanced point over W the least-norm lift is an isometry onto the balanced-lift metric
+    balanced = bundle.lift(W)
+    assert np.abs(np.concatenate([C.ravel() for C in q.conserved_quantities(space.to_layers(balanced))])).max() < 1e-12
+    Z = base.to_tangent(rng.standard_normal(W.shape), W)
+    lifted = bundle.horizontal_lift(Z, fiber_point=balanced)
+    np.testing.assert_allclose(bundle.tangent_riemannian_submersion(lifted, balanced), Z, atol=1e-10)
+    assert abs(base.metric.squared_norm(Z, W) - lifted @ lifted) < 1e-9 * (lifted @ lifted)
+    # away from the balanced set the least-norm lift has another norm: pi is a Riemannian
+    # submersion from the balanced points only
+    other = bundle.horizontal_lift(Z, fiber_point=moved)
+    assert abs(other @ other - lifted @ lifted) > 1e-3 * (lifted @ lifted)
+    # the Riemannian gradient of the loss on the quotient is the push forward of the layer gradient
+    problem = q.Problem.from_sigma(np.linspace(2.0, 1.0, min(widths[0], widths[-1])), widths)
+    layer_gradient = q.to_vector(problem.gradient(space.to_layers(balanced)))
+    np.testing.assert_allclose(
+        base.metric.riemannian_gradient(W - problem.target, W),
+        bundle.tangent_riemannian_submersion(layer_gradient, balanced),
+        atol=1e-11 * (1 + np.abs(W).max()),
+    )
+
+
 # ------------------------------------------------------------------------------- geodesics and means in the O(d) quotient
 def _layer(batch, k):
     return tuple(W[k] for W in batch)
@@ -433,7 +555,7 @@ class _HorizontalData(RandomDataGenerator):
 def _arguments(kind):
     if kind == "reps":
         return [dict(n_reps=n) for n in (2, 3)]
-    if kind == "points":
+    if kind in ("points", "shape"):
         return [dict(n_points=n) for n in (1, 3)]
     return [dict(n_points=1, n_times=3), dict(n_points=3, n_times=1)]
 
@@ -444,7 +566,7 @@ def _run_geomstats_case(case, name, kind):
     try:
         case.setup_method()
         for arguments in _arguments(kind):
-            getattr(case, f"test_{name}")(**arguments, atol=1e-8)
+            getattr(case, f"test_{name}")(**arguments, **({} if kind == "shape" else dict(atol=1e-8)))
     finally:
         np.random.set_state(state)
     assert gs.__name__.startswith("geomstats")
@@ -469,3 +591,55 @@ def test_geomstats_quotient_metric_test_case(widths, name):
     case.space, case.total_space = quotient, space
     case.data_generator = _HorizontalData(quotient, space.fiber_bundle)
     _run_geomstats_case(case, name, QUOTIENT_METRIC_CASES[name])
+
+
+# the GL and rescaling bundles: the same generic cases except the alignment (no invariant distance);
+# total-space data are plain random vectors, so the projections are tested on every direction
+HORIZONTAL_CASES = {name: kind for name, kind in FIBER_BUNDLE_CASES.items() if "align" not in name}
+GROUP_WIDTHS = {"gl": [(2, 3, 2), (3, 2, 4, 3)], "rescaling": [(2, 3, 2), (2, 2, 2, 2, 2)]}
+
+
+@pytest.mark.parametrize(
+    ("group", "widths"),
+    [(group, widths) for group, cases in GROUP_WIDTHS.items() for widths in cases],
+    ids=lambda value: value if isinstance(value, str) else "-".join(map(str, value)),
+)
+@pytest.mark.parametrize("name", sorted(HORIZONTAL_CASES))
+def test_geomstats_fiber_bundle_test_case_for_gl_and_rescaling(group, widths, name):
+    space = ParameterSpace(widths, group=group)
+    quotient = space.equip_with_quotient()
+    case = FiberBundleTestCase()
+    case.total_space = space
+    case.base = space if quotient is None else quotient  # rescaling: points represent their orbits
+    case.data_generator = RandomDataGenerator(space)
+    case.base_data_generator = RandomDataGenerator(case.base) if quotient is not None else _HorizontalData(space, space.fiber_bundle)
+    _run_geomstats_case(case, name, HORIZONTAL_CASES[name])
+
+
+RANK_MANIFOLD_CASES = {
+    "random_point_belongs": "points",
+    "random_point_shape": "shape",
+    "not_belongs": "points",
+    "to_tangent_vec": "reps",
+    "to_tangent_is_tangent": "points",
+    "random_tangent_vec_is_tangent": "points",
+    "random_tangent_vec_shape": "shape",
+}
+BALANCED_LIFT_METRIC_CASES = {
+    "inner_product_is_symmetric": "points",
+    "norm_is_positive": "points",
+    "normalize_is_unitary": "points",
+}
+
+
+@pytest.mark.parametrize("shape_rank_depth", [((3, 3), 2, 3), ((2, 4), 2, 2), ((4, 3), 1, 4)], ids=str)
+@pytest.mark.parametrize("name", sorted(RANK_MANIFOLD_CASES) + sorted(BALANCED_LIFT_METRIC_CASES))
+def test_geomstats_manifold_and_metric_test_cases_for_the_rank_manifold(shape_rank_depth, name):
+    from geomstats.test_cases.geometry.manifold import ManifoldTestCase
+    from geomstats.test_cases.geometry.riemannian_metric import RiemannianMetricTestCase
+
+    space = BalancedRankMatrices(*shape_rank_depth)
+    case = ManifoldTestCase() if name in RANK_MANIFOLD_CASES else RiemannianMetricTestCase()
+    case.space = space
+    case.data_generator = RandomDataGenerator(space)
+    _run_geomstats_case(case, name, {**RANK_MANIFOLD_CASES, **BALANCED_LIFT_METRIC_CASES}[name])
