@@ -306,13 +306,17 @@ def test_gradient_is_horizontal_at_points_moved_by_elements_of_condition_1e4(gro
     space.equip_with_quotient()
     rng = np.random.default_rng(1)
     point = q.init.small_random(widths, 1.0, rng=2)
+    # the GL action matrix at a point moved by G of condition c has condition ~c^2, so its least
+    # squares leave ~c^2 eps of the gradient (measured: up to 2.1e-8 over 20 points,
+    # benchmarks/fiber_geodesics.py); the orthogonal and diagonal algebras see no such loss (2e-14)
+    rtol = 100 * 1e4**2 * np.finfo(float).eps if group == "gl" else 1e-12
     for g in (_gl_of_condition(widths, 1e4, rng), _rescaling_of_condition(widths, 1e4, rng)):
         moved = q.act(point, g)
         x = q.to_vector(moved)
         gradient = q.to_vector(problem.gradient(moved))
         vertical = space.fiber_bundle.vertical_projection(gradient, x)
-        assert np.linalg.norm(vertical) <= 1e-9 * np.linalg.norm(gradient)
-        assert space.fiber_bundle.is_horizontal(gradient, x, atol=1e-9 * np.linalg.norm(gradient))
+        assert np.linalg.norm(vertical) <= rtol * np.linalg.norm(gradient)
+        assert space.fiber_bundle.is_horizontal(gradient, x, atol=rtol * np.linalg.norm(gradient))
         # and the group's own directions are vertical there
         xi = tuple(
             (lambda X: X - X.T)(rng.standard_normal((d, d))) if group == "orthogonal" else np.diag(rng.standard_normal(d))
