@@ -52,10 +52,10 @@ import warnings
 import numpy as np
 
 from .network import _squared_norm, as_point, check_count, check_positive, check_widths, end_to_end, from_vector, n_params, to_vector, widths_of
-from .orbit import align_orthogonal, balanced_lift
+from .orbit import balanced_lift
 from .projection import pushforward
 from .rank_manifold import RankManifold
-from .symmetry import _act, check_group_element, vertical_projection
+from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
 
 
 def _import_geomstats():
@@ -153,47 +153,56 @@ class HiddenGroupAction(GroupAction):
     """The action ``W_i -> G_i W_i G_{i-1}^{-1}`` of a hidden group on flat points.
 
     A group element is a tuple ``(G_1, ..., G_{h-1})`` of ``(d_i, d_i)`` arrays, checked to belong
-    to the group; points are flat ``(..., N)`` arrays. One subclass per group, so that geomstats's
-    quotient registry (keyed by the action's type) finds each group's bundle.
+    to the group (:meth:`quotient.groups.HiddenGroup.check`); points are flat ``(..., N)`` arrays.
+    One subclass per group, so that geomstats's quotient registry (keyed by the action's type)
+    finds each group's bundle.
+
+    Parameters
+    ----------
+    widths : sequence of int
+    group : str or HiddenGroup
+        The group (:func:`quotient.groups.as_group`); each subclass has its default.
     """
 
     group_name = "gl"
 
-    def __init__(self, widths):
+    def __init__(self, widths, group=None):
         self.widths = check_widths(widths)
+        self.group = as_group(self.group_name if group is None else group, self.widths)
 
     def __call__(self, group_elem, point):
-        g = check_group_element(group_elem, self.widths, self.group_name, name="group_elem")
+        self.group.check(group_elem, name="group_elem")
         points, lead = _layers_of(point, self.widths)
-        out = np.stack([to_vector(_act(p, g)) for p in points])
+        out = np.stack([to_vector(self.group.act(p, group_elem)) for p in points])
         return out.reshape(lead + (out.shape[-1],))
 
 
 class HiddenOrthogonalAction(HiddenGroupAction):
-    """``R . W = (R_1 W_1, R_2 W_2 R_1^T, ..., W_h R_{h-1}^T)``, ``R_i`` orthogonal."""
+    """``R . W = (R_1 W_1, R_2 W_2 R_1^T, ..., W_h R_{h-1}^T)``, ``R_i`` orthogonal (:class:`quotient.groups.Orthogonal`)."""
 
     group_name = "orthogonal"
 
 
 class HiddenGeneralLinearAction(HiddenGroupAction):
-    """``G . W = (G_1 W_1, G_2 W_2 G_1^{-1}, ..., W_h G_{h-1}^{-1})``, ``G_i`` invertible."""
+    """``G . W = (G_1 W_1, G_2 W_2 G_1^{-1}, ..., W_h G_{h-1}^{-1})``, ``G_i`` invertible (:class:`quotient.groups.GeneralLinear`)."""
 
     group_name = "gl"
 
 
 class HiddenRescalingAction(HiddenGroupAction):
-    """The action of positive diagonal ``G_i`` (rescalings of the hidden neurons)."""
+    """The action of positive diagonal ``G_i``, rescalings of the hidden neurons (:class:`quotient.groups.Rescaling`)."""
 
     group_name = "rescaling"
 
 
-_ACTIONS = {"orthogonal": HiddenOrthogonalAction, "gl": HiddenGeneralLinearAction, "rescaling": HiddenRescalingAction}
-
-
-def _group_name(group) -> str:
-    if group not in _ACTIONS:
-        raise ValueError(f"group must be one of {tuple(_ACTIONS)}; got {group!r}")
-    return group
+def _action_class(group):
+    for cls, action in ((Orthogonal, HiddenOrthogonalAction), (GeneralLinear, HiddenGeneralLinearAction), (Rescaling, HiddenRescalingAction)):
+        if isinstance(group, cls):
+            return action
+    raise TypeError(
+        f"group must be an Orthogonal, GeneralLinear or Rescaling group (or its name); got {type(group).__name__}, "
+        "which has no bundle here"
+    )
 
 
 class ParameterSpace(Euclidean):
@@ -225,8 +234,10 @@ class ParameterSpace(Euclidean):
         ``(d_0, ..., d_h)``.
     equip : bool
         Equip with the default (Euclidean) metric.
-    group : {"orthogonal", "gl", "rescaling"}
-        The hidden group acting.
+    group : {"orthogonal", "gl", "rescaling"} or HiddenGroup
+        The hidden group acting (:func:`quotient.groups.as_group`): a name, or an
+        :class:`~quotient.groups.Orthogonal`, :class:`~quotient.groups.GeneralLinear` or
+        :class:`~quotient.groups.Rescaling` object for these widths; ``space.group`` is the object.
     align_starts : int
         Starts of the alignment search in each direction for ``h >= 3``
         (:meth:`OrthogonalBundle.align`).
@@ -237,9 +248,10 @@ class ParameterSpace(Euclidean):
         if isinstance(align_starts, bool) or not isinstance(align_starts, (int, np.integer)) or align_starts < 1:
             raise ValueError(f"align_starts must be a positive integer; got {align_starts!r}")
         self.align_starts = int(align_starts)
-        self.group = _group_name(group)
+        self.group = as_group(group, self.widths)
+        action = _action_class(self.group)
         super().__init__(dim=n_params(self.widths), equip=equip)
-        self.equip_with_group_action(_ACTIONS[self.group](self.widths))
+        self.equip_with_group_action(action(self.widths, self.group))
 
     def new(self, equip: bool = True):
         """A copy with the same widths and group (geomstats builds the quotient space with it)."""
@@ -253,7 +265,7 @@ class ParameterSpace(Euclidean):
         end-to-end map ``self.fiber_bundle.riemannian_submersion``.
         """
         quotient = super().equip_with_quotient()
-        if self.group == "gl":
+        if isinstance(self.group, GeneralLinear):
             self.quotient = BalancedRankMatrices((self.widths[-1], self.widths[0]), min(self.widths), len(self.widths) - 1)
             return self.quotient
         return quotient
@@ -276,7 +288,7 @@ class _HiddenBundle(FiberBundle):
         self.group = total_space.group
 
     def vertical_projection(self, tangent_vec, base_point):
-        """Euclidean orthogonal projection onto the tangent space of the orbit (:func:`quotient.vertical_projection`).
+        """Euclidean orthogonal projection onto the tangent space of the orbit (the group's :meth:`~quotient.groups.HiddenGroup.vertical_projection`).
 
         ``tangent_vec`` is ``(..., N)``; ``base_point`` is ``(N,)`` or has the same batch shape.
         """
@@ -285,10 +297,10 @@ class _HiddenBundle(FiberBundle):
         if base_point.ndim == 1:
             base = from_vector(base_point, self.widths)
             flat = tangent_vec.reshape((-1, tangent_vec.shape[-1]))
-            out = to_vector(vertical_projection(base, from_vector(flat, self.widths), group=self.group))
+            out = to_vector(self.group.vertical_projection(base, from_vector(flat, self.widths)))
             return out.reshape(tangent_vec.shape)
         pairs, lead = _pairs(tangent_vec, base_point, base_point.shape[-1])
-        out = [to_vector(vertical_projection(from_vector(b, self.widths), from_vector(v, self.widths), group=self.group)) for v, b in pairs]
+        out = [to_vector(self.group.vertical_projection(from_vector(b, self.widths), from_vector(v, self.widths))) for v, b in pairs]
         return np.stack(out).reshape(lead + (tangent_vec.shape[-1],))
 
     def is_horizontal(self, tangent_vec, base_point, atol: float = 1e-10):
@@ -343,16 +355,16 @@ class OrthogonalBundle(_HiddenBundle):
             points, lead = points * len(bases), base_lead
         if len(points) != len(bases):
             raise ValueError(f"point and base_point have incompatible batch shapes {lead} and {base_lead}")
-        out = np.stack([to_vector(_act(p, self.alignment(p, b))) for p, b in zip(points, bases)])
+        out = np.stack([to_vector(self.group.act(p, self.alignment(p, b))) for p, b in zip(points, bases)])
         return out.reshape(lead + (out.shape[-1],))
 
     def alignment(self, point, reference) -> tuple:
         """``R`` in ``O(d_1) x ... x O(d_{h-1})`` minimising ``||R . point - reference||`` (layer tuples)."""
-        forward = align_orthogonal(point, reference, n_starts=self.n_starts, rng=0)[1]
+        forward = self.group.representative(point, reference, n_starts=self.n_starts, rng=0)[1]
         if len(point) <= 2:
             return forward  # exact
-        backward = tuple(R.T for R in align_orthogonal(reference, point, n_starts=self.n_starts, rng=0)[1])
-        values = [_squared_norm(tuple(a - b for a, b in zip(_act(point, R), reference))) for R in (forward, backward)]
+        backward = self.group.inverse(self.group.representative(reference, point, n_starts=self.n_starts, rng=0)[1])
+        values = [_squared_norm(tuple(a - b for a, b in zip(self.group.act(point, R), reference))) for R in (forward, backward)]
         return forward if values[0] <= values[1] else backward
 
 
