@@ -1,12 +1,21 @@
-"""Parameter space as a geomstats manifold with the orthogonal hidden symmetry and its quotient.
+"""Parameter space as a geomstats manifold with a hidden symmetry group and its quotient.
 
 The only module of ``quotient`` that imports geomstats. Usage::
 
-    from quotient.bundle import ParameterSpace
+    from quotient.bundle import ParameterSpace, frechet_mean, quotient_geodesic
 
-    space = ParameterSpace((3, 4, 4, 2))     # flat points of length N, Euclidean metric
+    space = ParameterSpace((3, 4, 4, 2))     # flat points of length N, Euclidean metric, O(d) action
     quotient = space.equip_with_quotient()   # space.fiber_bundle: OrthogonalBundle
     quotient.metric.dist(x, y)               # min over R of ||x - R . y||, R in O(d_1) x ... x O(d_{h-1})
+    quotient_geodesic(a, b, 11)              # points along the quotient geodesic (layer tuples)
+    frechet_mean(points)                     # Frechet mean orbit of points (geomstats's FrechetMean)
+
+    gl = ParameterSpace((3, 4, 4, 2), group="gl")
+    rank_matrices = gl.equip_with_quotient() # BalancedRankMatrices; gl.fiber_bundle: GeneralLinearBundle
+    ParameterSpace((3, 4, 4, 2), group="rescaling").equip_with_quotient()  # None; RescalingBundle
+
+``group`` is a name or a :mod:`quotient.groups` object; the actions check elements and act with it,
+the bundles take their vertical spaces from it.
 
 Which group. The loss is invariant under ``GL(d_1) x ... x GL(d_{h-1})``, but only its orthogonal
 subgroup ``K = O(d_1) x ... x O(d_{h-1})`` preserves the Euclidean metric of parameter space. So
