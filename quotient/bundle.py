@@ -84,7 +84,6 @@ def _import_geomstats():
             from geomstats.geometry.manifold import Manifold
             from geomstats.geometry.quotient_metric import QuotientMetric
             from geomstats.geometry.riemannian_metric import RiemannianMetric
-            from geomstats.learning.frechet_mean import FrechetMean
     finally:
         root.setLevel(level)
         for handler in list(root.handlers):
@@ -105,7 +104,6 @@ def _import_geomstats():
         QuotientMetric,
         Manifold,
         RiemannianMetric,
-        FrechetMean,
     )
 
 
@@ -118,7 +116,6 @@ def _import_geomstats():
     QuotientMetric,
     Manifold,
     RiemannianMetric,
-    FrechetMean,
 ) = _import_geomstats()
 
 __all__ = [
@@ -699,6 +696,9 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, t
 
 def _gradient_descent_mean(quotient_space, X, start, epsilon: float, max_iter: int) -> np.ndarray:
     """geomstats's ``FrechetMean`` from ``start``; it stops at a mean log of squared norm ``epsilon * dim``."""
+    # imported here: geomstats.learning pulls in scikit-learn, a third of this module's import time
+    from geomstats.learning.frechet_mean import FrechetMean
+
     estimator = FrechetMean(quotient_space).set(max_iter=max_iter, epsilon=epsilon, init_point=start)
     # at max_iter geomstats calls logging.warning, which configures the root logger if it has no
     # handler: keep the user's logging as it was (frechet_mean checks convergence itself)
