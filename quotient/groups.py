@@ -13,13 +13,12 @@ that is ``W_i -> G_i W_i G_{i-1}^{-1}`` with ``G_0 = I`` and ``G_h = I``, so tha
 abstract base class whose methods say what each implementation provides), and three classes
 implement it:
 
-=================  ===================  =================================  ==========================
-class              ``G(d)``             Lie algebra ``g(d)``               representative
-=================  ===================  =================================  ==========================
-:class:`GeneralLinear`  ``GL(d)``       all ``(d, d)`` matrices            :func:`orbit.balance`
-:class:`Orthogonal`     ``O(d)``        skew-symmetric matrices            :func:`orbit.align_orthogonal`
-:class:`Rescaling`      positive diag.  diagonal matrices                  :func:`orbit.balance_rescaling`
-=================  ===================  =================================  ==========================
+- :class:`GeneralLinear`: ``G(d) = GL(d)``, Lie algebra all ``(d, d)`` matrices, representative the
+  balanced point of minimal norm (:func:`quotient.balance`);
+- :class:`Orthogonal`: ``G(d) = O(d)``, skew-symmetric matrices, representative the point nearest a
+  reference (:func:`quotient.align_orthogonal`);
+- :class:`Rescaling`: positive diagonal matrices, diagonal matrices, representative the per-neuron
+  balanced point (:func:`quotient.balance_rescaling`).
 
 A group element is a tuple ``(G_1, ..., G_{h-1})`` of ``(d_i, d_i)`` arrays (empty for ``h = 1``); a
 Lie-algebra element ``xi`` is a tuple of the same shapes. A group object is built for one widths

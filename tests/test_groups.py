@@ -195,6 +195,32 @@ def test_vertical_space_spans_the_infinitesimal_actions_of_the_basis(cls, widths
     np.testing.assert_allclose((q.to_vector(vertical) @ V.T) @ V, q.to_vector(vertical), atol=1e-12 * np.sqrt(_norm2(tangent)))
 
 
+@settings(max_examples=20, deadline=None)
+@given(groups, hidden_widths(), seeds)
+def test_the_gradient_is_horizontal_for_every_group(cls, widths, seed):
+    # every loss of the end-to-end map is invariant, so its gradient is orthogonal to every orbit
+    problem = q.Problem.from_sigma(np.random.default_rng(seed).standard_normal((widths[-1], widths[0])), widths)
+    point = _moved_point(widths, seed)
+    gradient = problem.gradient(point)
+    group = cls(widths)
+    vertical = group.vertical_projection(point, gradient)
+    assert np.sqrt(_norm2(vertical)) <= 1e-9 * np.sqrt(_norm2(gradient))
+    _assert_close(group.horizontal_projection(point, gradient), gradient, 1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(hidden_widths(), seeds)
+def test_moment_map_is_equivariant_under_the_orthogonal_subgroup(widths, seed):
+    # mu(R . W)_i = R_i mu(W)_i R_i^T: the moment map of the GL action is equivariant under the
+    # subgroup that preserves the norm
+    rng = np.random.default_rng(seed)
+    point = q.init.small_random(widths, 1.0, rng=rng)
+    R = Orthogonal(widths).random(rng)
+    moved = GeneralLinear(widths).moment_map(Orthogonal(widths).act(point, R))
+    for m, m0, Q in zip(moved, GeneralLinear(widths).moment_map(point), R):
+        np.testing.assert_allclose(m, Q @ m0 @ Q.T, rtol=0, atol=1e-13 * _norm2(point))
+
+
 def test_subgroups_have_smaller_vertical_spaces():
     point = _moved_point((2, 3, 3, 2), 5)
     dims = [cls((2, 3, 3, 2)).vertical_space(point).shape[0] for cls in CLASSES]
@@ -308,7 +334,7 @@ def test_rescaling_representative_is_neuron_balanced_of_minimal_norm(widths, see
     _minimal_along_subgroups(group, rep, _norm2, rng, 1e-12, slope=tol * _norm2(rep))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(hidden_widths(), seeds)
 def test_orthogonal_representative_is_nearest_the_reference_in_the_orbit(widths, seed):
     rng = np.random.default_rng(seed)
