@@ -292,6 +292,11 @@ def test_each_group_gives_its_bundle_and_quotient(group):
     assert abs(vertical @ horizontal) < 1e-10 and bundle.is_horizontal(horizontal, x)
     with pytest.raises(ValueError, match="group must be one of"):
         ParameterSpace(widths, group="so")
+    # a group object is the group itself; one built for other widths is refused
+    group_object = q.as_group(group, widths)
+    assert ParameterSpace(widths, group=group_object).group is group_object
+    with pytest.raises(ValueError, match="built for widths"):
+        ParameterSpace(widths, group=q.as_group(group, (3, 4, 3)))
     with pytest.raises(ValueError, match="group_elem"):
         space.group_action(tuple(-np.eye(d) for d in widths[1:-1]) if group == "rescaling" else tuple(np.zeros((d, d)) for d in widths[1:-1]), x)
 
