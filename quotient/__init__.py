@@ -76,6 +76,7 @@ from .symmetry import (
     vertical_vector,
 )
 from .riccati import two_layer_solution
+from .teleport import Teleportation, teleport
 
 __version__ = "0.1.0"
 
@@ -98,6 +99,7 @@ __all__ = [
     "PseudoHuberLoss",
     "QuotientTrajectory",
     "SaddleDirection",
+    "Teleportation",
     "Trajectory",
     "act",
     "align_orthogonal",
@@ -153,6 +155,7 @@ __all__ = [
     "stable_directions",
     "stable_step",
     "sweep",
+    "teleport",
     "to_adjacency",
     "to_vector",
     "two_layer_solution",
