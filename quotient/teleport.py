@@ -40,9 +40,18 @@ import numpy as np
 from .critical import DENSE_LIMIT, hessian_operator, is_critical
 from .init import _rng  # the package's one rng check (no public name yet)
 from .network import as_point, check_count, check_positive, from_vector, widths_of
-from .symmetry import act, check_group_element, moment_map
+from .problem import Problem
+from .symmetry import act, moment_map
 
-__all__ = ["OBJECTIVES", "TELEPORT_GROUPS", "Teleportation", "teleport", "orbit_gradient", "objective_value", "random_element"]
+__all__ = [
+    "OBJECTIVES",
+    "TELEPORT_GROUPS",
+    "Teleportation",
+    "teleport",
+    "orbit_gradient",
+    "objective_value",
+    "random_element",
+]
 
 OBJECTIVES = ("gradient_norm", "sharpness")
 """Objectives :func:`teleport` optimises: ``||grad L||_F`` and ``lambda_max(Hess L)``."""
@@ -311,7 +320,8 @@ def teleport(
         ``G_i = Q_i P_i`` whose singular values lie in that interval, since the orthogonal factor
         changes neither objective. The bound is needed: away from critical points the gradient
         norm is unbounded on the orbit (``grad L(g . x) = g^{-T} . grad L(x)`` grows without bound as
-        ``g`` degenerates), and the sharpness of a non-critical point can be too.
+        ``g`` degenerates), and so is the sharpness, even at a global minimum (explore's problem,
+        4-8-8-4: from 25.6 at the balanced minimum to 474 within size 1, 2.5e4 within size 2).
     max_iterations : int
         Iterations of pymanopt's conjugate gradient method.
     tol : float
@@ -345,8 +355,12 @@ def teleport(
     derivative is that of a simple top eigenvalue; where ``lambda_max`` is multiple (typical at
     the minimiser of the sharpness over an orbit) the method stalls near the kink.
 
-    The loss is unchanged up to the rounding of :func:`quotient.act` (linear solves with ``P_i``),
-    a relative error of order ``eps`` times the conditioning of the point and of ``g``.
+    The loss is unchanged up to rounding: storing a point in floating point (relative errors
+    ``eps`` in its layers) already moves the loss by up to ``eps ||R||_F sum_i ||W_{>i}||_2
+    ||W_i||_F ||W_{<i}||_2`` (``R`` the residual), which is below ``1e-12 L`` at well-conditioned
+    points but not at badly conditioned ones; tests/test_teleport.py measured relative changes of
+    at most ``4e-15`` from well-conditioned starts and ``3e-8`` (below that bound, for both
+    points, by 15x) from starts moved by GL elements of condition ``1e4``.
 
     References
     ----------
@@ -359,8 +373,11 @@ def teleport(
         If ``objective`` or ``group`` is unknown, ``size`` is not a positive finite number,
         ``point`` does not have the problem's widths, or the objective at ``x`` is not finite.
     TypeError
-        If ``maximize`` is not a bool or None.
+        If ``problem`` is not a :class:`quotient.Problem`, ``maximize`` is not a bool or None, or
+        ``size`` is not a real number.
     """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     objective = _check_objective(objective)
     group = _check_group(group)
     size = check_positive("size", size)
@@ -398,7 +415,9 @@ def teleport(
         return result(identity, 0, "no hidden layers: the group is trivial")
     if objective == "gradient_norm" and is_critical(problem, point):
         return result(identity, 0, "point is critical: the gradient vanishes on its whole orbit, nothing to optimise")
-    g, iterations, message = _optimise(problem, point, objective, group, size, bool(maximize), start_value, max_iterations, tol)
+    g, iterations, message = _optimise(
+        problem, point, objective, group, size, bool(maximize), start_value, max_iterations, tol
+    )
     return result(g, iterations, message)
 
 

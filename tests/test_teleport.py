@@ -165,7 +165,8 @@ def test_cost_gradient_in_coordinates_matches_finite_differences(objective, grou
     if group == "gl":
         # a tied pair of eigenvalues, and eigenvalues well into the saturation of tanh
         Q = random_orthogonal(WIDTHS, rng)
-        coordinates = [(U * np.array(spectrum)) @ U.T for U, spectrum in zip(Q, ([0.3, 0.3, -1.0, 2.0], [0.1, -0.5, 0.9, 1.3]))]
+        spectra = ([0.3, 0.3, -1.0, 2.0], [0.1, -0.5, 0.9, 1.3])
+        coordinates = [(U * np.array(spectrum)) @ U.T for U, spectrum in zip(Q, spectra)]
     else:
         coordinates = [np.array([0.3, 0.3, -1.0, 2.0]), np.array([0.1, -0.5, 0.9, 1.3])]
     _, gradient = _cost_and_gradient(problem, point, objective, 1.0, 1.0, coordinates, group, size)
@@ -174,10 +175,10 @@ def test_cost_gradient_in_coordinates_matches_finite_differences(objective, grou
         if group == "gl":
             direction = [D + D.T for D in direction]
         t = 1e-5
-        values = [
-            _cost_and_gradient(problem, point, objective, 1.0, 1.0, [A + s * D for A, D in zip(coordinates, direction)], group, size)[0]
-            for s in (t, -t)
-        ]
+        values = []
+        for s in (t, -t):
+            moved = [A + s * D for A, D in zip(coordinates, direction)]
+            values.append(_cost_and_gradient(problem, point, objective, 1.0, 1.0, moved, group, size)[0])
         derivative = (values[0] - values[1]) / (2 * t)
         assert _inner(direction, gradient) == pytest.approx(derivative, rel=1e-6)
 
@@ -329,3 +330,8 @@ def test_point_of_wrong_widths():
     problem = _problem()
     with pytest.raises(ValueError, match="point"):
         teleport(problem, q.init.small_random((3, 5, 4, 3), 0.5, rng=17), "gradient_norm")
+
+
+def test_problem_must_be_a_problem():
+    with pytest.raises(TypeError, match="problem must be a quotient.Problem"):
+        teleport(object(), q.init.small_random(WIDTHS, 0.5, rng=18), "gradient_norm")
