@@ -45,9 +45,13 @@ def descend(problem, point, step, target, max_steps, *, teleport_every=None, gro
             return None, first, teleports, spent, True, sharpest
         if loss <= target:
             # then 1000 plain steps: does descent stay at the minimum it reached?
+            stays = True
             for _ in range(1000):
                 point = tuple(W - step * G for W, G in zip(point, problem.gradient(point)))
-            stays = bool(np.isfinite(problem.loss(point)) and problem.loss(point) <= target)
+                if not problem.loss(point) <= 1e6:
+                    stays = False
+                    break
+            stays = stays and problem.loss(point) <= target
             return k, first, teleports, spent, not stays, sharpest
         if teleport_every is not None and (k == 0 or (teleport_every > 0 and k % teleport_every == 0)):
             start = time.perf_counter()
