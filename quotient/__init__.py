@@ -5,7 +5,7 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 ``README.md`` for a tour and ``math.md``-style formulas in every docstring.
 """
 
-from . import init
+from . import groups, init
 from ._io import FileFormatError
 from .critical import (
     DENSE_LIMIT,
@@ -28,6 +28,7 @@ from .discretisation import DescentStudy, charge_increment, descent_vs_flow
 from .ensemble import Ensemble, ensemble_flow
 from .fiber import Fiber, fiber
 from .flow import Trajectory, gradient_descent, gradient_flow
+from .groups import GeneralLinear, HiddenGroup, Orthogonal, Rescaling, as_group
 from .graph import CriticalGraph, Plateau, critical_graph, nearest_critical, plateaus
 from .losses import CovarianceSquareLoss, LogisticLoss, PseudoHuberLoss
 from .minimum import convergence_rate, sharpness, stable_step
@@ -90,19 +91,24 @@ __all__ = [
     "FileFormatError",
     "Ensemble",
     "Fiber",
+    "GeneralLinear",
+    "HiddenGroup",
     "Inertia",
     "LogisticLoss",
     "OrbitNotClosedError",
+    "Orthogonal",
     "Plateau",
     "PlateauPrediction",
     "Problem",
     "PseudoHuberLoss",
     "QuotientTrajectory",
+    "Rescaling",
     "SaddleDirection",
     "Teleportation",
     "Trajectory",
     "act",
     "align_orthogonal",
+    "as_group",
     "balance",
     "balance_rescaling",
     "balanced_lift",
@@ -119,6 +125,7 @@ __all__ = [
     "ensemble_flow",
     "end_to_end",
     "fiber",
+    "groups",
     "from_adjacency",
     "from_vector",
     "gradient_descent",

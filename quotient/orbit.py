@@ -20,7 +20,8 @@ import numpy as np
 
 from .network import _squared_norm, as_point, check_count, check_positive, backward_products, check_widths, end_to_end, forward_products, widths_of
 from .init import _chain, _rng
-from .symmetry import _act, _haar_orthogonal, identity, moment_map
+from .groups import Orthogonal, _act
+from .symmetry import identity, moment_map
 
 __all__ = [
     "OrbitNotClosedError",
@@ -245,14 +246,14 @@ def _kempf_ness_hessian(point, P, Xi):
     return out
 
 
-def _spd_factor(G: np.ndarray) -> np.ndarray:
-    """``(G^T G)^{1/2}`` from the SVD of ``G`` (the SPD factor of its polar decomposition).
+def _polar_factors(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``G = R S`` with ``R`` orthogonal and ``S = (G^T G)^{1/2}`` SPD, from the SVD of ``G``.
 
-    Accurate to ``eps cond(G)``; taking the square root of ``G^T G`` by eigh would lose
+    ``S`` is accurate to ``eps cond(G)``; taking the square root of ``G^T G`` by eigh would lose
     ``eps cond(G)^2``.
     """
-    _, singular_values, Vt = np.linalg.svd(G)
-    return (Vt.T * singular_values) @ Vt
+    U, singular_values, Vt = np.linalg.svd(G)
+    return U @ Vt, (Vt.T * singular_values) @ Vt
 
 
 def _sqrt_spd(P: np.ndarray) -> np.ndarray:
@@ -407,9 +408,12 @@ def balance(
     if method == "auto":
         closed_form = _closed_form_balancing(point, rank)
         if closed_form is not None:
-            g = tuple(_spd_factor(G) for G in closed_form)
+            R, g = zip(*(_polar_factors(G) for G in closed_form))
             start = [H @ H for H in g]
-            balanced = _act(point, g)
+            # g . W = R^T . (G . W): G maps onto the balanced lift to rounding and R^T acts without
+            # loss, whereas acting with the SPD factor g directly would lose eps cond(g), which
+            # exceeds tol at points moved by group elements of condition 1e4.
+            balanced = _act(_act(point, closed_form), tuple(Q.T for Q in R))
             if _imbalance(balanced) <= tol:
                 return balanced, g
     P, iterations, reason = _minimise_kempf_ness(point, start, f_min, tol, max_iterations)
@@ -567,7 +571,7 @@ def align_orthogonal(point, reference, *, n_starts: int = 8, rng=0, max_sweeps: 
             greedy.append(previous)
         starts.append(tuple(greedy))
     while len(starts) < n_starts:
-        starts.append(tuple(_haar_orthogonal(d, generator) for d in widths[1:-1]))
+        starts.append(Orthogonal(widths).random(generator))
     # Screen every start with a few sweeps, then converge the best one: the sweeps converge only
     # linearly, and running every start to the tolerance costs n_starts times as much.
     best, best_value = None, np.inf

@@ -115,6 +115,26 @@ def test_closed_form_balancing_maps_onto_the_balanced_lift():
     assert max(np.abs(a - b).max() for a, b in zip(moved, lift)) < 1e-10
 
 
+def test_balance_at_a_point_moved_by_an_ill_conditioned_element_keeps_the_closed_form_accuracy():
+    # The closed form maps this point onto the balanced lift to 3e-13; acting with its SPD polar
+    # factor directly lost eps cond to 1.4e-10 > tol, and the trust-region polish then stalled on
+    # the non-compact stabiliser of the wide middle layer (RuntimeError).
+    shape = (1, 1, 2, 1, 1)
+    rng = np.random.default_rng(1)
+    point = q.init.balanced(shape, scale=1.0, rng=rng)
+    g = []
+    for scales in ([100.0], [1.0, 1e4], [100.0]):  # factors of condition 1, 1e4, 1, determinant +-1
+        d = len(scales)
+        Q1, Q2 = q.random_orthogonal((1, d, 1), rng)[0], q.random_orthogonal((1, d, 1), rng)[0]
+        g.append((Q1 * np.array(scales)) @ Q2 / 100)
+    g = tuple(g)
+    moved = q.act(point, g)
+    balanced, P = q.balance(moved)
+    assert _imbalance(balanced) <= 1e-10
+    assert np.linalg.cond(P[1]) > 1e5  # the SPD factor is ill-conditioned
+    assert abs(_squared_norm(balanced) - q.orbit_infimum(moved)) <= 1e-12 * _squared_norm(balanced)
+
+
 def test_balance_rejects_an_unknown_method():
     with pytest.raises(ValueError, match="method must be"):
         q.balance(q.init.small_random((2, 2, 2), 1.0, rng=0), method="newton")
