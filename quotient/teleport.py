@@ -39,7 +39,8 @@ import numpy as np
 
 from .critical import DENSE_LIMIT, hessian_operator, is_critical
 from .init import _rng  # the package's one rng check (no public name yet)
-from .network import as_point, check_count, check_positive, from_vector, widths_of
+from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
+from .network import as_point, check_count, check_positive, check_widths, from_vector, widths_of
 from .problem import Problem
 from .symmetry import act, moment_map
 
@@ -255,7 +256,7 @@ def _cost_and_gradient(problem, point, objective, sign, scale, coordinates, grou
 
 
 # ---------------------------------------------------------------------------------- random elements
-def random_element(widths, size: float, *, group: str = "gl", rng=None) -> tuple[np.ndarray, ...]:
+def random_element(widths, size: float, *, group="gl", rng=None) -> tuple[np.ndarray, ...]:
     """Random group element of size at most ``size`` (as in :func:`teleport`).
 
     ``G_i = Q_i diag(exp(size u)) Q_i'`` with ``Q_i, Q_i'`` Haar orthogonal and ``u`` uniform on
@@ -265,7 +266,8 @@ def random_element(widths, size: float, *, group: str = "gl", rng=None) -> tuple
     from .symmetry import random_orthogonal
 
     size = check_positive("size", size)
-    group = _check_group(group)
+    widths = check_widths(widths)
+    group = _check_group(group, widths)
     generator = _rng(rng)
     hidden = tuple(widths[1:-1])
     scales = [np.exp(size * generator.uniform(-1.0, 1.0, d)) for d in hidden]
@@ -275,15 +277,17 @@ def random_element(widths, size: float, *, group: str = "gl", rng=None) -> tuple
     return tuple((Q * s) @ R for Q, s, R in zip(left, scales, right))
 
 
-def _check_group(group) -> str:
-    if group == "orthogonal":
+def _check_group(group, widths) -> str:
+    """The shorthand of a group :func:`teleport` moves by, from a name or a group object."""
+    group = as_group(group, widths)
+    if isinstance(group, Orthogonal):
         raise ValueError(
             "group='orthogonal' cannot teleport: orthogonal elements act by isometries, so the gradient "
             "norm and the Hessian spectrum are the same on the whole orthogonal orbit; use 'gl' or 'rescaling'"
         )
-    if not isinstance(group, str) or group not in TELEPORT_GROUPS:
-        raise ValueError(f"group must be one of {TELEPORT_GROUPS}; got {group!r}")
-    return group
+    if not isinstance(group, (GeneralLinear, Rescaling)):
+        raise ValueError(f"group must be one of {TELEPORT_GROUPS} (or GeneralLinear, Rescaling); got {group!r}")
+    return "rescaling" if isinstance(group, Rescaling) else "gl"
 
 
 # ---------------------------------------------------------------------------------- teleport
@@ -291,7 +295,7 @@ def teleport(
     problem,
     point,
     objective: str,
-    group: str = "gl",
+    group="gl",
     *,
     maximize: bool | None = None,
     size: float = 1.0,
@@ -307,9 +311,10 @@ def teleport(
         ``x = (W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
     objective : {"gradient_norm", "sharpness"}
         ``||grad L(g . x)||_F`` or ``lambda_max(Hess L(g . x))`` (:func:`objective_value`).
-    group : {"gl", "rescaling"}
-        Move by ``GL(d_1) x ... x GL(d_{h-1})`` or by positive diagonal rescalings. The
-        orthogonal group raises: both objectives are constant on its orbits.
+    group : {"gl", "rescaling"} or GeneralLinear or Rescaling
+        Move by ``GL(d_1) x ... x GL(d_{h-1})`` or by positive diagonal rescalings (a shorthand or
+        a group object, :func:`quotient.as_group`). The orthogonal group raises: both objectives
+        are constant on its orbits.
     maximize : bool, optional
         Maximise (True) or minimise (False). Default: maximise the gradient norm (Zhao et al.:
         faster descent), minimise the sharpness (the flattest point of the orbit).
@@ -370,16 +375,17 @@ def teleport(
     Raises
     ------
     ValueError
-        If ``objective`` or ``group`` is unknown, ``size`` is not a positive finite number,
+        If ``objective`` or ``group`` is unknown (or a group object built for other widths),
+        ``size`` is not a positive finite number,
         ``point`` does not have the problem's widths, or the objective at ``x`` is not finite.
     TypeError
-        If ``problem`` is not a :class:`quotient.Problem`, ``maximize`` is not a bool or None, or
-        ``size`` is not a real number.
+        If ``problem`` is not a :class:`quotient.Problem`, ``group`` is neither a name nor a group
+        object, ``maximize`` is not a bool or None, or ``size`` is not a real number.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     objective = _check_objective(objective)
-    group = _check_group(group)
+    group = _check_group(group, problem.widths)
     size = check_positive("size", size)
     if maximize is None:
         maximize = _DEFAULT_MAXIMIZE[objective]

@@ -335,3 +335,21 @@ def test_point_of_wrong_widths():
 def test_problem_must_be_a_problem():
     with pytest.raises(TypeError, match="problem must be a quotient.Problem"):
         teleport(object(), q.init.small_random(WIDTHS, 0.5, rng=18), "gradient_norm")
+
+
+def test_group_objects_are_accepted():
+    """``group=`` takes the objects of quotient.groups as well as the shorthands."""
+    problem = _problem()
+    point = q.init.small_random(WIDTHS, 0.7, rng=19)
+    for name, group in (("gl", q.GeneralLinear(WIDTHS)), ("rescaling", q.as_group("rescaling", WIDTHS))):
+        by_name = teleport(problem, point, "gradient_norm", name, max_iterations=10)
+        by_object = teleport(problem, point, "gradient_norm", group, max_iterations=10)
+        assert by_object.after == by_name.after
+        for a, b in zip(by_object.g, by_name.g):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="isometries"):
+        teleport(problem, point, "sharpness", q.Orthogonal(WIDTHS))
+    with pytest.raises(ValueError, match="widths"):
+        teleport(problem, point, "sharpness", q.GeneralLinear((3, 5, 3)))
+    with pytest.raises(TypeError, match="group must be"):
+        teleport(problem, point, "sharpness", 3)
