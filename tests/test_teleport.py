@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy.linalg import expm
 
 import quotient as q
@@ -16,6 +18,7 @@ from quotient.teleport import (
     random_element,
     teleport,
 )
+from strategies import seeds, widths
 
 WIDTHS = (3, 4, 4, 3)
 
@@ -83,6 +86,24 @@ def test_orbit_gradient_matches_finite_differences(objective, condition):
         ]
         derivative = (values[0] - values[1]) / (2 * t)
         assert _inner(xi, psi) == pytest.approx(derivative, rel=1e-6, abs=1e-8 * abs(values[0]))
+
+
+@settings(max_examples=12, deadline=None)
+@given(shape=widths(min_depth=2, max_depth=4, max_width=4), seed=seeds, objective=st.sampled_from(OBJECTIVES))
+def test_orbit_gradient_property(shape, seed, objective):
+    """Finite differences of the objective along exp(t xi) on random widths, points and xi."""
+    rng = np.random.default_rng(seed)
+    problem = q.Problem.from_sigma(rng.standard_normal((shape[-1], shape[0])), shape)
+    point = act(q.init.small_random(shape, 0.8, rng=rng), _conditioned(shape, 10.0, rng))
+    if objective == "sharpness":
+        eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
+        assume(eigenvalues[-1] - eigenvalues[-2] > 1e-2 * abs(eigenvalues[-1]))
+    xi = _algebra(shape, rng)
+    t = 1e-5
+    values = [_objective_squared(problem, act(point, tuple(expm(s * X) for X in xi)), objective) for s in (t, -t)]
+    derivative = (values[0] - values[1]) / (2 * t)
+    psi = orbit_gradient(problem, point, objective)
+    assert _inner(xi, psi) == pytest.approx(derivative, rel=1e-5, abs=1e-7 * max(abs(values[0]), 1e-300))
 
 
 def test_orbit_gradient_of_gradient_norm_is_hessian_contraction():
@@ -353,3 +374,19 @@ def test_group_objects_are_accepted():
         teleport(problem, point, "sharpness", q.GeneralLinear((3, 5, 3)))
     with pytest.raises(TypeError, match="group must be"):
         teleport(problem, point, "sharpness", 3)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_general_loss(objective):
+    """The orbit gradients use only the invariance L(g . y) = L(y): any loss of W works."""
+    rng = np.random.default_rng(20)
+    problem = q.Problem.from_loss(q.PseudoHuberLoss(rng.standard_normal((3, 3)), delta=0.5), WIDTHS)
+    point = act(q.init.small_random(WIDTHS, 0.7, rng=rng), _conditioned(WIDTHS, 10.0, rng))
+    psi = orbit_gradient(problem, point, objective)
+    xi = _algebra(WIDTHS, rng)
+    t = 1e-5
+    values = [_objective_squared(problem, act(point, tuple(expm(s * X) for X in xi)), objective) for s in (t, -t)]
+    assert _inner(xi, psi) == pytest.approx((values[0] - values[1]) / (2 * t), rel=1e-6)
+    result = teleport(problem, point, objective, maximize=True, max_iterations=20)
+    assert result.after > result.before
+    assert result.loss_after == pytest.approx(result.loss_before, rel=1e-12)
