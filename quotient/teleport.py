@@ -15,8 +15,10 @@ G_i W_i G_{i-1}^{-1}`` is linear in the point, so differentiating ``L(A_g y) = L
 with ``g^{-T} = (G_i^{-T})_i``. For an orthogonal ``Q``, ``A_Q`` is an isometry, so the gradient norm
 and the Hessian spectrum are the same at ``Q . y`` and ``y``; with the polar decomposition
 ``G_i = Q_i P_i`` (``Q_i`` orthogonal, ``P_i = (G_i^T G_i)^{1/2}`` SPD) every objective here takes
-the same value at ``g . x`` and ``P . x``. Teleporting over GL is therefore teleporting over products
-of SPD matrices, and over the orthogonal group it is the identity.
+the same value at ``g . x = Q . (P . x)`` and ``P . x``. Teleporting over GL is therefore teleporting
+over products of SPD matrices, and over the orthogonal group it is the identity. The order of the
+factors matters: with ``G_i = P_i Q_i`` the orthogonal factor acts first, ``g . x = P . (Q . x)``,
+and does change both objectives.
 
 Differentiating along a one-parameter subgroup ``exp(t xi) . y`` (``xi`` in the Lie algebra) with
 the identities above gives both orbit gradients in closed form through the moment map
