@@ -158,7 +158,7 @@ def test_action_is_a_homomorphism_and_keeps_the_end_to_end_map(cls, widths, seed
 def test_infinitesimal_action_is_the_derivative_of_the_action(cls, widths, seed):
     group = cls(widths)
     rng = np.random.default_rng(seed)
-    point = q.init.small_random(widths, 1.0, rng=rng)
+    point = _moved_point(widths, seed)
     xi = _random_algebra(group, rng)
     t = 1e-5
     plus = group.act(point, group.exp(tuple(t * X for X in xi)))
@@ -203,9 +203,14 @@ def test_the_gradient_is_horizontal_for_every_group(cls, widths, seed):
     point = _moved_point(widths, seed)
     gradient = problem.gradient(point)
     group = cls(widths)
+    # The computed vertical space is off by an angle ~ eps cond(J) (J = action_matrix, cond over its
+    # nonzero singular values): up to 1e-8 at these points; measured at most 0.81 eps cond(J).
+    s = np.linalg.svd(group.action_matrix(point), compute_uv=False)
+    kept = s[s > max(len(q.to_vector(point)), group.dim) * np.finfo(float).eps * s[0]] if s.size else s
+    tol = 10 * np.finfo(float).eps * (kept[0] / kept[-1] if kept.size else 1.0)
     vertical = group.vertical_projection(point, gradient)
-    assert np.sqrt(_norm2(vertical)) <= 1e-9 * np.sqrt(_norm2(gradient))
-    _assert_close(group.horizontal_projection(point, gradient), gradient, 1e-9)
+    assert np.sqrt(_norm2(vertical)) <= tol * np.sqrt(_norm2(gradient))
+    _assert_close(group.horizontal_projection(point, gradient), gradient, tol)
 
 
 @settings(max_examples=20, deadline=None)
@@ -214,7 +219,7 @@ def test_moment_map_is_equivariant_under_the_orthogonal_subgroup(widths, seed):
     # mu(R . W)_i = R_i mu(W)_i R_i^T: the moment map of the GL action is equivariant under the
     # subgroup that preserves the norm
     rng = np.random.default_rng(seed)
-    point = q.init.small_random(widths, 1.0, rng=rng)
+    point = _moved_point(widths, seed)
     R = Orthogonal(widths).random(rng)
     moved = GeneralLinear(widths).moment_map(Orthogonal(widths).act(point, R))
     for m, m0, Q in zip(moved, GeneralLinear(widths).moment_map(point), R):
@@ -236,7 +241,7 @@ def test_moment_map_is_the_derivative_of_half_the_squared_norm(cls, widths, seed
     # <mu(W), xi> = d/dt 1/2 ||exp(t xi) . W||^2 at t = 0, by central differences
     group = cls(widths)
     rng = np.random.default_rng(seed)
-    point = q.init.small_random(widths, 1.0, rng=rng)
+    point = _moved_point(widths, seed)
     xi = _random_algebra(group, rng)
     mu = group.moment_map(point)
     if cls is Rescaling:
