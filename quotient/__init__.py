@@ -80,6 +80,7 @@ from .symmetry import (
     vertical_vector,
 )
 from .riccati import two_layer_solution
+from .teleport import Teleportation, teleport
 
 __version__ = "0.1.0"
 
@@ -107,6 +108,7 @@ __all__ = [
     "RankManifold",
     "Rescaling",
     "SaddleDirection",
+    "Teleportation",
     "Trajectory",
     "act",
     "align_orthogonal",
@@ -166,6 +168,7 @@ __all__ = [
     "stable_directions",
     "stable_step",
     "sweep",
+    "teleport",
     "to_adjacency",
     "to_vector",
     "two_layer_solution",
