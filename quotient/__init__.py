@@ -7,6 +7,7 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 
 from . import groups, init
 from ._io import FileFormatError
+from .conservation import ConservationLaws, LieAlgebraTrace, balancedness_rank, count_conservation_laws, lie_algebra_dimension
 from .critical import (
     DENSE_LIMIT,
     ZERO_EIGENVALUE_RTOL,
