@@ -1,7 +1,7 @@
 """Speed of quotient against the tools researchers use, measured in one process.
 
     python benchmarks/run.py [--quick] [--slow] [--cases gradient,trajectory,stiff,ensemble,lanczos,plateau,
-                              ensemble_stiff,gradient_hvp,ensemble_explore] [--members 32,64]
+                              ensemble_stiff,gradient_hvp,ensemble_explore] [--members 256]
                              [--rounds 5] [--out benchmarks/results.json] [--merge]
 
 Cases (issue 7):
@@ -32,7 +32,7 @@ Cases (issue 7):
   ``(1024,)*5`` against ``jax.jit(jax.grad)``, jax's jvp-of-grad hvp and torch, with the numpy GEMM
   rate and the gradient's matmul-only lower bound measured in the same run;
 - ``ensemble_stiff`` (target 5): ensembles of the stiff case until every member's global minimum,
-  ``--members`` of them (default 32 and 64; 256 extrapolated unless run), time and peak memory;
+  ``--members`` of them (default 256), each member with its own steps, time and peak memory;
 - ``ensemble_explore`` (target 5): 256 members of explore's problem to ``t = 20`` and to the
   minimum against diffrax Dopri8 on the stacked state.
 
@@ -679,10 +679,11 @@ def case_ensemble_stiff(args):
     """Target 5: ensembles of the stiff case (depth 4, ``(4,)*5``, sigma (3, 2, 1.5, 1), init 1e-2),
     every member until its global minimum (``until="minimum"``, ``gradient_tol=1e-8``, ``method="auto"``).
 
-    ``--members`` sets the sizes (default 32 and 64: 256 members take far longer than the ~8 minutes
-    of a pass, so 256 is extrapolated from the measured sizes by a power law fitted in log-log, and
-    the row says so; ``--members 256`` runs it). Time, peak resident memory (and its growth over the
-    process's resident memory before the run), shared steps, members converged."""
+    ``"auto"`` integrates every member with steps of its own (``shared_steps=False``, its default
+    for implicit methods). ``--members`` sets the sizes (default 256; with several sizes and no 256
+    among them, 256 is extrapolated by a power law fitted in log-log, and the row says so). Time,
+    peak resident memory (and its growth over the process's resident memory before the run), the
+    members' steps (summed), members converged."""
     problem, _ = stiff_problem()
     sizes, seconds = [], []
     for members in args.members:
@@ -699,7 +700,7 @@ def case_ensemble_stiff(args):
         sizes.append(members)
         seconds.append(elapsed)
         report(
-            "ensemble_stiff", f"{members} x (4,)*5 stiff, to min", "quotient ensemble_flow (auto, until minimum)", elapsed,
+            "ensemble_stiff", f"{members} x (4,)*5 stiff, to min", "quotient ensemble_flow (auto, separate steps, until minimum)", elapsed,
             n_steps=stiff.n_steps, status=stiff.status, converged=int(np.sum(stiff.member_status == 1)),
             t_stop=f"{stiff.times[-1]:.4g}", drift=f"{stiff.conservation_drift.max():.1e}",
             peak_rss_mb=None if peak is None else round(peak), rss_growth_mb=None if growth is None else round(growth),
@@ -729,22 +730,24 @@ def case_ensemble_explore(args):
     for t_final, gradient_tol in ((20.0, None), (1e30, tol)):
         size = f"{members} x 4-8-8-4, " + ("t = 20" if gradient_tol is None else "to min")
         result, timings, memory = {}, {}, {}
-        for method in ("DOP853", "auto") if gradient_tol is None else ("DOP853",):
+        # (method, shared_steps): the batched ODE (DOP853's default) and every member on its own
+        for method, shared in (("DOP853", True), ("auto", False), ("DOP853", False)):
+            label = f"{method}, {'shared' if shared else 'separate'} steps"
 
-            def batched(method=method):
-                result[method] = q.ensemble_flow(
+            def batched(method=method, shared=shared, label=label):
+                result[label] = q.ensemble_flow(
                     problem, stacked, t_final, rtol=rtol, atol=atol, method=method, t_eval=2, gradient_tol=gradient_tol,
-                    until="minimum", progress=False, throw=False,
+                    until="minimum", shared_steps=shared, progress=False, throw=False,
                 )  # fmt: skip
 
             with PeakMemory() as peak:
-                timings[method] = measure(batched, 1, rounds if gradient_tol is None else 1)
-            memory[method] = peak.megabytes[0]
-        t_ours = timings["DOP853"]
+                timings[label] = measure(batched, 1, rounds if gradient_tol is None else 1)
+            memory[label] = peak.megabytes[0]
+        t_ours = timings["DOP853, shared steps"]
         for method, seconds in timings.items():
             run = result[method]
             report(
-                "ensemble_explore", size, f"quotient ensemble_flow ({method})", seconds, None if method == "DOP853" else t_ours,
+                "ensemble_explore", size, f"quotient ensemble_flow ({method})", seconds, None if method == "DOP853, shared steps" else t_ours,
                 n_steps=run.n_steps, n_rhs=run.n_rhs, status=run.status, converged=int(np.sum(run.member_status == 1)),
                 t_stop=f"{run.times[-1]:.4g}", max_final_loss=f"{run.loss[:, -1].max():.6e}", drift=f"{run.conservation_drift.max():.1e}",
                 peak_rss_mb=None if memory[method] is None else round(memory[method]), load_average=f"{os.getloadavg()[0]:.2f}",
@@ -889,7 +892,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="torch's threads (default: all cores); numpy's and jax's come from the environment "
                              "(OPENBLAS_NUM_THREADS, XLA_FLAGS), recorded in the JSON file")  # fmt: skip
-    parser.add_argument("--members", default="32,64", help="ensemble sizes of the ensemble_stiff case (comma-separated)")
+    parser.add_argument("--members", default="256", help="ensemble sizes of the ensemble_stiff case (comma-separated)")
     parser.add_argument("--merge", action="store_true", help="keep the rows of --out for the cases not run now (replace those run)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"))
     args = parser.parse_args(argv)
