@@ -968,7 +968,7 @@ def case_taylor(args):
         size = name + (" to 1e-8" if to_min else " t <= 6000")
         t_final = 1e30 if to_min else 6000.0
         result, timings = {}, {}
-        for method in ("auto", "DOP853"):
+        for method in ("auto", "DOP853", "switching"):
             if stiff and to_min and method == "DOP853":
                 continue  # ~6 minutes: the stiff case's --slow row
 

@@ -290,7 +290,8 @@ def ensemble_flow(
         raise ValueError("points must hold at least one member; got a batch of 0")
     method = _check_flow_options(rtol, atol, method, gradient_tol)
     if shared_steps is None:
-        shared_steps = _ode.resolve(method, problem.n_params, problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT)[0] in _ode.EXPLICIT.values()
+        solver, switching = _ode.resolve(method, problem.n_params, problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT)[:2]
+        shared_steps = solver in _ode.EXPLICIT.values() and not (method == _ode.SWITCHING and switching)
     elif not isinstance(shared_steps, (bool, np.bool_)):
         raise TypeError(f"shared_steps must be True, False or None; got {shared_steps!r}")
     if not shared_steps:

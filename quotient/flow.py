@@ -393,6 +393,8 @@ def _integrate(
     counts = {"rhs": 0, "jac": 0}
     bar = tqdm(total=t_final, desc=name, unit="t", disable=None if progress else True, leave=False)
     options = dict(solver=solver, rtol=rtol, atol=atol, jac=jacobian, band=band if use_jacobian else None, fresh_step=fresh_step)
+    if method == _ode.SWITCHING and use_jacobian:
+        options["switch_to"] = _ode.LSODA
     options.update(bar=bar, counter=counts, guard=guard)
     try:
         two_pass = n_samples is not None and n_samples > 2 and event is not None  # 2 samples: the start and the end
@@ -409,6 +411,9 @@ def _integrate(
     if result.status == 1:
         result.message = "gradient norm below gradient_tol"
     result.description = description
+    if method == _ode.SWITCHING and use_jacobian:
+        at = result.switched_at if not two_pass else first.switched_at
+        result.description = description + (f" (at t = {at:.6g})" if at is not None else " (never stiff: DOP853 throughout)")
     if result.status < 0 and throw:
         raise RuntimeError(
             f"{name} failed at t = {result.t_end:.6g}: {result.message}; "
@@ -451,7 +456,9 @@ def gradient_flow(
         eigenvalues ``~ h sigma^{2-2/h}`` that would bound an explicit step. Or one of scipy's
         methods by name: ``"DOP853"``, ``"RK45"``, ``"RK23"`` (explicit), ``"Radau"``,
         ``"BDF"``, ``"LSODA"`` (implicit; these get the exact Hessian too when it is small
-        enough).
+        enough). Or ``"switching"``: DOP853 until its stiffness test (``h rho > 6.1`` on 15
+        steps, Hairer's) says its steps are held by stability, then LSODA with the exact Hessian
+        from there on; ``meta["solver"]`` says when it switched.
     t_eval : array_like or int, optional
         Increasing times in ``[0, t_final]`` at which to sample; an integer ``n`` asks for ``n``
         evenly spaced samples from 0 to the time the flow stopped (``t_final``, or earlier with
