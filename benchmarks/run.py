@@ -456,7 +456,7 @@ def case_trajectory(args):
     result = {}
     rounds = max(1, args.rounds // 2)
     timings = {}
-    for method in ("auto", "DOP853"):
+    for method in ("auto", "DOP853", "switching"):
 
         def ours(method=method):
             result[method] = q.gradient_flow(
@@ -465,7 +465,7 @@ def case_trajectory(args):
 
         timings[method] = measure(ours, 1, rounds)
     t_ours = timings["auto"]
-    for method in ("auto", "DOP853"):
+    for method in ("auto", "DOP853", "switching"):
         trajectory = result[method]
         report(
             "trajectory", size, f"quotient gradient_flow ({method})", timings[method], None if method == "auto" else t_ours,
@@ -596,6 +596,18 @@ def case_stiff(args):
     report(
         "stiff", size + " to 1e-8", "quotient gradient_flow (auto)", t_ours, n_steps=trajectory.n_steps, n_rhs=trajectory.n_rhs,
         n_hessians=trajectory.meta["n_hessians"], t_stop=f"{trajectory.times[-1]:.4g}", drift=f"{trajectory.conservation_drift.max():.1e}",
+    )  # fmt: skip
+
+    def switching():
+        result["switching"] = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_tol=tol, t_eval=2, method="switching",
+                                              progress=False)  # fmt: skip
+
+    t_switching = measure(switching, 1, rounds)
+    trajectory = result["switching"]
+    report(
+        "stiff", size + " to 1e-8", "quotient gradient_flow (switching)", t_switching, t_ours, n_steps=trajectory.n_steps,
+        n_rhs=trajectory.n_rhs, n_hessians=trajectory.meta["n_hessians"], t_stop=f"{trajectory.times[-1]:.4g}",
+        drift=f"{trajectory.conservation_drift.max():.1e}", solver=trajectory.meta["solver"],
     )  # fmt: skip
     from quotient.flow import _flat_gradient, _flat_hessian
 

@@ -14,8 +14,8 @@ from .flow import (
     Trajectory,
     _banded_block_hessian,
     _check_flow_options,
-    _diagnostics,
     _check_time,
+    _diagnostics,
     _flat_gradient,
     _flow_engine,
     _integrate,
@@ -236,10 +236,12 @@ def ensemble_flow(
         ``ENSEMBLE_JACOBIAN_ENTRIES`` entries). ``False``: every member with steps of its own.
         ``None`` (default): shared for the explicit Runge-Kutta methods (``"DOP853"``,
         ``"RK45"``, ``"RK23"``, and ``"auto"`` where it resolves to DOP853), separate for the
-        others. Shared steps cost few batched gradients where the members' step sizes agree, but
-        a stiff batch steps as finely as its stiffest member at every time (each member's plateau
-        end forces small steps on all, and the steps grow with ``B``: 79 k for 16 stiff members,
-        152 k for 32; 256 would take hours).
+        others (``"switching"`` included). Shared steps cost few batched gradients where the
+        members' step sizes agree (256 members of 4-8-8-4 to ``t = 20``: 578 shared steps against
+        31 214 separate ones, about as fast), but a stiff batch steps as finely as its stiffest
+        member at every time (each member's plateau end forces small steps on all, and the steps
+        grow with ``B``: 79 k for 16 stiff members, 152 k for 32; 256 would take hours, against
+        12 minutes with separate steps).
     progress : bool
         Show a tqdm bar (only on a terminal).
     throw : bool
