@@ -1,7 +1,7 @@
 """Speed of quotient against the tools researchers use, measured in one process.
 
     python benchmarks/run.py [--quick] [--slow] [--cases gradient,trajectory,stiff,ensemble,lanczos,plateau,
-                              ensemble_stiff,gradient_hvp,ensemble_explore] [--members 32,64]
+                              ensemble_stiff,gradient_hvp,ensemble_explore,taylor] [--members 256]
                              [--rounds 5] [--out benchmarks/results.json] [--merge]
 
 Cases (issue 7):
@@ -32,9 +32,11 @@ Cases (issue 7):
   ``(1024,)*5`` against ``jax.jit(jax.grad)``, jax's jvp-of-grad hvp and torch, with the numpy GEMM
   rate and the gradient's matmul-only lower bound measured in the same run;
 - ``ensemble_stiff`` (target 5): ensembles of the stiff case until every member's global minimum,
-  ``--members`` of them (default 32 and 64; 256 extrapolated unless run), time and peak memory;
+  ``--members`` of them (default 256), each member with its own steps, time and peak memory;
 - ``ensemble_explore`` (target 5): 256 members of explore's problem to ``t = 20`` and to the
-  minimum against diffrax Dopri8 on the stacked state.
+  minimum against diffrax Dopri8 on the stacked state;
+- ``taylor`` (the default method): heyoka's Taylor integrator (if installed) on explore's problem and
+  the stiff case, compile time apart, against ``gradient_flow`` and diffrax.
 
 ``--merge`` keeps the rows of ``--out`` for the cases not run (so one case can be rerun alone).
 
@@ -71,9 +73,11 @@ ROWS = []  # the printed table, also written to the JSON file
 
 
 # ---------------------------------------------------------------------------------------- timing
-def measure(function, repeats: int, rounds: int) -> float:
-    """Minimum over ``rounds`` of the median of ``repeats`` timed calls, in seconds."""
-    function()  # warm up: caches, lazy imports, thread pools
+def measure(function, repeats: int, rounds: int, warm_up: bool = True) -> float:
+    """Minimum over ``rounds`` of the median of ``repeats`` timed calls, in seconds (after one untimed
+    call unless ``warm_up`` is false: for runs of minutes, whose caches and imports do not count)."""
+    if warm_up:
+        function()  # warm up: caches, lazy imports, thread pools
     medians = []
     for _ in range(rounds):
         times = []
@@ -452,7 +456,7 @@ def case_trajectory(args):
     result = {}
     rounds = max(1, args.rounds // 2)
     timings = {}
-    for method in ("auto", "DOP853"):
+    for method in ("auto", "DOP853", "switching"):
 
         def ours(method=method):
             result[method] = q.gradient_flow(
@@ -461,7 +465,7 @@ def case_trajectory(args):
 
         timings[method] = measure(ours, 1, rounds)
     t_ours = timings["auto"]
-    for method in ("auto", "DOP853"):
+    for method in ("auto", "DOP853", "switching"):
         trajectory = result[method]
         report(
             "trajectory", size, f"quotient gradient_flow ({method})", timings[method], None if method == "auto" else t_ours,
@@ -523,9 +527,10 @@ def drift_of(point0, point) -> float:
     return float(change / scale)
 
 
-def jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds, solver="Dopri8", batched=False):
+def jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds, solver="Dopri8", batched=False, timing=None):
     """diffrax from ``point0`` (layers, or stacked layers with ``batched``) until ``||grad L|| < tol``
-    (every member's, when batched) or ``t_final``; returns ``(seconds, steps, final point)``."""
+    (every member's, when batched) or ``t_final``; returns ``(seconds, steps, final point)``, and
+    puts the seconds of the first (compiling) call in ``timing["compile"]`` when given a dict."""
     import diffrax
     import jax
     import jax.numpy as jnp
@@ -557,8 +562,11 @@ def jax_trajectory(problem, point0, rtol, atol, tol, t_final, rounds, solver="Do
         )  # fmt: skip
 
     y0 = tuple(jnp.asarray(W) for W in point0)
-    solution = solve(y0)  # compiles: not timed
+    start = time.perf_counter()
+    solution = solve(y0)  # compiles: not in the run's time
     jax.block_until_ready(solution.ys)
+    if timing is not None:
+        timing["compile"] = time.perf_counter() - start
     seconds = measure(lambda: jax.block_until_ready(solve(y0).ys), 1, rounds)
     final = tuple(np.asarray(W[-1]) for W in solution.ys)
     return seconds, int(solution.stats["num_steps"]), final
@@ -588,6 +596,18 @@ def case_stiff(args):
     report(
         "stiff", size + " to 1e-8", "quotient gradient_flow (auto)", t_ours, n_steps=trajectory.n_steps, n_rhs=trajectory.n_rhs,
         n_hessians=trajectory.meta["n_hessians"], t_stop=f"{trajectory.times[-1]:.4g}", drift=f"{trajectory.conservation_drift.max():.1e}",
+    )  # fmt: skip
+
+    def switching():
+        result["switching"] = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_tol=tol, t_eval=2, method="switching",
+                                              progress=False)  # fmt: skip
+
+    t_switching = measure(switching, 1, rounds)
+    trajectory = result["switching"]
+    report(
+        "stiff", size + " to 1e-8", "quotient gradient_flow (switching)", t_switching, t_ours, n_steps=trajectory.n_steps,
+        n_rhs=trajectory.n_rhs, n_hessians=trajectory.meta["n_hessians"], t_stop=f"{trajectory.times[-1]:.4g}",
+        drift=f"{trajectory.conservation_drift.max():.1e}", solver=trajectory.meta["solver"],
     )  # fmt: skip
     from quotient.flow import _flat_gradient, _flat_hessian
 
@@ -679,10 +699,11 @@ def case_ensemble_stiff(args):
     """Target 5: ensembles of the stiff case (depth 4, ``(4,)*5``, sigma (3, 2, 1.5, 1), init 1e-2),
     every member until its global minimum (``until="minimum"``, ``gradient_tol=1e-8``, ``method="auto"``).
 
-    ``--members`` sets the sizes (default 32 and 64: 256 members take far longer than the ~8 minutes
-    of a pass, so 256 is extrapolated from the measured sizes by a power law fitted in log-log, and
-    the row says so; ``--members 256`` runs it). Time, peak resident memory (and its growth over the
-    process's resident memory before the run), shared steps, members converged."""
+    ``"auto"`` integrates every member with steps of its own (``shared_steps=False``, its default
+    for implicit methods). ``--members`` sets the sizes (default 256; with several sizes and no 256
+    among them, 256 is extrapolated by a power law fitted in log-log, and the row says so). Time,
+    peak resident memory (and its growth over the process's resident memory before the run), the
+    members' steps (summed), members converged."""
     problem, _ = stiff_problem()
     sizes, seconds = [], []
     for members in args.members:
@@ -699,7 +720,7 @@ def case_ensemble_stiff(args):
         sizes.append(members)
         seconds.append(elapsed)
         report(
-            "ensemble_stiff", f"{members} x (4,)*5 stiff, to min", "quotient ensemble_flow (auto, until minimum)", elapsed,
+            "ensemble_stiff", f"{members} x (4,)*5 stiff, to min", "quotient ensemble_flow (auto, separate steps, until minimum)", elapsed,
             n_steps=stiff.n_steps, status=stiff.status, converged=int(np.sum(stiff.member_status == 1)),
             t_stop=f"{stiff.times[-1]:.4g}", drift=f"{stiff.conservation_drift.max():.1e}",
             peak_rss_mb=None if peak is None else round(peak), rss_growth_mb=None if growth is None else round(growth),
@@ -729,22 +750,24 @@ def case_ensemble_explore(args):
     for t_final, gradient_tol in ((20.0, None), (1e30, tol)):
         size = f"{members} x 4-8-8-4, " + ("t = 20" if gradient_tol is None else "to min")
         result, timings, memory = {}, {}, {}
-        for method in ("DOP853", "auto") if gradient_tol is None else ("DOP853",):
+        # (method, shared_steps): the batched ODE (DOP853's default) and every member on its own
+        for method, shared in (("DOP853", True), ("auto", False), ("DOP853", False)):
+            label = f"{method}, {'shared' if shared else 'separate'} steps"
 
-            def batched(method=method):
-                result[method] = q.ensemble_flow(
+            def batched(method=method, shared=shared, label=label):
+                result[label] = q.ensemble_flow(
                     problem, stacked, t_final, rtol=rtol, atol=atol, method=method, t_eval=2, gradient_tol=gradient_tol,
-                    until="minimum", progress=False, throw=False,
+                    until="minimum", shared_steps=shared, progress=False, throw=False,
                 )  # fmt: skip
 
             with PeakMemory() as peak:
-                timings[method] = measure(batched, 1, rounds if gradient_tol is None else 1)
-            memory[method] = peak.megabytes[0]
-        t_ours = timings["DOP853"]
+                timings[label] = measure(batched, 1, rounds if gradient_tol is None else 1, warm_up=gradient_tol is None)
+            memory[label] = peak.megabytes[0]
+        t_ours = timings["DOP853, shared steps"]
         for method, seconds in timings.items():
             run = result[method]
             report(
-                "ensemble_explore", size, f"quotient ensemble_flow ({method})", seconds, None if method == "DOP853" else t_ours,
+                "ensemble_explore", size, f"quotient ensemble_flow ({method})", seconds, None if method == "DOP853, shared steps" else t_ours,
                 n_steps=run.n_steps, n_rhs=run.n_rhs, status=run.status, converged=int(np.sum(run.member_status == 1)),
                 t_stop=f"{run.times[-1]:.4g}", max_final_loss=f"{run.loss[:, -1].max():.6e}", drift=f"{run.conservation_drift.max():.1e}",
                 peak_rss_mb=None if memory[method] is None else round(memory[method]), load_average=f"{os.getloadavg()[0]:.2f}",
@@ -867,6 +890,126 @@ def case_plateau(args):
         ROWS.append({"case": "plateau", "what": method, "summary": summary, "steps_per_decade": slope, "steps_per_decade_all": overall})
 
 
+def heyoka_field(problem):
+    """The gradient flow ``dW_i/dt = W_{>i}^T (Sigma - W) W_{<i}^T`` as heyoka expressions (square loss).
+
+    Returns ``(variables, right-hand sides)`` on the flat state of :func:`quotient.to_vector`; the
+    products are built once and shared (heyoka's decomposition removes common subexpressions)."""
+    import heyoka as hy
+
+    widths = problem.widths
+    variables = hy.make_vars(*[f"w{k}" for k in range(problem.n_params)])
+    layers, k = [], 0
+    for i in range(len(widths) - 1):
+        rows, columns = widths[i + 1], widths[i]
+        layers.append(np.array(variables[k : k + rows * columns], dtype=object).reshape(rows, columns))
+        k += rows * columns
+
+    def product(A, B):
+        return np.array(
+            [[hy.sum([A[i, m] * B[m, j] for m in range(A.shape[1])]) for j in range(B.shape[1])] for i in range(A.shape[0])],
+            dtype=object,
+        )
+
+    prefix = [None, layers[0]]  # prefix[i] = W_i ... W_1
+    for W in layers[1:]:
+        prefix.append(product(W, prefix[-1]))
+    back = problem.target - prefix[-1]  # W_{>i}^T (Sigma - W), from i = h down
+    fields = [None] * len(layers)
+    for i in range(len(layers) - 1, -1, -1):
+        fields[i] = back if i == 0 else product(back, prefix[i].T)
+        if i > 0:
+            back = product(layers[i].T, back)
+    return variables, [entry for G in fields for entry in G.ravel()]
+
+
+def heyoka_trajectory(problem, point0, tol, stop, t_final, rounds):
+    """heyoka's adaptive Taylor integrator (compact mode; tolerance ``tol``) from ``point0`` until
+    ``||grad L|| < stop`` (checked after each step; ``None``: to ``t_final``). Returns
+    ``(compile seconds, run seconds, steps, final point, order)``."""
+    import heyoka as hy
+
+    variables, fields = heyoka_field(problem)
+    y0 = q.to_vector(point0)
+    start = time.perf_counter()
+    # compact_mode: the default (one function per subexpression) did not compile within 5 minutes for 4-8-8-4
+    integrator = hy.taylor_adaptive(list(zip(variables, fields)), y0, tol=tol, compact_mode=True)
+    compile_seconds = time.perf_counter() - start
+    steps = [0]
+
+    def gradient_norm(y):
+        return np.linalg.norm(q.to_vector(problem.gradient(q.from_vector(y, problem.widths))))
+
+    def integrate():
+        integrator.state[:] = y0
+        integrator.time = 0.0
+        steps[0] = 0
+        if stop is None:
+            outcome = integrator.propagate_until(t_final)
+            steps[0] = int(outcome[3])
+            return
+        while integrator.time < t_final:
+            integrator.step()
+            steps[0] += 1
+            if gradient_norm(integrator.state) < stop:
+                return
+
+    seconds = measure(integrate, 1, rounds)
+    return compile_seconds, seconds, steps[0], q.from_vector(integrator.state.copy(), problem.widths), integrator.order
+
+
+def case_taylor(args):
+    """Issue 12, the default method: heyoka's Taylor integrator (``pip install heyoka``, bench venv only)
+    on explore's problem (4-8-8-4 from 1e-2) and the stiff case, to ``||grad L|| < 1e-8``: compile time
+    apart, run time, steps, final loss and conservation drift, against ``gradient_flow`` DOP853 and
+    ``auto`` and diffrax Dopri8 / Kvaerno5 in the same process. heyoka's tolerance is 1e-10 (its one
+    tolerance is relative where the state is large, absolute where it is small). The stiff case to
+    the minimum takes minutes with heyoka (an explicit method, its steps held by stability) and runs
+    only with ``--slow``; otherwise on ``t <= 6000``."""
+    try:
+        import heyoka  # noqa: F401
+    except ImportError:
+        print("taylor     heyoka: skipped (not installed; pip install heyoka)", flush=True)
+        ROWS.append({"case": "taylor", "what": "heyoka", "skipped": "not installed"})
+        return
+    rtol, atol, tol = 1e-10, 1e-12, 1e-8
+    rounds = max(1, args.rounds // 2)
+    for name, (problem, point0) in (("explore 4-8-8-4 init 1e-2", trajectory_problem()), ("stiff (4,)*5 init 1e-2", stiff_problem())):
+        stiff = name.startswith("stiff")
+        to_min = not stiff or args.slow
+        size = name + (" to 1e-8" if to_min else " t <= 6000")
+        t_final = 1e30 if to_min else 6000.0
+        result, timings = {}, {}
+        for method in ("auto", "DOP853", "switching"):
+            if stiff and to_min and method == "DOP853":
+                continue  # ~6 minutes: the stiff case's --slow row
+
+            def ours(method=method):
+                result[method] = q.gradient_flow(problem, point0, t_final, rtol=rtol, atol=atol, method=method,
+                                                 gradient_tol=tol if to_min else None, t_eval=2, progress=False)  # fmt: skip
+
+            timings[method] = measure(ours, 1, rounds)
+        reference = timings["auto"] if stiff else timings["DOP853"]
+        for method, seconds in timings.items():
+            run = result[method]
+            report("taylor", size, f"quotient gradient_flow ({method})", seconds, None if seconds == reference else reference,
+                   n_steps=run.n_steps, final_loss=f"{run.loss[-1]:.3e}", drift=f"{run.conservation_drift.max():.1e}",
+                   load_average=f"{os.getloadavg()[0]:.2f}")  # fmt: skip
+        compile_seconds, seconds, steps, final, order = heyoka_trajectory(problem, point0, 1e-10, tol if to_min else None, t_final, rounds)
+        report("taylor", size, f"heyoka taylor_adaptive (order {order}, compact mode, tol 1e-10; compile {compile_seconds:.2f} s apart)",
+               seconds, reference, n_steps=steps, compile_seconds=round(compile_seconds, 3), final_loss=f"{problem.loss(final):.3e}",
+               drift=f"{drift_of(point0, final):.1e}", load_average=f"{os.getloadavg()[0]:.2f}")  # fmt: skip
+        report("taylor", size, "heyoka, compile + run (a user runs explore once)", compile_seconds + seconds, reference)
+        if have_jax(size, "taylor"):
+            solver = "Kvaerno5" if stiff else "Dopri8"
+            timing = {}
+            t_jax, steps, final = jax_trajectory(problem, point0, rtol, atol, tol if to_min else None, t_final, rounds, solver, timing=timing)
+            report("taylor", size, f"JAX + diffrax ({solver}, jit, compile excluded)", t_jax, reference, n_steps=steps,
+                   compile_and_first_run_seconds=round(timing["compile"], 3), final_loss=f"{problem.loss(final):.3e}",
+                   drift=f"{drift_of(point0, final):.1e}", load_average=f"{os.getloadavg()[0]:.2f}")  # fmt: skip
+            report("taylor", size, "JAX + diffrax, compile + first run", timing["compile"], reference)
+
+
 CASES = {
     "gradient": case_gradient,
     "trajectory": case_trajectory,
@@ -877,6 +1020,7 @@ CASES = {
     "ensemble_stiff": case_ensemble_stiff,
     "gradient_hvp": case_gradient_hvp,
     "ensemble_explore": case_ensemble_explore,
+    "taylor": case_taylor,
 }
 
 
@@ -889,7 +1033,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="torch's threads (default: all cores); numpy's and jax's come from the environment "
                              "(OPENBLAS_NUM_THREADS, XLA_FLAGS), recorded in the JSON file")  # fmt: skip
-    parser.add_argument("--members", default="32,64", help="ensemble sizes of the ensemble_stiff case (comma-separated)")
+    parser.add_argument("--members", default="256", help="ensemble sizes of the ensemble_stiff case (comma-separated)")
     parser.add_argument("--merge", action="store_true", help="keep the rows of --out for the cases not run now (replace those run)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"))
     args = parser.parse_args(argv)

@@ -12,6 +12,9 @@ Methods (:data:`METHODS`):
   with the exact Jacobian ``-Hess L`` (a dense Hessian from ``N`` batched Hessian-vector
   products) for ``N <= DENSE_JACOBIAN_LIMIT`` parameters; above, ``DOP853`` (a dense Jacobian
   of that size costs more than the explicit steps it saves).
+* ``"switching"``: ``DOP853`` while its own stiffness test (Hairer's, :func:`dop853_stiffness`)
+  finds its steps held by accuracy, then ``LSODA`` with the exact Jacobian from where they are held
+  by stability (``DOP853`` throughout above ``DENSE_JACOBIAN_LIMIT``). Optional, not the default.
 * scipy's own methods by name: explicit ``"RK23"``, ``"RK45"``, ``"DOP853"``; implicit
   ``"Radau"``, ``"BDF"``, ``"LSODA"``, which get the exact Jacobian too when ``N`` is small
   enough (without it they approximate it by ``N`` finite-difference gradients).
@@ -28,7 +31,13 @@ from scipy.optimize import brentq
 EXPLICIT = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853}
 IMPLICIT = {"Radau": Radau, "BDF": BDF, "LSODA": LSODA}
 DEFAULT_METHOD = "auto"
-METHODS = (DEFAULT_METHOD,) + tuple(EXPLICIT) + tuple(IMPLICIT)
+SWITCHING = "switching"
+METHODS = (DEFAULT_METHOD,) + tuple(EXPLICIT) + tuple(IMPLICIT) + (SWITCHING,)
+
+# Hairer and Wanner's stiffness test of DOP853 (dop853.f): the step is held by stability when
+# h * rho > 6.1 (rho: a Lipschitz estimate from the last two stages, both at t + h; DOP853's
+# stability region reaches about -6 on the real axis), 15 times with no 6 calm steps between.
+STIFF_BOUND, STIFF_COUNT, CALM_COUNT = 6.1, 15, 6
 
 # Above this many parameters "auto" integrates explicitly: the dense Hessian (N Hessian-vector
 # products, N^2 entries) and its LU factorisation (N^3 / 3 flops, ~0.3 s at N = 1500) would cost
@@ -60,6 +69,10 @@ def resolve(method, n: int, has_jacobian: bool):
     at an affordable cost (dense for ``N <= DENSE_JACOBIAN_LIMIT``, block-banded for ensembles).
     """
     method = check_method(method)
+    if method == SWITCHING:
+        if has_jacobian:
+            return DOP853, True, "DOP853, switched to LSODA with the exact Hessian as Jacobian once stiff"
+        return DOP853, False, f"DOP853 (no affordable exact Jacobian at {n} unknowns to switch to)"
     if method == DEFAULT_METHOD:
         if has_jacobian:
             return LSODA, True, "LSODA (Adams/BDF, automatic stiffness switching) with the exact Hessian as Jacobian"
@@ -82,6 +95,7 @@ class Result:
     n_steps: int
     n_rhs: int
     n_jac: int
+    switched_at: float | None = None  # the time the explicit start handed over to ``switch_to``
 
 
 _TABLEAUS = (DOP853, RK45, RK23)
@@ -89,7 +103,7 @@ _TABLEAUS = (DOP853, RK45, RK23)
 
 def run(
     fun, y0, t_final, *, solver, rtol, atol, jac=None, band=None, t_eval=None, event=None, fresh_step=None, bar=None,
-    counter=None, guard=None,
+    counter=None, guard=None, switch_to=None,
 ):
     """Integrate ``dy/dt = fun(y)`` from ``y0`` at ``t = 0`` to ``t_final``, keeping only the samples.
 
@@ -120,6 +134,10 @@ def run(
     guard : callable, optional
         ``guard(t, y, f) -> str or None`` at every accepted step: a message stops the
         integration as failed (``status == -1``) with that message.
+    switch_to : OdeSolver subclass, optional
+        With ``solver=DOP853``: an implicit solver (given ``jac``) that takes over from the
+        current state once DOP853's stiffness test says its steps are held by stability
+        (:data:`STIFF_BOUND`); the time is ``Result.switched_at``.
     bar : tqdm, optional
         Advanced to the current time after each step.
     counter : dict, optional
@@ -155,8 +173,11 @@ def run(
         options["jac"] = jacobian
         if band is not None:
             options.update(lband=band, uband=band)
-    ode = solver(rhs, 0.0, np.array(y0, dtype=float), t_final, rtol=rtol, atol=atol, **options)
+    ode = solver(rhs, 0.0, np.array(y0, dtype=float), t_final, rtol=rtol, atol=atol, **({} if switch_to else options))
     explicit = fresh_step is not None and isinstance(ode, _TABLEAUS)
+    stiff_steps, calm_steps, switched_at = 0, 0, None
+    if switch_to is not None and not isinstance(ode, DOP853):
+        raise ValueError(f"switch_to needs solver=DOP853 (its stiffness test); got {solver.__name__}")
     samples_t, samples_y = [], []
     if t_eval is None:
         samples_t.append(0.0)
@@ -240,6 +261,16 @@ def run(
                     samples_y.extend(_states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, np.array([t_stop])))
                 status, message = 1, "the stopping event occurred"
                 break
+            if switch_to is not None and switched_at is None:
+                if dop853_stiffness(ode, y_old) > STIFF_BOUND:
+                    stiff_steps, calm_steps = stiff_steps + 1, 0
+                else:
+                    calm_steps += 1
+                    stiff_steps = 0 if calm_steps >= CALM_COUNT else stiff_steps
+                if stiff_steps >= STIFF_COUNT:
+                    switched_at = float(ode.t)
+                    ode = switch_to(rhs, ode.t, ode.y.copy(), t_final, rtol=rtol, atol=atol, **options)
+                    explicit = False
     if t_stop is not None:
         t_end = float(t_stop)
     elif status < 0 and not np.all(np.isfinite(ode.y)):
@@ -250,7 +281,23 @@ def run(
         counter["rhs"] = counter.get("rhs", 0) + counts["rhs"]
         counter["jac"] = counter.get("jac", 0) + counts["jac"]
     states = np.array(samples_y).reshape(len(samples_y), np.size(y0))
-    return Result(np.array(samples_t, dtype=float), states, status, message, t_end, n_steps, counts["rhs"], counts["jac"])
+    return Result(np.array(samples_t, dtype=float), states, status, message, t_end, n_steps, counts["rhs"], counts["jac"], switched_at)
+
+
+def dop853_stiffness(ode, y_old):
+    """``h * rho`` of the step a ``DOP853`` solver just took from ``y_old``: Hairer's stiffness estimate.
+
+    ``rho = ||f(y_new) - f(Y_12)|| / ||y_new - Y_12||``, with ``Y_12`` the state of the last stage
+    (``c_12 = 1``, at ``t + h`` as ``y_new``): a lower bound on the Lipschitz constant of the field
+    near ``y_new``, so ``h * rho`` estimates ``h |lambda_max|``.
+    """
+    h, K = ode.h_previous, ode.K
+    last = ode.n_stages - 1
+    stage = y_old + h * (ode.A[last, :last] @ K[:last])
+    denominator = np.linalg.norm(ode.y - stage)
+    if denominator == 0.0:
+        return 0.0
+    return float(h * np.linalg.norm(K[ode.n_stages] - K[last]) / denominator)
 
 
 def _states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, ts):

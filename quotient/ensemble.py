@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from . import _ode
 from ._io import FileFormatError, load_run, save_run
@@ -13,9 +14,13 @@ from .flow import (
     Trajectory,
     _banded_block_hessian,
     _check_flow_options,
+    _check_time,
     _diagnostics,
     _flat_gradient,
+    _flow_engine,
     _integrate,
+    _parse_t_eval,
+    _precision_guard,
 )
 from .network import as_point, end_to_end
 from .problem import Problem, _readonly
@@ -24,7 +29,7 @@ __all__ = ["Ensemble", "ensemble_flow"]
 
 _FORMAT = "quotient.ensemble/1"
 
-# method="auto" passes the members' Hessians to LSODA as one band of (2N - 1) x (B N) entries
+# method="auto" with shared_steps=True passes the members' Hessians to LSODA as one band of (2N - 1) x (B N) entries
 # while it has at most this many (400 MB); beyond, it integrates explicitly (DOP853).
 ENSEMBLE_JACOBIAN_ENTRIES = 50_000_000
 
@@ -54,12 +59,14 @@ class Ensemble:
         the solver failed.
     method : str
     rtol, atol : float
-        The tolerances asked for, per member (the solver ran with them divided by ``sqrt(B)``).
+        The tolerances asked for, per member (with shared steps the solver ran with them divided
+        by ``sqrt(B)``).
     gradient_tol : float or None
     n_rhs : int
-        Number of batched gradient evaluations (each one evaluates all ``B`` members).
+        Number of gradient evaluations: batched ones (each evaluates all ``B`` members) with
+        shared steps, single-member ones (all members and passes) without.
     n_steps : int
-        Number of accepted solver steps.
+        Number of accepted solver steps: shared ones, or the sum of the members' own.
     status : int
         ``0``: reached the final time; ``1``: every member reached ``gradient_tol``; ``-1``: failed.
     message : str
@@ -183,14 +190,19 @@ def ensemble_flow(
     t_eval=101,
     gradient_tol: float | None = None,
     until: str = "critical",
+    shared_steps: bool | None = None,
     progress: bool = True,
     throw: bool = True,
 ) -> Ensemble:
-    """Integrate the gradient flow ``dW_i/dt = -grad_{W_i} L`` from ``B`` starts at once.
+    """Integrate the gradient flow ``dW_i/dt = -grad_{W_i} L`` from ``B`` starts.
 
-    The ``B`` flows are one ODE for the stacked state of shape ``(B, N)``, whose right-hand side
-    is one batched gradient (batched matrix products, ``3h - 3`` of them for all members), so the
-    per-step cost of ``solve_ivp`` is paid once for the whole batch rather than ``B`` times.
+    With shared steps (the default for the explicit methods) the ``B`` flows are one ODE for the
+    stacked state of shape ``(B, N)``, whose right-hand side is one batched gradient (batched
+    matrix products, ``3h - 3`` of them for all members), so the per-step cost of the solver is
+    paid once for the whole batch rather than ``B`` times. Without (the default for ``"auto"``
+    and the implicit methods) every member is its own run of :func:`~quotient.flow.gradient_flow`'s
+    engine, with its own adaptive steps and its own Hessian, one member after another, sampled on
+    the shared times.
 
     Parameters
     ----------
@@ -203,24 +215,33 @@ def ensemble_flow(
         Tolerances per member, as in :func:`~quotient.flow.gradient_flow`.
     method : str
         One of scipy's methods by name, as in :func:`~quotient.flow.gradient_flow`, default
-        ``"DOP853"``; or ``"auto"``: LSODA with the exact Jacobian, here block diagonal (one
-        ``(N, N)`` Hessian per member, passed to LSODA as a band of half-width ``N - 1``) while it
-        fits in ``ENSEMBLE_JACOBIAN_ENTRIES`` entries, and DOP853 beyond. Pass ``"auto"`` for
-        stiff members (plateaus after some modes are learnt: 16 members of the stiff depth-4
-        case to ``||grad L|| < 1e-8`` in ~1 minute, where DOP853 takes minutes for each one).
-        It is not the default here: the members share their steps, and on non-stiff ensembles
-        LSODA then takes ~10 times the steps of DOP853 (256 members of 4-8-8-4 from 1e-2 to
-        ``gradient_tol=1e-6``: 128 s against 12 s).
+        ``"DOP853"``; or ``"auto"`` (LSODA with the exact Hessian as Jacobian; DOP853 above
+        ``quotient._ode.DENSE_JACOBIAN_LIMIT`` parameters). Pass ``"auto"`` for stiff members
+        (plateaus after some modes are learnt): 256 members of the stiff depth-4 case until their
+        global minimum take minutes, where DOP853 takes minutes for each one.
     t_eval : int or array_like or None
         Sample times shared by all members: an integer ``n`` for ``n`` evenly spaced samples from
         0 to the stopping time (default 101), increasing times in ``[0, t_final]``, or ``None``
-        for the solver's own steps (``B`` times the memory of one trajectory per step).
+        for the solver's own steps (shared steps only; ``B`` times the memory of one trajectory
+        per step).
     gradient_tol : float, optional
         Stop once every member has ``||grad L|| < gradient_tol`` (see Notes).
     until : {"critical", "minimum"}
         As in :func:`~quotient.flow.gradient_flow`: with ``"minimum"`` a member converges only
         where, in addition, its loss is closer to the global minimum than to any other critical
         value (square-loss problems).
+    shared_steps : bool, optional
+        ``True``: one ODE over the batch, whose steps all members share (with ``"auto"`` LSODA
+        gets the members' Hessians as one band of half-width ``N - 1`` while it has at most
+        ``ENSEMBLE_JACOBIAN_ENTRIES`` entries). ``False``: every member with steps of its own.
+        ``None`` (default): shared for the explicit Runge-Kutta methods (``"DOP853"``,
+        ``"RK45"``, ``"RK23"``, and ``"auto"`` where it resolves to DOP853), separate for the
+        others (``"switching"`` included). Shared steps cost few batched gradients where the
+        members' step sizes agree (256 members of 4-8-8-4 to ``t = 20``: 578 shared steps against
+        31 214 separate ones, about as fast), but a stiff batch steps as finely as its stiffest
+        member at every time (each member's plateau end forces small steps on all, and the steps
+        grow with ``B``: 79 k for 16 stiff members, 152 k for 32; 256 would take hours, against
+        12 minutes with separate steps).
     progress : bool
         Show a tqdm bar (only on a terminal).
     throw : bool
@@ -233,7 +254,7 @@ def ensemble_flow(
 
     Notes
     -----
-    One ODE over the batch shares its step sizes: the controller of ``solve_ivp`` bounds the
+    With shared steps, one ODE over the batch shares its step sizes: the controller of ``solve_ivp`` bounds the
     root-mean-square of the scaled local error over all ``B N`` components. To keep each member's
     error within the ``rtol``, ``atol`` it would get alone, the solver runs with both divided by
     ``sqrt(B)`` (a member's mean square is at most ``B`` times the batch's); the members therefore
@@ -248,6 +269,15 @@ def ensemble_flow(
     own flow meanwhile, which only brings them closer to their limit point; ``converged_time``
     says when each one converged, and a member still on its way at ``t_final`` has
     ``member_status == 0``.
+
+    With separate steps every member keeps the ``rtol``, ``atol`` asked for and converges exactly
+    where its own ``gradient_flow`` stops (``converged_time`` is that event's time). With
+    ``gradient_tol`` the members are integrated twice, once each to find its stopping time and
+    once each to sample the shared times up to the last of them (the two passes of
+    ``gradient_flow`` with an integer ``t_eval``); ``n_steps`` is the sum of the members' steps
+    (``meta["member_steps"]`` per member) and ``n_rhs`` counts single-member gradients. A member
+    that fails has ``member_status == -1`` and NaN samples after its last finite state; the
+    others run on (``throw=False``).
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
@@ -261,6 +291,16 @@ def ensemble_flow(
     if members == 0:
         raise ValueError("points must hold at least one member; got a batch of 0")
     method = _check_flow_options(rtol, atol, method, gradient_tol)
+    if shared_steps is None:
+        solver, switching = _ode.resolve(method, problem.n_params, problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT)[:2]
+        shared_steps = solver in _ode.EXPLICIT.values() and not (method == _ode.SWITCHING and switching)
+    elif not isinstance(shared_steps, (bool, np.bool_)):
+        raise TypeError(f"shared_steps must be True, False or None; got {shared_steps!r}")
+    if not shared_steps:
+        return _separate_flows(
+            problem, points, t_final, rtol=rtol, atol=atol, method=method, t_eval=t_eval, gradient_tol=gradient_tol, until=until,
+            progress=progress, throw=throw,
+        )  # fmt: skip
     threshold = None
     if until == "minimum":
         threshold = minimum_threshold(problem)
@@ -343,5 +383,101 @@ def ensemble_flow(
         n_steps=result.n_steps,
         status=result.status,
         message=result.message,
-        meta={"solver": result.description, "n_hessians": counts["jac"]},
+        meta={"solver": result.description, "n_hessians": counts["jac"], "shared_steps": True},
+    )
+
+
+def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gradient_tol, until, progress, throw):
+    """:func:`ensemble_flow` with ``shared_steps=False``: each member its own run of gradient_flow's engine.
+
+    With ``gradient_tol`` two passes: the first finds each member's stopping time (the event of
+    :func:`~quotient.flow.gradient_flow`, keeping no samples), the second samples every member on
+    the shared times up to the last of them (or ``t_final`` when a member did not converge).
+    """
+    members, n = points[0].shape[0], problem.n_params
+    t_final = _check_time(t_final)
+    if t_eval is None:
+        raise ValueError(
+            "t_eval=None (the solver's own steps) needs shared steps; with shared_steps=False (the default for "
+            "implicit methods and 'auto') every member has steps of its own: pass a number of samples or sample times"
+        )
+    t_eval, n_samples = _parse_t_eval(t_eval, t_final)
+    starts = np.concatenate([layer.reshape(members, -1) for layer in points], axis=1)
+    engine = _flow_engine(problem, until, gradient_tol)
+    layers = engine.pop("layers")
+    counts = {"rhs": 0, "jac": 0}
+    steps = np.zeros(members, dtype=np.int64)
+    member_status = np.zeros(members, dtype=np.int64)
+    converged_time = np.full(members, np.nan)
+    failures = {}
+    passes = 1 if gradient_tol is None else 2
+    bar = tqdm(total=passes * members, desc=f"ensemble flow ({members} members)", unit="run", disable=None if progress else True, leave=False)
+
+    def flow(k, t_end, times, tol, guard):
+        result, _, states, used = _integrate(
+            y0=starts[k], t_final=t_end, rtol=rtol, atol=atol, method=method, t_eval=times, gradient_tol=tol, progress=False,
+            throw=False, name=f"ensemble flow, member {k}", guard=_precision_guard(problem, layers) if guard else None, **engine,
+        )  # fmt: skip
+        for key in counts:
+            counts[key] += used[key]
+        bar.update()
+        if result.status < 0:
+            member_status[k] = -1
+            failures.setdefault(k, f"member {k} failed at t = {result.t_end:.6g}: {result.message}")
+            if throw:
+                bar.close()
+                raise RuntimeError(
+                    f"ensemble flow {failures[k]}; try method='auto', a smaller t_final or looser tolerances, or pass throw=False"
+                )
+        return result, states
+
+    with bar:
+        t_end = t_final
+        if gradient_tol is not None:
+            for k in range(members):
+                result, _ = flow(k, t_final, 2, gradient_tol, True)
+                steps[k] = result.n_steps
+                if result.status == 1:
+                    member_status[k], converged_time[k] = 1, result.t_end
+            if not np.any(member_status == 0) and np.any(member_status == 1):
+                t_end = float(np.nanmax(converged_time))
+        if n_samples is not None:
+            times = np.linspace(0.0, t_end, n_samples)
+        else:
+            times = t_eval[t_eval <= t_end]
+            if times.size == 0 or times[-1] < t_end < t_final:  # stopped between two samples: the stop is the last one
+                times = np.append(times, t_end)
+        states = np.full((members, times.size, n), np.nan)
+        for k in range(members):
+            result, sampled = flow(k, t_end, times, None, gradient_tol is None)
+            states[k, : len(sampled)] = sampled
+            if gradient_tol is None:
+                steps[k] = result.n_steps
+    layers_of = _flat_gradient(problem, (members, times.size))[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss, gradient_norm, drift = _diagnostics(problem, layers_of(states))
+    if failures:
+        status, message = -1, failures[min(failures)]
+    elif gradient_tol is not None and np.all(member_status == 1):
+        status, message = 1, "gradient norm below gradient_tol"
+    else:
+        status, message = 0, "reached t_final"
+    return Ensemble(
+        problem,
+        times,
+        tuple(np.array(layer) for layer in layers_of(states)),
+        loss,
+        gradient_norm,
+        drift,
+        converged_time,
+        member_status,
+        method if isinstance(method, str) else method.__name__,
+        float(rtol),
+        float(atol),
+        None if gradient_tol is None else float(gradient_tol),
+        n_rhs=counts["rhs"],
+        n_steps=int(steps.sum()),
+        status=status,
+        message=message,
+        meta={"solver": result.description, "n_hessians": counts["jac"], "shared_steps": False, "member_steps": steps.tolist()},
     )

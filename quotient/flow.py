@@ -294,6 +294,38 @@ def _precision_guard(problem: Problem, layers, every: int = 8, patience: int = 1
     return guard
 
 
+def _flow_engine(problem: Problem, until: str, gradient_tol):
+    """The field of one gradient flow of ``problem`` as :func:`_integrate` takes it.
+
+    Returns a dict of ``layers`` (flat state -> point, for :func:`_precision_guard`, which holds
+    the state of one run and is made per run), and ``gradient``, ``gradient_norm``,
+    ``batch_gradient``, ``stop_value`` (``until="minimum"``) and ``hessian`` (dense, for up to
+    ``quotient._ode.DENSE_JACOBIAN_LIMIT`` parameters), the keywords of :func:`_integrate`.
+    Shared by :func:`gradient_flow` and the members of ``ensemble_flow`` that do not share steps.
+    """
+    layers, gradient = _flat_gradient(problem)
+    stop_value = None
+    if until == "minimum":
+        threshold = minimum_threshold(problem)
+        if gradient_tol is not None:
+
+            def stop_value(t, y, field, accepted):
+                if problem.end_to_end_loss.value(end_to_end(layers(y))) >= threshold:
+                    return 1.0
+                return float(np.linalg.norm(field)) - gradient_tol
+
+    elif until != "critical":
+        raise ValueError(f"until must be 'critical' or 'minimum'; got {until!r}")
+    return dict(
+        layers=layers,
+        gradient=gradient,
+        gradient_norm=np.linalg.norm,
+        batch_gradient=lambda states: _flat_gradient(problem, states.shape[:1])[1](states),
+        stop_value=stop_value,
+        hessian=_flat_hessian(problem) if problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT else None,
+    )
+
+
 def _integrate(
     gradient, gradient_norm, y0, t_final, *, rtol, atol, method, t_eval, gradient_tol, progress, throw, name, batch_gradient=None,
     stop_value=None, hessian=None, band=None, guard=None,
@@ -361,6 +393,8 @@ def _integrate(
     counts = {"rhs": 0, "jac": 0}
     bar = tqdm(total=t_final, desc=name, unit="t", disable=None if progress else True, leave=False)
     options = dict(solver=solver, rtol=rtol, atol=atol, jac=jacobian, band=band if use_jacobian else None, fresh_step=fresh_step)
+    if method == _ode.SWITCHING and use_jacobian:
+        options["switch_to"] = _ode.LSODA
     options.update(bar=bar, counter=counts, guard=guard)
     try:
         two_pass = n_samples is not None and n_samples > 2 and event is not None  # 2 samples: the start and the end
@@ -377,6 +411,9 @@ def _integrate(
     if result.status == 1:
         result.message = "gradient norm below gradient_tol"
     result.description = description
+    if method == _ode.SWITCHING and use_jacobian:
+        at = result.switched_at if not two_pass else first.switched_at
+        result.description = description + (f" (at t = {at:.6g})" if at is not None else " (never stiff: DOP853 throughout)")
     if result.status < 0 and throw:
         raise RuntimeError(
             f"{name} failed at t = {result.t_end:.6g}: {result.message}; "
@@ -419,7 +456,9 @@ def gradient_flow(
         eigenvalues ``~ h sigma^{2-2/h}`` that would bound an explicit step. Or one of scipy's
         methods by name: ``"DOP853"``, ``"RK45"``, ``"RK23"`` (explicit), ``"Radau"``,
         ``"BDF"``, ``"LSODA"`` (implicit; these get the exact Hessian too when it is small
-        enough).
+        enough). Or ``"switching"``: DOP853 until its stiffness test (``h rho > 6.1`` on 15
+        steps, Hairer's) says its steps are held by stability, then LSODA with the exact Hessian
+        from there on; ``meta["solver"]`` says when it switched.
     t_eval : array_like or int, optional
         Increasing times in ``[0, t_final]`` at which to sample; an integer ``n`` asks for ``n``
         evenly spaced samples from 0 to the time the flow stopped (``t_final``, or earlier with
@@ -461,24 +500,10 @@ def gradient_flow(
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     point0 = as_point(point0, "point0", widths=problem.widths)
     method = _check_flow_options(rtol, atol, method, gradient_tol)
-    layers, gradient = _flat_gradient(problem)
-    stop_value = None
-    if until == "minimum":
-        threshold = minimum_threshold(problem)
-        if gradient_tol is not None:
-
-            def stop_value(t, y, field, accepted):
-                if problem.end_to_end_loss.value(end_to_end(layers(y))) >= threshold:
-                    return 1.0
-                return float(np.linalg.norm(field)) - gradient_tol
-
-    elif until != "critical":
-        raise ValueError(f"until must be 'critical' or 'minimum'; got {until!r}")
+    engine = _flow_engine(problem, until, gradient_tol)
     result, times, states, counts = _integrate(
-        gradient,
-        np.linalg.norm,
-        to_vector(point0),
-        t_final,
+        y0=to_vector(point0),
+        t_final=t_final,
         rtol=rtol,
         atol=atol,
         method=method,
@@ -487,10 +512,8 @@ def gradient_flow(
         progress=progress,
         throw=throw,
         name="gradient flow",
-        batch_gradient=lambda states: _flat_gradient(problem, states.shape[:1])[1](states),
-        stop_value=stop_value,
-        hessian=_flat_hessian(problem) if problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT else None,
-        guard=_precision_guard(problem, layers),
+        guard=_precision_guard(problem, engine.pop("layers")),
+        **engine,
     )
     points = from_vector(states, problem.widths)
     with np.errstate(over="ignore", invalid="ignore"):

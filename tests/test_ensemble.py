@@ -159,17 +159,20 @@ def test_bad_input_is_named():
         q.ensemble_flow("problem", _stack([point]), 1.0)
 
 
-def test_default_ensemble_of_stiff_members_until_minimum_agrees_with_gradient_flow():
-    """Members of the stiff depth-4 case (plateaus after modes are learnt) with until="minimum": "auto"'s
-    banded block-diagonal Hessian lets LSODA cross them; each member converges where its own
-    gradient_flow stops."""
+@pytest.mark.parametrize("shared_steps", [None, True])
+def test_stiff_members_until_minimum_agree_with_gradient_flow(shared_steps):
+    """Members of the stiff depth-4 case (plateaus after modes are learnt) with until="minimum" and "auto":
+    each member with its own steps and Hessian (the default for "auto"), or all in one ODE with LSODA
+    on their banded block-diagonal Hessian; each member converges where its own gradient_flow stops."""
     problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
     starts = [q.init.small_random(problem.widths, scale, rng=k) for k, scale in enumerate((0.3, 0.1, 0.05))]
     tol = 1e-8
     ensemble = q.ensemble_flow(
-        problem, _stack(starts), 1e30, gradient_tol=tol, until="minimum", t_eval=51, method="auto", progress=False
-    )
+        problem, _stack(starts), 1e30, gradient_tol=tol, until="minimum", t_eval=51, method="auto", shared_steps=shared_steps,
+        progress=False,
+    )  # fmt: skip
     assert ensemble.method == "auto" and "LSODA" in ensemble.meta["solver"] and ensemble.meta["n_hessians"] > 0
+    assert ensemble.meta["shared_steps"] is bool(shared_steps)
     assert ensemble.status == 1 and np.all(ensemble.member_status == 1)
     assert np.all(ensemble.loss[:, -1] < 1e-14)  # every member at the global minimum, none at a saddle
     assert ensemble.conservation_drift.max() < 1e-9
@@ -178,7 +181,71 @@ def test_default_ensemble_of_stiff_members_until_minimum_agrees_with_gradient_fl
         alone = q.gradient_flow(problem, start, 1e30, gradient_tol=tol, until="minimum", t_eval=2, progress=False)
         assert alone.status == 1
         stop, converged = alone.times[-1], ensemble.converged_time[k]
-        if converged == ensemble.times[-1]:  # the last member: the batch's terminal event itself
+        if not shared_steps:  # the same engine, the same steps: the same event
+            assert converged == pytest.approx(stop, rel=1e-12)
+            assert ensemble.meta["member_steps"][k] == alone.n_steps
+        elif converged == ensemble.times[-1]:  # the last member: the batch's terminal event itself
             assert converged == pytest.approx(stop, rel=1e-5)
         else:  # the end of the batch's step in which the member fell through tol
             assert stop * (1 - 1e-5) <= converged <= stop * 1.01
+
+
+@pytest.mark.parametrize("method", ["DOP853", "auto"])
+def test_separate_members_are_their_own_gradient_flows(method):
+    """shared_steps=False: member k is gradient_flow from start k sampled at the ensemble's times."""
+    problem = q.Problem.from_sigma(np.random.default_rng(0).standard_normal((3, 2)), (2, 4, 3, 3))
+    starts = _starts(problem, 4, 0.3, 1)
+    ensemble = q.ensemble_flow(problem, _stack(starts), 15.0, t_eval=np.linspace(0.0, 15.0, 16), method=method,
+                               shared_steps=False, progress=False)  # fmt: skip
+    assert ensemble.status == 0 and np.all(ensemble.member_status == 0) and ensemble.meta["shared_steps"] is False
+    assert ensemble.rtol == 1e-10 and ensemble.times.size == 16
+    steps = 0
+    for k, start in enumerate(starts):
+        alone = q.gradient_flow(problem, start, 15.0, t_eval=ensemble.times, method=method, progress=False)
+        for a, b in zip(ensemble[k].points, alone.points):
+            assert np.allclose(a, b, rtol=1e-13, atol=1e-13)
+        steps += alone.n_steps
+    assert ensemble.n_steps == steps
+
+
+def test_separate_members_follow_the_exact_mode_solutions():
+    """Aligned balanced starts (depth 3), one per member and each with its own strengths: every singular
+    value of every member on modes.mode_solution, and the conserved quantities kept."""
+    sigma = np.array([3.0, 2.0, 1.0])
+    problem = q.Problem.from_sigma(sigma, (3, 3, 3, 3))
+    strengths = np.array([[0.3, 0.2, 0.1], [0.05, 0.3, 0.02], [0.1, 0.1, 0.01]])
+    starts = [q.init.aligned(problem, s, rng=k) for k, s in enumerate(strengths)]
+    times = np.linspace(0.0, 60.0, 31)
+    ensemble = q.ensemble_flow(problem, _stack(starts), 60.0, t_eval=times, method="auto", rtol=1e-12, atol=1e-14, progress=False)
+    assert ensemble.meta["shared_steps"] is False and ensemble.success
+    singular = np.linalg.svd(ensemble.end_to_end, compute_uv=False)  # (B, T, 3), descending
+    for k, s in enumerate(strengths):
+        exact = np.sort(q.mode_solution(sigma, s**3, times, 3), axis=1)[:, ::-1]  # (T, 3)
+        assert np.max(np.abs(singular[k] - exact)) < 1e-7
+    assert ensemble.conservation_drift.max() < 1e-11
+
+
+def test_separate_members_report_their_own_failure():
+    """A member whose flow blows up (dw/dt = w^3 from 1: at t = 1/2) fails alone; the other one runs on."""
+    from test_flow import _Explosive
+
+    problem = q.Problem.from_loss(_Explosive(), (1, 1))
+    points = (np.array([[[1.0]], [[0.1]]]),)
+    ensemble = q.ensemble_flow(problem, points, 1.0, t_eval=11, method="auto", throw=False, progress=False)
+    assert ensemble.status == -1 and list(ensemble.member_status) == [-1, 0] and "member 0" in ensemble.message
+    assert np.all(np.isnan(ensemble.loss[0, 6:])) and np.all(np.isfinite(ensemble.loss[1]))
+    exact = 0.1 / np.sqrt(1 - 2 * 0.01 * ensemble.times)  # w(t) = w0 / sqrt(1 - 2 w0^2 t)
+    assert np.allclose(ensemble.points[0][1, :, 0, 0], exact, rtol=1e-8)
+    with pytest.raises(RuntimeError, match="member 0 failed"):
+        q.ensemble_flow(problem, points, 1.0, t_eval=11, method="auto", progress=False)
+
+
+def test_separate_steps_bad_input_is_named():
+    problem = q.Problem.from_sigma([2.0, 1.0], (2, 3, 2))
+    points = _stack([q.init.small_random(problem.widths, 0.1, rng=0)])
+    with pytest.raises(ValueError, match="t_eval=None"):
+        q.ensemble_flow(problem, points, 1.0, method="auto", t_eval=None, progress=False)
+    with pytest.raises(TypeError, match="shared_steps"):
+        q.ensemble_flow(problem, points, 1.0, shared_steps="no", progress=False)
+    with pytest.raises(ValueError, match="until"):
+        q.ensemble_flow(problem, points, 1.0, method="auto", until="saddle", progress=False)

@@ -306,6 +306,26 @@ def test_default_follows_the_exact_mode_solutions_across_a_stiff_plateau():
     assert trajectory.n_steps < 10_000
 
 
+def test_switching_hands_over_to_lsoda_on_the_stiff_plateau_and_follows_the_mode_solutions():
+    """method="switching": DOP853 while the steps are held by accuracy, LSODA with the exact Hessian once
+    DOP853's stiffness test says they are held by stability (after the first three modes are learnt)."""
+    problem, sigma, strengths, point0 = _stiff_aligned()
+    times = np.r_[0.0, np.geomspace(1e-2, 2e4, 200)]
+    trajectory = q.gradient_flow(problem, point0, 2e4, rtol=1e-10, atol=1e-14, t_eval=times, method="switching", progress=False)
+    assert trajectory.success and "switched to LSODA" in trajectory.meta["solver"] and trajectory.meta["n_hessians"] > 0
+    switched = float(trajectory.meta["solver"].rsplit("t = ", 1)[1].rstrip(")"))
+    assert 5.0 < switched < 200.0  # after the three fast modes are learnt (t ~ 20), long before the last one
+    exact = q.mode_solution(sigma, strengths**4, times, 4)
+    singular = np.linalg.svd(q.end_to_end(trajectory.points), compute_uv=False)
+    order = np.argsort(-exact, axis=1)
+    speed = np.take_along_axis(4 * np.abs(exact) ** 1.5 * np.abs(sigma - exact), order, axis=1)
+    error = np.abs(singular - np.take_along_axis(exact, order, axis=1))
+    # a time shift at the plateaus' ends, as for "auto", and DOP853's relative error on the learnt modes
+    assert np.all(error <= 1e3 * 1e-10 * (times[:, None] * speed + np.abs(exact)) + 1e-9)
+    assert trajectory.conservation_drift.max() < 1e-12
+    assert trajectory.n_steps < 5_000  # DOP853 alone: ~65 000; "auto": ~3000
+
+
 def test_default_crosses_a_stiff_plateau_to_gradient_tol_with_small_drift():
     """The issue's stiff case: depth 4, sigma (3, 2, 1.5, 1), init 1e-2, until ||grad L|| < 1e-8 (t ~ 1.1e5)."""
     problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
@@ -319,7 +339,7 @@ def test_default_crosses_a_stiff_plateau_to_gradient_tol_with_small_drift():
     assert np.all(np.diff(trajectory.loss) <= 1e-12 * trajectory.loss[0])
 
 
-@pytest.mark.parametrize("method", ["auto", "DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"])
+@pytest.mark.parametrize("method", ["auto", "DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA", "switching"])
 def test_every_method_by_name_agrees_with_the_saxe_closed_form(method):
     sigma, u0 = np.array([3.0, 1.0]), np.array([1e-2, 2e-2])
     problem = q.Problem.from_sigma(sigma, (2, 2, 2))
