@@ -76,6 +76,8 @@ from .symmetry import (
     vertical_vector,
 )
 from .riccati import two_layer_solution
+from . import datasets
+from .interop import from_torch, to_torch
 
 __version__ = "0.1.0"
 
@@ -113,11 +115,13 @@ __all__ = [
     "convergence_rate",
     "critical_graph",
     "critical_values",
+    "datasets",
     "descent_vs_flow",
     "ensemble_flow",
     "end_to_end",
     "fiber",
     "from_adjacency",
+    "from_torch",
     "from_vector",
     "gradient_descent",
     "global_minimum",
@@ -154,6 +158,7 @@ __all__ = [
     "stable_step",
     "sweep",
     "to_adjacency",
+    "to_torch",
     "to_vector",
     "two_layer_solution",
     "unstable_directions",
