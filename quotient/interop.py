@@ -139,6 +139,6 @@ def to_torch(point):
     for i, W in enumerate(point, start=1):
         layer = torch.nn.utils.skip_init(torch.nn.Linear, widths[i - 1], widths[i], bias=False, dtype=torch.float64)
         with torch.no_grad():
-            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(W)))
+            layer.weight.copy_(torch.from_numpy(np.array(W, dtype=np.float64)))  # a writable copy: points may be read-only
         layers.append(layer)
     return torch.nn.Sequential(*layers)

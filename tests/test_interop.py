@@ -55,6 +55,8 @@ def test_round_trip_at_a_point_moved_by_an_ill_conditioned_gl_element():
 @pytest.mark.parametrize("widths", [(5, 3), (4, 6, 2), (3, 5, 5, 4, 2)])
 def test_to_torch_forward_is_the_end_to_end_map(widths):
     point = q.init.small_random(widths, 0.8, rng=3)
+    for W in point:
+        W.flags.writeable = False  # as trajectory.point returns them
     module = q.to_torch(point)
     assert all(layer.weight.dtype == torch.float64 and layer.bias is None for layer in module)
     x = np.random.default_rng(4).standard_normal((widths[0], 7))  # columns are samples
