@@ -82,6 +82,8 @@ from .symmetry import (
 )
 from .riccati import two_layer_solution
 from .teleport import Teleportation, teleport
+from . import datasets
+from .interop import from_torch, to_torch
 
 __version__ = "0.1.0"
 
@@ -126,12 +128,14 @@ __all__ = [
     "convergence_rate",
     "critical_graph",
     "critical_values",
+    "datasets",
     "descent_vs_flow",
     "ensemble_flow",
     "end_to_end",
     "fiber",
     "groups",
     "from_adjacency",
+    "from_torch",
     "from_vector",
     "gradient_descent",
     "global_minimum",
@@ -171,6 +175,7 @@ __all__ = [
     "sweep",
     "teleport",
     "to_adjacency",
+    "to_torch",
     "to_vector",
     "two_layer_solution",
     "unstable_directions",

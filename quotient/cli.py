@@ -173,6 +173,21 @@ def _read_data(path: str):
     raise UsageError(f"--data {path!r} must hold arrays 'X' and 'Y' (data) or 'sigma'; found {sorted(arrays)}")
 
 
+#: The data sets of ``--dataset``: name -> loader in :mod:`quotient.datasets`.
+DATASETS = ("digits",)
+
+
+def _load_dataset(name: str):
+    """``(X, Y)`` of ``--dataset NAME``."""
+    from . import datasets
+
+    try:
+        dataset = getattr(datasets, name)()
+    except ImportError as error:
+        raise UsageError(f"--dataset {name}: {error}") from None
+    return dataset.X, dataset.Y
+
+
 def _problem(args, default_widths):
     """The problem of ``--widths``/``--depth`` with ``--sigma`` (default 5,3,2,1 cut to m) or ``--data``.
 
@@ -184,10 +199,22 @@ def _problem(args, default_widths):
     given = args.widths is not None
     widths = args.widths if given else default_widths
     data = None
-    if args.data is not None:
+    dataset = getattr(args, "dataset", None)
+    if dataset is not None:
+        for option, value in (("--sigma", args.sigma), ("--data", args.data)):
+            if value is not None:
+                raise UsageError(f"give either {option} or --dataset, not both")
+        data = ("data", _load_dataset(dataset))
+        arrays = data[1]
+        args.notes.append(
+            f"- data: --dataset {dataset}, d_0 = {arrays[0].shape[0]} inputs, d_h = {arrays[1].shape[0]} outputs, "
+            f"n = {arrays[0].shape[1]} samples; inputs whitened"
+        )
+    elif args.data is not None:
         if args.sigma is not None:
             raise UsageError("give either --sigma or --data, not both")
         data = _read_data(args.data)
+    if data is not None:
         kind, arrays = data
         ends = None
         if kind == "data":
@@ -196,9 +223,10 @@ def _problem(args, default_widths):
             ends = (arrays.shape[1], arrays.shape[0])
         if ends is not None:
             if given and (widths[0], widths[-1]) != ends:
+                source = f"--dataset {dataset}" if dataset is not None else f"--data {args.data!r}"
                 raise UsageError(
-                    f"--widths {','.join(map(str, widths))} has d_0 = {widths[0]}, d_h = {widths[-1]}, but --data "
-                    f"{args.data!r} has d_0 = {ends[0]}, d_h = {ends[1]}; drop --widths or fix it"
+                    f"--widths {','.join(map(str, widths))} has d_0 = {widths[0]}, d_h = {widths[-1]}, but {source} "
+                    f"has d_0 = {ends[0]}, d_h = {ends[1]}; drop --widths or fix it"
                 )
             if not given:
                 widths = (ends[0],) + tuple(default_widths[1:-1]) + (ends[1],)
@@ -229,7 +257,8 @@ def _problem(args, default_widths):
                 return Problem.from_data(arrays[0], arrays[1], widths)
             return Problem.from_sigma(arrays, widths)
         except (ValueError, TypeError) as error:
-            raise UsageError(f"--data {args.data!r}: {error}") from None
+            source = f"--dataset {dataset}" if dataset is not None else f"--data {args.data!r}"
+            raise UsageError(f"{source}: {error}") from None
     except UsageError:
         raise
     except (ValueError, TypeError) as error:
@@ -288,6 +317,8 @@ def _explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=_sigma_list, default=None,
                         help="target singular values, non-increasing (default 5,3,2,1, cut to m = min(d_0, d_h))")
     parser.add_argument("--data", default=None, help=".npz with X (d_0 x n) and Y (d_h x n), or .npy target matrix")
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="a bundled data set: digits (scikit-learn's, 61 varying pixels -> 10 one-hot classes; no download)")
     parser.add_argument("--depth", type=_count, default=None, help="number of layers h (repeats the first hidden width)")
     parser.add_argument("--init-scale", type=_positive, default=1e-2, help="std of the small random init (default 1e-2)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed, an integer >= 0 (default 0)")

@@ -22,6 +22,7 @@ Point = tuple[np.ndarray, ...]
 
 __all__ = [
     "Point",
+    "as_array",
     "as_point",
     "check_widths",
     "widths_of",
@@ -86,6 +87,52 @@ def check_widths(widths, name: str = "widths") -> tuple[int, ...]:
     return tuple(int(d) for d in values)
 
 
+def as_array(value, name: str = "array") -> np.ndarray:
+    """An array of numpy, torch, JAX or any array-protocol library as a numpy array.
+
+    Parameters
+    ----------
+    value : array_like
+        A numpy array (returned as it is), a torch tensor (detached from its autograd graph and,
+        on an accelerator, copied to host memory: ``value.detach().cpu().numpy()``; bfloat16,
+        which numpy lacks, becomes float32), another library's array (``np.asarray`` through
+        ``__array__``, e.g. JAX, else ``np.from_dlpack``), or anything ``np.asarray`` reads.
+    name : str
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    ndarray
+        The values, dtype kept (sharing memory with ``value`` where numpy can).
+
+    Raises
+    ------
+    TypeError
+        If an array of another library cannot be read (a dtype numpy lacks, a traced JAX value).
+    """
+    if isinstance(value, np.ndarray) or not _is_array_protocol(value):
+        return np.asarray(value)
+    if all(callable(getattr(value, method, None)) for method in ("detach", "cpu", "numpy")) and hasattr(value, "requires_grad"):
+        tensor = value.detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":
+            tensor = tensor.float()
+        try:
+            return tensor.resolve_conj().numpy()
+        except (TypeError, RuntimeError) as error:
+            raise TypeError(f"{name} is a tensor of dtype {tensor.dtype} that numpy cannot read ({error})") from None
+    try:
+        if hasattr(value, "__array__"):
+            return np.asarray(value)
+        return np.from_dlpack(value)
+    except (TypeError, ValueError, RuntimeError, BufferError) as error:
+        raise TypeError(f"{name} ({type(value).__name__}) cannot be read as an array: {error}") from None
+
+
+def _is_array_protocol(layer) -> bool:
+    """Whether ``layer`` is an array of another library (torch, JAX, ...): it has ``__array__`` or ``__dlpack__``."""
+    return hasattr(layer, "__array__") or hasattr(layer, "__dlpack__")
+
+
 def as_point(point, name: str = "point", widths=None, batch: bool = False) -> Point:
     """Validate a point and return it as a tuple of float64 arrays.
 
@@ -93,7 +140,10 @@ def as_point(point, name: str = "point", widths=None, batch: bool = False) -> Po
     ----------
     point : sequence of array_like
         Layers ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})`` (with one leading batch axis
-        when ``batch`` is true). Real numeric arrays are converted to float64.
+        when ``batch`` is true). Real numeric arrays are converted to float64. Layers may be numpy
+        arrays, torch tensors (detached, and copied to the CPU if they live on an accelerator), JAX
+        arrays or any object of the array protocol (``__array__`` or ``__dlpack__``); all pass the
+        same checks.
     name : str
         Name of the argument, used in error messages.
     widths : sequence of int, optional
@@ -119,7 +169,7 @@ def as_point(point, name: str = "point", widths=None, batch: bool = False) -> Po
     ndim = 3 if batch else 2
     layers = []
     for i, layer in enumerate(point, start=1):
-        array = np.asarray(layer)
+        array = as_array(layer, f"{name}: layer W_{i}")
         if array.dtype.kind not in "fiu":  # bool is kind "b"
             raise TypeError(f"{name}: layer W_{i} must hold real numbers; got dtype {array.dtype}")
         if array.ndim != ndim:
@@ -186,22 +236,31 @@ def backward_products(point) -> list:
     return products
 
 
-def _check_chain(point, name: str = "point") -> None:
-    """A cheap structural check for the kernels: a non-empty tuple of arrays whose shapes chain."""
+def _check_chain(point, name: str = "point") -> Point:
+    """A cheap structural check for the kernels: a non-empty tuple of arrays whose shapes chain.
+
+    Returns the layers as numpy arrays (torch and JAX arrays converted as in :func:`as_point`,
+    dtypes kept).
+    """
     if not isinstance(point, (tuple, list)):
         raise TypeError(f"{name} must be a tuple of layer arrays (W_1, ..., W_h); got {type(point).__name__}")
     if not point:
         raise ValueError(f"{name} must hold at least one layer; got an empty tuple")
+    point = tuple(
+        as_array(layer, f"{name}: layer W_{i}") if not isinstance(layer, np.ndarray) and _is_array_protocol(layer) else layer
+        for i, layer in enumerate(point, start=1)
+    )
     for i, layer in enumerate(point, start=1):
         if getattr(layer, "ndim", 0) < 2:
             raise TypeError(f"{name}: layer W_{i} must be an array of at least 2 axes; got {type(layer).__name__} {np.shape(layer)}")
         if i > 1 and layer.shape[-1] != point[i - 2].shape[-2]:
             raise ValueError(f"{name}: layer W_{i} of shape {layer.shape} does not follow W_{i - 1} of shape {point[i - 2].shape}")
+    return point
 
 
 def end_to_end(point) -> np.ndarray:
     """End-to-end map ``W = W_h ... W_1`` of shape ``(d_h, d_0)`` (batched if the point is)."""
-    _check_chain(point)
+    point = _check_chain(point)
     product = point[0]
     for layer in point[1:]:
         product = layer @ product
@@ -222,7 +281,7 @@ def conserved_quantities(point) -> tuple[np.ndarray, ...]:
     form they are the hidden diagonal blocks of ``A^T A - A A^T``. They are, up to sign, the moment
     map of the action of ``GL(d_1) x ... x GL(d_{h-1})`` (Du, Hu & Lee 2018; Arora et al. 2018).
     """
-    _check_chain(point)
+    point = _check_chain(point)
     return tuple(
         np.swapaxes(point[i + 1], -1, -2) @ point[i + 1] - point[i] @ np.swapaxes(point[i], -1, -2)
         for i in range(len(point) - 1)
@@ -275,7 +334,7 @@ def from_adjacency(A, widths) -> Point:
 
 def to_vector(point) -> np.ndarray:
     """Flatten a point to ``(N,)`` (or a batch to ``(batch, N)``): ``W_1`` row-major first."""
-    _check_chain(point)
+    point = _check_chain(point)
     lead = point[0].shape[:-2]
     return np.concatenate([layer.reshape(lead + (-1,)) for layer in point], axis=-1)
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .network import (
     check_positive,
+    as_array,
     as_point,
     block_slices,
     check_widths,
@@ -26,7 +27,7 @@ from .network import (
     to_vector,
 )
 
-__all__ = ["Problem", "SquareLoss"]
+__all__ = ["Problem", "SquareLoss", "check_data"]
 
 #: Most parameters ``N`` for which :meth:`Problem.hessian` assembles the dense ``(N, N)`` matrix.
 HESSIAN_LIMIT = 8000
@@ -40,6 +41,70 @@ def _readonly(array: np.ndarray) -> np.ndarray:
 
 def _transpose(array: np.ndarray) -> np.ndarray:
     return np.swapaxes(array, -1, -2)
+
+
+def check_data(X, Y, widths=None, *, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate data ``(X, Y)`` for the square loss and compute the whitening ``Sigma_xx^{-1/2}``.
+
+    Parameters
+    ----------
+    X : array_like, shape (d_0, n)
+        Inputs, one sample per column (numpy, torch, JAX: read by :func:`quotient.network.as_array`).
+    Y : array_like, shape (d_h, n)
+        Targets, one sample per column.
+    widths : sequence of int, optional
+        ``(d_0, ..., d_h)``; when given, ``X`` must have ``d_0`` rows and ``Y`` ``d_h``.
+    rcond : float
+        ``Sigma_xx = X X^T`` counts as singular when its smallest eigenvalue is at most ``rcond``
+        times its largest.
+
+    Returns
+    -------
+    X, Y : ndarray
+        The data as float64 arrays, shapes ``(d_0, n)`` and ``(d_h, n)``.
+    whitening : ndarray, shape (d_0, d_0)
+        ``Sigma_xx^{-1/2}`` (symmetric), so that ``X_w = Sigma_xx^{-1/2} X`` has ``X_w X_w^T = I``.
+
+    Raises
+    ------
+    TypeError
+        If ``X`` or ``Y`` does not hold real numbers.
+    ValueError
+        If they are not matrices, their rows do not match ``widths``, their sample counts differ,
+        an entry is NaN or infinite, or ``X X^T`` is singular (rank-deficient inputs cannot be
+        whitened: the message names the input rows that are zero in every sample, if any).
+    """
+    check_positive("rcond", rcond, zero=True)
+    arrays = {}
+    for name, data, rows in (("X", X, None if widths is None else widths[0]), ("Y", Y, None if widths is None else widths[-1])):
+        array = as_array(data, name)
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
+        if array.ndim != 2 or (rows is not None and array.shape[0] != rows):
+            expected = f"({'d_0' if name == 'X' else 'd_h'}, n_samples)" if rows is None else f"({rows}, n_samples) for widths {tuple(widths)}"
+            raise ValueError(f"{name} must have shape {expected}; got {array.shape}")
+        finite = np.isfinite(array)
+        if not finite.all():
+            row, column = np.argwhere(~finite)[0]
+            raise ValueError(
+                f"{name} contains NaN or infinite entries ({np.count_nonzero(~finite)} of them, the first at row {row}, sample {column})"
+            )
+        arrays[name] = array.astype(np.float64)
+    X, Y = arrays["X"], arrays["Y"]
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X and Y must have the same number of samples (columns); got {X.shape[1]} and {Y.shape[1]}")
+    eigenvalues, eigenvectors = np.linalg.eigh(X @ X.T)
+    if eigenvalues[0] <= rcond * max(eigenvalues[-1], np.finfo(float).tiny):
+        zero_rows = np.flatnonzero(~X.any(axis=1))
+        rank = int(np.count_nonzero(eigenvalues > rcond * max(eigenvalues[-1], np.finfo(float).tiny)))
+        raise ValueError(
+            "X X^T is singular, so the inputs cannot be whitened: its eigenvalues range from "
+            f"{eigenvalues[0]:.3e} to {eigenvalues[-1]:.3e}, rank {rank} < d_0 = {X.shape[0]} (need d_0 linearly "
+            f"independent input rows and n_samples >= d_0; got n_samples = {X.shape[1]})"
+            + (f"; input rows {zero_rows.tolist()} are zero in every sample: drop them" if zero_rows.size else "")
+        )
+    whitening = (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
+    return X, Y, whitening
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,28 +256,7 @@ class Problem:
             singular (the inputs cannot be whitened).
         """
         widths = check_widths(widths)
-        check_positive("rcond", rcond, zero=True)
-        arrays = {}
-        for name, data, rows in (("X", X, widths[0]), ("Y", Y, widths[-1])):
-            array = np.asarray(data)
-            if array.dtype.kind not in "fiu":
-                raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
-            if array.ndim != 2 or array.shape[0] != rows:
-                raise ValueError(f"{name} must have shape ({rows}, n_samples) for widths {widths}; got {array.shape}")
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"{name} contains NaN or infinite entries")
-            arrays[name] = array.astype(np.float64)
-        X, Y = arrays["X"], arrays["Y"]
-        if X.shape[1] != Y.shape[1]:
-            raise ValueError(f"X and Y must have the same number of samples (columns); got {X.shape[1]} and {Y.shape[1]}")
-        eigenvalues, eigenvectors = np.linalg.eigh(X @ X.T)
-        if eigenvalues[0] <= rcond * max(eigenvalues[-1], np.finfo(float).tiny):
-            raise ValueError(
-                "X X^T is singular, so the inputs cannot be whitened: its eigenvalues range from "
-                f"{eigenvalues[0]:.3e} to {eigenvalues[-1]:.3e} (need d_0 = {widths[0]} linearly "
-                f"independent input rows and n_samples >= d_0; got n_samples = {X.shape[1]})"
-            )
-        whitening = (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
+        X, Y, whitening = check_data(X, Y, widths, rcond=rcond)
         cross = Y @ (whitening @ X).T
         offset = 0.5 * (np.sum(Y**2) - np.sum(cross**2))
         return cls._from_cross_covariance(widths, cross, whitening, offset)
@@ -299,6 +343,30 @@ class Problem:
         layers[0] = np.linalg.solve(self.input_map.T, layers[0].T).T
         layers[-1] = self.output_frame.T @ layers[-1]
         return tuple(layers)
+
+    def data_loss(self, point) -> float:
+        """The loss of a network given in the data frame (the user's): ``L_data = loss(from_data_frame(point)) + offset``.
+
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` of a network acting on the user's inputs, e.g.
+            :meth:`to_data_frame` of a point, or :func:`quotient.interop.from_torch` of a torch model.
+
+        Returns
+        -------
+        float
+            For :meth:`from_data`, ``1/2 ||Y - W X||_F^2`` on the raw data ``(X, Y)`` with
+            ``W = W_h ... W_1``; for a target matrix ``T`` (:meth:`from_sigma`), ``1/2 ||T - W||_F^2``;
+            for singular values or a general loss, :meth:`loss` (identity frames, offset 0).
+
+        Notes
+        -----
+        :meth:`loss`, :meth:`gradient` and the flows take points in the singular frame, where the
+        target is the diagonal ``Sigma``; ``from_data_frame`` maps the user's network there and
+        ``offset = 1/2 (||Y||_F^2 - ||Sigma_yx||_F^2)`` is the constant between the two losses.
+        """
+        return self.loss(self.from_data_frame(point)) + self.offset
 
     # ------------------------------------------------------------------ loss and derivatives
     def loss(self, point) -> float:
