@@ -1054,11 +1054,14 @@ def group_orbits(
             raise ValueError(f"entries: ({layer}, {row}, {column}) is not an entry of the layers of shapes {[W.shape for W in layers]}")
     if extent is not None:
         check_positive("extent", extent)
+    check_positive("span", span)
+    directions = check_count("directions", directions)
+    samples = check_count("samples", samples, 2)
     W0 = end_to_end(layers)
     axes = _axes(axes, width=5.6, height=5.0)
     hidden = widths_of(layers)[1:-1]
-    #: line width, opacity and style per group: GL wide and pale under the others (the rescaling
-    #: orbit lies in the GL orbit), the orthogonal one dashed
+    # line width, opacity and style per group: GL wide and pale under the others (the rescaling
+    # orbit lies in the GL orbit), the orthogonal one dashed
     styles = {"gl": (4.5, 0.35, "-"), "rescaling": (1.8, 1.0, "-"), "orthogonal": (1.6, 1.0, "--")}
     spread = 0.0
     handles, labels = [], []
@@ -1154,6 +1157,7 @@ def level_set_teleport(problem, point, moved, *, extent: float = 3.0, levels: in
     """
     _scalar_plane(problem)
     check_positive("extent", extent)
+    levels = check_count("levels", levels, 0)
     x = as_point(point, "point", widths=problem.widths)
     y = as_point(moved, "moved", widths=problem.widths)
     value = problem.loss(x)
@@ -1325,6 +1329,8 @@ def rescaling_quotient_flow(rescaled, rotated=None, *, layer: int = 1, neurons=(
     figure = figure if figure is not None else _figure(5.4 * panels + 1.6, 4.8)
     left = figure.add_subplot(1, panels, 1)
     problem = rescaled[0].problem
+    if len(neurons) != 2:
+        raise ValueError(f"neurons must name two neurons of hidden layer {layer}; got {neurons!r}")
     a, b = (int(j) for j in neurons)
     names = [rf"$p_{{{j + 1}}} = (W_{{{layer + 1}}})_{{1{j + 1}}} (W_{{{layer}}})_{{{j + 1}1}}$" for j in (a, b)]
     coordinates = [neuron_products(run.points, layer, (a, b)) for run in rescaled]

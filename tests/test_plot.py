@@ -819,6 +819,10 @@ def test_group_orbits_of_a_larger_network_stay_in_the_fiber():
         plot.group_orbits(x, entries=((1, 0, 0), (3, 0, 0)))
     with pytest.raises(ValueError, match="at least two layers"):
         plot.group_orbits((np.ones((2, 2)),))
+    with pytest.raises(ValueError, match="samples must be an integer >= 2"):
+        plot.group_orbits(x, samples=1)
+    with pytest.raises(ValueError, match="span"):
+        plot.group_orbits(x, span=-1.0)
 
 
 def test_level_set_teleport_draws_the_level_the_orbit_and_both_gradients(scalar2, teleported):
