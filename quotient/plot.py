@@ -42,8 +42,8 @@ __all__ = [
     "hessian_spectrum",
     "level_set_teleport",
     "loss_curve",
-    "neuron_products",
-    "orthogonal_invariants",
+        "orthogonal_invariants",
+    "path_products",
     "quotient_geodesic",
     "quotient_trajectory",
     "rescaling_quotient_flow",
@@ -941,7 +941,8 @@ def _exponentials(xi, times, group: str) -> list:
 
     By one eigendecomposition ``xi_i = V diag(lambda) V^{-1}`` per factor (a random Gaussian or
     skew matrix is diagonalisable; skew ones with unitary ``V``), ``exp(t xi_i) = V diag(e^{t lambda})
-    V^{-1}``, real part; diagonal exactly for the rescalings, so that the membership check sees one.
+    V^{-1}``, real part (``scipy.linalg.expm`` per ``t`` where ``cond(V) > 1e6``); diagonal exactly
+    for the rescalings, so that the membership check sees one.
     """
     factors = []
     for Z in xi:
@@ -949,6 +950,11 @@ def _exponentials(xi, times, group: str) -> list:
             factors.append(np.stack([np.diag(np.exp(t * np.diag(Z))) for t in times]))
             continue
         values, vectors = np.linalg.eig(Z)
+        if np.linalg.cond(vectors) > 1e6:  # nearly defective: eigenvectors lose the digits
+            from scipy.linalg import expm
+
+            factors.append(np.stack([expm(t * Z) for t in times]))
+            continue
         inverse = np.linalg.inv(vectors)
         scaled = vectors[None] * np.exp(np.multiply.outer(times, values))[:, None, :]
         factors.append(np.real(scaled @ inverse[None]))
@@ -1220,38 +1226,49 @@ def _same_times(runs, name: str) -> None:
             raise ValueError(f"{name}: trajectory {k} is sampled at other times than trajectory 1; use one t_eval for all")
 
 
-def neuron_products(points, layer: int = 1, neurons=(0, 1)) -> np.ndarray:
-    """Rescaling-invariant coordinates ``p_j = W_{i+1}[0, j] W_i[j, 0]`` of hidden layer ``i``.
+def path_products(points, paths=((0,), (1,))) -> np.ndarray:
+    """Rescaling-invariant coordinates: the products of the weights along paths through the network.
 
     Parameters
     ----------
     points : tuple of ndarray
         A batch of points, layer ``k`` of shape ``(T, d_k, d_{k-1})`` (e.g. ``Trajectory.points``).
-    layer : int
-        The hidden layer ``i`` (1-based, ``1 <= i <= h - 1``).
-    neurons : sequence of int
-        The neurons ``j`` (0-based) of that layer.
+    paths : sequence of tuple of int
+        Each path ``(j_1, ..., j_{h-1})`` names one neuron (0-based) per hidden layer; it runs from
+        input 0 to output 0.
 
     Returns
     -------
-    ndarray, shape (T, len(neurons))
+    ndarray, shape (T, len(paths))
+        ``p = W_h[0, j_{h-1}] W_{h-1}[j_{h-1}, j_{h-2}] ... W_1[j_1, 0]`` per path.
 
     Notes
     -----
-    A positive rescaling multiplies row ``j`` of ``W_i`` by ``g_j > 0`` and column ``j`` of
-    ``W_{i+1}`` by ``1 / g_j``, so each product ``W_{i+1}[r, j] W_i[j, c]`` is invariant. For
-    widths ``(1, d, 1)`` the ``d`` products with the signs of ``W_1`` are all the invariants: the
-    ``p_j`` are coordinates of the rescaling quotient, and ``W = sum_j p_j``.
+    A positive rescaling ``W_k -> D_k W_k D_{k-1}^{-1}`` (``D_0 = D_h = I``) multiplies each factor
+    ``W_k[j_k, j_{k-1}]`` by ``D_k[j_k] / D_{k-1}[j_{k-1}]``; along a path from input to output the
+    factors cancel, so ``p`` is invariant. The product of only two neighbouring layers,
+    ``W_{i+1}[r, j] W_i[j, c]``, is invariant only for ``h = 2``: deeper, the rescalings of
+    layers ``i + 1`` and ``i - 1`` change it. For widths ``(1, d, 1)`` the ``d`` products
+    ``p_j = W_2[0, j] W_1[j, 0]`` with the signs of ``W_1`` are all the invariants: the ``p_j`` are
+    coordinates of the rescaling quotient, and ``W = sum_j p_j``.
     """
     layers = tuple(np.asarray(W, dtype=float) for W in points)
-    if not 1 <= int(layer) <= len(layers) - 1:
-        raise ValueError(f"layer must be a hidden layer, 1..{len(layers) - 1}; got {layer!r}")
-    i = int(layer)
-    width = layers[i - 1].shape[-2]
-    neurons = [int(j) for j in neurons]
-    if any(not 0 <= j < width for j in neurons):
-        raise ValueError(f"neurons must be in 0..{width - 1} (hidden width d_{i} = {width}); got {neurons}")
-    return np.stack([layers[i][..., 0, j] * layers[i - 1][..., j, 0] for j in neurons], axis=-1)
+    h = len(layers)
+    if h < 2:
+        raise ValueError(f"points must have at least two layers (a hidden layer); got {h}")
+    paths = [tuple(int(j) for j in path) for path in paths]
+    hidden = [W.shape[-2] for W in layers[:-1]]
+    for path in paths:
+        if len(path) != h - 1 or any(not 0 <= j < d for j, d in zip(path, hidden)):
+            raise ValueError(f"paths: {path} must name one neuron per hidden layer, in 0..d_i - 1 for hidden widths {tuple(hidden)}")
+    products = []
+    for path in paths:
+        full = (0,) + path + (0,)
+        product = np.ones(layers[0].shape[:-2])
+        for k, W in enumerate(layers):
+            product = product * W[..., full[k + 1], full[k]]
+        products.append(product)
+    return np.stack(products, axis=-1)
 
 
 def orthogonal_invariants(points) -> np.ndarray:
@@ -1291,7 +1308,7 @@ def _quotient_panel(axes, runs, coordinates, names, start_label):
     return gap
 
 
-def rescaling_quotient_flow(rescaled, rotated=None, *, layer: int = 1, neurons=(0, 1), figure=None) -> Figure:
+def rescaling_quotient_flow(rescaled, rotated=None, *, paths=((0,), (1,)), figure=None) -> Figure:
     """Flows from several starts on one orbit, drawn in coordinates of the quotient by the group.
 
     Parameters
@@ -1302,16 +1319,16 @@ def rescaling_quotient_flow(rescaled, rotated=None, *, layer: int = 1, neurons=(
     rotated : sequence of Trajectory, optional
         Flows (one ``t_eval``) from starts ``R_k . x`` on one orthogonal orbit
         (:func:`quotient.random_orthogonal`): a second panel, for contrast.
-    layer, neurons
-        The rescaling-invariant coordinates ``p_j = W_{i+1}[0, j] W_i[j, 0]`` of the left panel
-        (:func:`neuron_products`): hidden layer ``i`` and two of its neurons.
+    paths : tuple of 2 paths
+        The rescaling-invariant coordinates of the left panel, two path products
+        (:func:`path_products`); for ``h = 2`` the path ``(j,)`` gives ``p_j = W_2[0, j] W_1[j, 0]``.
     figure : matplotlib.figure.Figure, optional
         Draw into this (empty) figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Left: the rescaled starts in ``(p_a, p_b)``; they are one point of the quotient at
+        Left: the rescaled starts in two path products ``(p_a, p_b)``; they are one point of the quotient at
         ``t = 0``, but the curves separate: the rescalings are not isometries, so they do not
         commute with the gradient flow and the flow does not descend to a flow on the rescaling
         quotient (the "projected flow" depends on the representative). Right: the rotated starts
@@ -1329,11 +1346,14 @@ def rescaling_quotient_flow(rescaled, rotated=None, *, layer: int = 1, neurons=(
     figure = figure if figure is not None else _figure(5.4 * panels + 1.6, 4.8)
     left = figure.add_subplot(1, panels, 1)
     problem = rescaled[0].problem
-    if len(neurons) != 2:
-        raise ValueError(f"neurons must name two neurons of hidden layer {layer}; got {neurons!r}")
-    a, b = (int(j) for j in neurons)
-    names = [rf"$p_{{{j + 1}}} = (W_{{{layer + 1}}})_{{1{j + 1}}} (W_{{{layer}}})_{{{j + 1}1}}$" for j in (a, b)]
-    coordinates = [neuron_products(run.points, layer, (a, b)) for run in rescaled]
+    if len(paths) != 2:
+        raise ValueError(f"paths must name two paths (the two coordinates); got {paths!r}")
+    paths = tuple(tuple(int(j) for j in path) for path in paths)
+    if problem.depth == 2:
+        names = [rf"$p_{{{j + 1}}} = (W_2)_{{1{j + 1}}} (W_1)_{{{j + 1}1}}$" for (j,) in paths]
+    else:
+        names = ["$p_{(" + ",".join(str(j + 1) for j in path) + ")}$ (path product)" for path in paths]
+    coordinates = [path_products(run.points, paths) for run in rescaled]
     target = float(problem.sigma[0]) if tuple(problem.widths) == (1, 2, 1) else None
     if target is not None:
         left.axline((target, 0.0), slope=-1.0, color=_LEVEL, linewidth=0.9, linestyle="--", zorder=1, label=rf"global minimum $p_1 + p_2 = {target:g}$")

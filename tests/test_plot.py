@@ -38,6 +38,8 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.testing.compare import compare_images
@@ -45,6 +47,7 @@ from matplotlib.text import Annotation, Text
 
 import quotient as q
 from quotient import plot
+from strategies import seeds, widths
 
 BASELINE = Path(__file__).parent / "baseline"
 UPDATE = os.environ.get("QUOTIENT_UPDATE_BASELINES") == "1"
@@ -856,22 +859,59 @@ def test_level_set_teleport_draws_the_level_the_orbit_and_both_gradients(scalar2
         plot.level_set_teleport(q.Problem.from_sigma([2.0], (1, 1, 1, 1)), x + x[:1], x + x[:1])
 
 
-def test_quotient_coordinates_are_invariant():
-    """neuron_products under rescalings, orthogonal_invariants under rotations, at points moved far."""
-    widths = (3, 4, 2)
-    x = q.init.small_random(widths, 1.0, rng=0)
-    r = q.random_rescaling(widths, rng=1, spread=3.0)  # entries spread over ~e^6
-    R = q.random_orthogonal(widths, rng=2)
+@settings(max_examples=30, deadline=None)
+@given(widths(min_depth=2, max_depth=3, max_width=4), seeds)
+def test_quotient_coordinates_are_invariant(shape, seed):
+    """path_products under rescalings, orthogonal_invariants under rotations, at points moved far."""
+    rng = np.random.default_rng(seed)
+    x = q.init.small_random(shape, 1.0, rng=rng)
+    r = q.random_rescaling(shape, rng=rng, spread=2.0)  # entries spread over ~e^8
+    R = q.random_orthogonal(shape, rng=rng)
+    paths = [tuple(int(rng.integers(d)) for d in shape[1:-1]) for _ in range(3)]
     batch = lambda point: tuple(W[None] for W in point)  # noqa: E731
-    np.testing.assert_allclose(
-        plot.neuron_products(batch(q.act(x, r, group="rescaling")), 1, (0, 3)), plot.neuron_products(batch(x), 1, (0, 3)), rtol=1e-12
-    )
-    np.testing.assert_allclose(plot.orthogonal_invariants(batch(q.act(x, R))), plot.orthogonal_invariants(batch(x)), rtol=1e-12)
-    assert not np.allclose(plot.neuron_products(batch(q.act(x, R)), 1, (0, 3)), plot.neuron_products(batch(x), 1, (0, 3)))
-    with pytest.raises(ValueError, match="neurons must be in 0..3"):
-        plot.neuron_products(batch(x), 1, (0, 4))
-    with pytest.raises(ValueError, match="layer must be a hidden layer"):
-        plot.neuron_products(batch(x), 2)
+    p = plot.path_products(batch(x), paths)
+    expected = [np.prod([x[k][full[k + 1], full[k]] for k in range(len(x))]) for full in ((0,) + path + (0,) for path in paths)]
+    np.testing.assert_allclose(p[0], expected, rtol=1e-14)
+    np.testing.assert_allclose(plot.path_products(batch(q.act(x, r, group="rescaling")), paths), p, rtol=1e-12)
+    scale = float(np.prod([np.linalg.norm(W) for W in x]))
+    invariants = plot.orthogonal_invariants(batch(x))
+    moved = plot.orthogonal_invariants(batch(q.act(x, R, group="orthogonal")))
+    np.testing.assert_allclose(moved[:, 0], invariants[:, 0], rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(moved[:, 1], invariants[:, 1], rtol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(widths(min_depth=2, max_depth=3, max_width=4), seeds, st.sampled_from(["gl", "orthogonal", "rescaling"]))
+def test_orbit_curves_follow_the_exponential(shape, seed, group):
+    """group_orbits' one-parameter subgroups exp(t xi) against scipy.linalg.expm."""
+    from scipy.linalg import expm
+
+    xi = plot._algebra_direction(shape[1:-1], group, np.random.default_rng(seed))
+    if xi is None:  # so(1) = 0: the orthogonal orbit of width-1 hidden layers is finite
+        assert group == "orthogonal" and all(d == 1 for d in shape[1:-1])
+        return
+    times = np.array([-1.5, 0.0, 0.7, 2.0])
+    for t, factors in zip(times, plot._exponentials(xi, times, group)):
+        for F, Z in zip(factors, xi):
+            np.testing.assert_allclose(F, expm(t * Z), rtol=1e-10, atol=1e-12 * np.exp(2.0))
+
+
+def test_quotient_coordinates_reject_bad_input():
+    x = tuple(W[None] for W in q.init.small_random((3, 4, 2), 1.0, rng=0))
+    with pytest.raises(ValueError, match="must name one neuron per hidden layer"):
+        plot.path_products(x, [(4,)])
+    with pytest.raises(ValueError, match="must name one neuron per hidden layer"):
+        plot.path_products(x, [(0, 0)])
+
+
+def test_neighbour_products_are_not_rescaling_invariant_at_depth_three():
+    """Why path products: W_2[0, j] W_1[j, 0] changes under the rescaling of hidden layer 2 when h = 3."""
+    shape = (1, 2, 2, 1)
+    x = q.init.small_random(shape, 1.0, rng=0)
+    moved = q.act(x, q.random_rescaling(shape, rng=1, spread=1.0), group="rescaling")
+    assert abs(moved[1][0, 0] * moved[0][0, 0] - x[1][0, 0] * x[0][0, 0]) > 1e-3 * abs(x[1][0, 0] * x[0][0, 0])
+    batch = lambda point: tuple(W[None] for W in point)  # noqa: E731
+    np.testing.assert_allclose(plot.path_products(batch(moved), [(0, 0), (1, 0)]), plot.path_products(batch(x), [(0, 0), (1, 0)]), rtol=1e-12)
 
 
 def test_rescaling_quotient_flow_curves_differ_orthogonal_ones_coincide(orbit_runs):
@@ -887,7 +927,7 @@ def test_rescaling_quotient_flow_curves_differ_orthogonal_ones_coincide(orbit_ru
     quotient_left, quotient_right = curves(left), curves(right)
     assert len(quotient_left) == len(quotient_right) == 3
     for k, run in enumerate(rescaled):
-        np.testing.assert_array_equal(quotient_left[k], plot.neuron_products(run.points, 1, (0, 1)))
+        np.testing.assert_array_equal(quotient_left[k], plot.path_products(run.points, ((0,), (1,))))
     for k, run in enumerate(rotated):
         np.testing.assert_array_equal(quotient_right[k], plot.orthogonal_invariants(run.points))
     gap = lambda first, other: np.max(np.abs(first - other), axis=1)  # noqa: E731
@@ -948,6 +988,7 @@ def test_figures_command_writes_the_figures_asked_for(tmp_path, capsys):
     assert set(figures.FIGURES) >= {
         "saddle_to_saddle", "balanced_vs_unbalanced", "quotient_path", "critical_graph",
         "nonstrict_saddle", "scalar_fiber", "hessian_spectra", "conservation",
+        "group_orbits", "level_set_teleport", "rescaling_quotient_flow", "quotient_geodesic",
     }  # fmt: skip
     assert figures.main(["--out", str(tmp_path), "--only", "scalar_fiber", "--quiet"]) == 0
     assert capsys.readouterr().out == ""
