@@ -1056,8 +1056,10 @@ def group_orbits(
     if len(entries) != 2:
         raise ValueError(f"entries must name 2 layer entries; got {len(entries)}")
     for layer, row, column in entries:
-        if not (1 <= layer <= len(layers) and 0 <= row < layers[layer - 1].shape[0] and 0 <= column < layers[layer - 1].shape[1]):
-            raise ValueError(f"entries: ({layer}, {row}, {column}) is not an entry of the layers of shapes {[W.shape for W in layers]}")
+        inside = 1 <= layer <= len(layers) and 0 <= row < layers[layer - 1].shape[0]
+        if not (inside and 0 <= column < layers[layer - 1].shape[1]):
+            shapes = [W.shape for W in layers]
+            raise ValueError(f"entries: ({layer}, {row}, {column}) is not an entry of the layers of shapes {shapes}")
     if extent is not None:
         check_positive("extent", extent)
     check_positive("span", span)
@@ -1118,7 +1120,10 @@ def group_orbits(
 
 def _scalar_plane(problem, name: str = "problem") -> None:
     if tuple(problem.widths) != (1, 1, 1):
-        raise ValueError(f"{name} must be the scalar chain with widths (1, 1, 1) (drawn in the (w_1, w_2) plane); got widths {problem.widths}")
+        raise ValueError(
+            f"{name} must be the scalar chain with widths (1, 1, 1) (drawn in the (w_1, w_2) plane); "
+            f"got widths {problem.widths}"
+        )
 
 
 def level_set_teleport(problem, point, moved, *, extent: float = 3.0, levels: int = 10, axes=None) -> Figure:
@@ -1168,7 +1173,9 @@ def level_set_teleport(problem, point, moved, *, extent: float = 3.0, levels: in
     y = as_point(moved, "moved", widths=problem.widths)
     value = problem.loss(x)
     if abs(problem.loss(y) - value) > 1e-9 * max(1.0, abs(value)):
-        raise ValueError(f"moved must lie on the level set of point: L(point) = {value:.12g}, L(moved) = {problem.loss(y):.12g}")
+        raise ValueError(
+            f"moved must lie on the level set of point: L(point) = {value:.12g}, L(moved) = {problem.loss(y):.12g}"
+        )
     axes = _axes(axes, width=7.8, height=4.8)
     grid = np.linspace(-extent, extent, 401)
     w1, w2 = np.meshgrid(grid, grid)
@@ -1213,7 +1220,10 @@ def level_set_teleport(problem, point, moved, *, extent: float = 3.0, levels: in
     axes.set_aspect("equal")
     axes.set_xlabel("$w_1$")
     axes.set_ylabel("$w_2$")
-    axes.set_title(rf"same loss $L = {value:.4g}$, gradient norm ${norms[0]:.3g} \to {norms[1]:.3g}$" "\n(arrows to one scale)", fontsize=9)
+    axes.set_title(
+        rf"same loss $L = {value:.4g}$, gradient norm ${norms[0]:.3g} \to {norms[1]:.3g}$" "\n(arrows to one scale)",
+        fontsize=9,
+    )
     axes.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return axes.get_figure()
 
@@ -1260,7 +1270,9 @@ def path_products(points, paths=((0,), (1,))) -> np.ndarray:
     hidden = [W.shape[-2] for W in layers[:-1]]
     for path in paths:
         if len(path) != h - 1 or any(not 0 <= j < d for j, d in zip(path, hidden)):
-            raise ValueError(f"paths: {path} must name one neuron per hidden layer, in 0..d_i - 1 for hidden widths {tuple(hidden)}")
+            raise ValueError(
+                f"paths: {path} must name one neuron per hidden layer, in 0..d_i - 1 for hidden widths {tuple(hidden)}"
+            )
     products = []
     for path in paths:
         full = (0,) + path + (0,)
@@ -1285,9 +1297,8 @@ def orthogonal_invariants(points) -> np.ndarray:
 def _parameter_gap(runs) -> float:
     """``max_k max_t ||x_k(t) - x_1(t)||_F``: how far apart the runs are in parameter space."""
     first = runs[0].points
-    return max(
-        float(np.max(np.sqrt(sum(np.sum((A - B) ** 2, axis=(-2, -1)) for A, B in zip(run.points, first))))) for run in runs[1:]
-    )
+    gaps = [np.sqrt(sum(np.sum((A - B) ** 2, axis=(-2, -1)) for A, B in zip(run.points, first))) for run in runs[1:]]
+    return max(float(np.max(gap)) for gap in gaps)
 
 
 def _quotient_panel(axes, runs, coordinates, names, start_label):
@@ -1356,7 +1367,10 @@ def rescaling_quotient_flow(rescaled, rotated=None, *, paths=((0,), (1,)), figur
     coordinates = [path_products(run.points, paths) for run in rescaled]
     target = float(problem.sigma[0]) if tuple(problem.widths) == (1, 2, 1) else None
     if target is not None:
-        left.axline((target, 0.0), slope=-1.0, color=_LEVEL, linewidth=0.9, linestyle="--", zorder=1, label=rf"global minimum $p_1 + p_2 = {target:g}$")
+        left.axline(
+            (target, 0.0), slope=-1.0, color=_LEVEL, linewidth=0.9, linestyle="--", zorder=1,
+            label=rf"global minimum $p_1 + p_2 = {target:g}$",
+        )  # fmt: skip
     gap = _quotient_panel(left, rescaled, coordinates, names, "start 1 ($x$)")
     left.set_title(
         f"{len(rescaled)} starts on one rescaling orbit: one quotient point at $t = 0$,\n"
@@ -1368,8 +1382,11 @@ def rescaling_quotient_flow(rescaled, rotated=None, *, paths=((0,), (1,)), figur
         rotated = _as_list(rotated)
         _same_times(rotated, "rotated")
         right = figure.add_subplot(1, 2, 2)
-        if target is not None and tuple(rotated[0].problem.widths) == (1, 2, 1):
-            right.axvline(float(rotated[0].problem.sigma[0]), color=_LEVEL, linewidth=0.9, linestyle="--", zorder=1, label=rf"global minimum $W = {target:g}$")
+        if tuple(rotated[0].problem.widths) == (1, 2, 1):
+            value = float(rotated[0].problem.sigma[0])
+            right.axvline(
+                value, color=_LEVEL, linewidth=0.9, linestyle="--", zorder=1, label=rf"global minimum $W = {value:g}$"
+            )
         names = [r"$W_{11}$", r"$\sum_i \|W_i\|_F^2$"]
         gap = _quotient_panel(right, rotated, [orthogonal_invariants(run.points) for run in rotated], names, "start 1 ($x$)")
         right.set_title(
@@ -1390,7 +1407,9 @@ def _orthogonal_alignment(widths, x_flat, y_flat) -> np.ndarray:
     return np.asarray(space.fiber_bundle.align(y_flat, x_flat), dtype=float)
 
 
-def quotient_geodesic(problem, x, y, *, aligned=None, samples: int = 101, orbit_samples: int = 200, rng=0, figure=None) -> Figure:
+def quotient_geodesic(
+    problem, x, y, *, aligned=None, samples: int = 101, orbit_samples: int = 200, rng=0, figure=None
+) -> Figure:
     """The geodesic of the orthogonal quotient between two points, against the straight line.
 
     Parameters
@@ -1448,7 +1467,8 @@ def quotient_geodesic(problem, x, y, *, aligned=None, samples: int = 101, orbit_
     scale = max(1.0, float(np.sqrt(np.sum(flat_y**2))))
     norms_y = np.array([np.linalg.norm(W) for W in ys])
     norms_a = np.array([np.linalg.norm(W) for W in a])
-    if np.max(np.abs(norms_a - norms_y)) > 1e-8 * scale or np.max(np.abs(end_to_end(a) - end_to_end(ys))) > 1e-8 * scale**len(ys):
+    same_map = np.max(np.abs(end_to_end(a) - end_to_end(ys))) <= 1e-8 * scale ** len(ys)
+    if np.max(np.abs(norms_a - norms_y)) > 1e-8 * scale or not same_map:
         raise ValueError("aligned must lie on the orthogonal orbit of y (same layer norms and end-to-end map)")
     t = np.linspace(0.0, 1.0, check_count("samples", samples, 2))
     n_orbit = check_count("orbit_samples", orbit_samples, 0)
@@ -1485,8 +1505,14 @@ def quotient_geodesic(problem, x, y, *, aligned=None, samples: int = 101, orbit_
             np.r_[distances[0], distances], np.arange(n_orbit + 1) / n_orbit, drawstyle="steps-post",
             color="0.35", linewidth=1.6, label=rf"$\|x - R \cdot y\|$, {n_orbit} Haar-random $R$",
         )  # fmt: skip
-    right.axvline(lengths["geodesic"], color=colours["geodesic"], linewidth=1.8, label=rf"quotient distance $\min_R \|x - R \cdot y\| = {lengths['geodesic']:.3g}$")
-    right.axvline(lengths["line"], color=colours["line"], linewidth=1.8, linestyle="--", label=rf"$\|x - y\| = {lengths['line']:.3g}$ ($R = I$)")
+    right.axvline(
+        lengths["geodesic"], color=colours["geodesic"], linewidth=1.8,
+        label=rf"quotient distance $\min_R \|x - R \cdot y\| = {lengths['geodesic']:.3g}$",
+    )  # fmt: skip
+    right.axvline(
+        lengths["line"], color=colours["line"], linewidth=1.8, linestyle="--",
+        label=rf"$\|x - y\| = {lengths['line']:.3g}$ ($R = I$)",
+    )  # fmt: skip
     right.set_xlabel(r"distance to $x$")
     right.set_ylabel(r"fraction of the orbit samples within it")
     right.set_ylim(-0.03, 1.03)
