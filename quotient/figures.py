@@ -27,7 +27,7 @@ from .flow import gradient_descent, gradient_flow
 from .network import _squared_norm, conserved_quantities
 from .problem import Problem
 from .saddle import stable_directions, unstable_directions
-from .symmetry import act
+from .symmetry import act, identity, random_orthogonal, random_rescaling
 
 __all__ = ["FIGURES", "DPI", "main", "save"]
 
@@ -276,6 +276,82 @@ def scalar_fiber() -> Figure:
     return figure
 
 
+# ---------------------------------------------------------------------------------------- symmetry
+def _scalar(*values):
+    return tuple(np.array([[float(w)]]) for w in values)
+
+
+def group_orbits() -> Figure:
+    """The orbit of one point under GL, the orthogonal group and the rescalings, exactly (1-1-1) and projected (2-3-2)."""
+    figure = Figure(figsize=(12.0, 5.4), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    plot.group_orbits(_scalar(1.2, 0.5), span=3.0, extent=3.0, axes=left)
+    left.set_title(
+        "scalar chain 1-1-1, the whole orbits: GL(1) both branches of $w_1 w_2 = 0.6$,\n"
+        "the rescalings the branch through $x$, $O(1) = \\{\\pm 1\\}$ the points $\\pm x$",
+        fontsize=9,
+    )
+    point = init.small_random((2, 3, 2), 1.0, rng=2)
+    plot.group_orbits(point, directions=2, span=1.5, entries=((1, 0, 0), (2, 0, 0)), axes=right)
+    figure.suptitle(
+        "Orbits of one point under the hidden symmetry groups (quotient.act along one-parameter subgroups "
+        "$t \\mapsto c\\, e^{t \\xi}$ in every component):\nthe end-to-end map, hence the loss, is the same on all of them",
+        fontsize=11,
+    )
+    return figure
+
+
+def level_set_teleport() -> Figure:
+    """The level set of L through a point of the scalar chain 1-1-1 and the point of its orbit with the largest gradient."""
+    problem = Problem.from_sigma([2.0], (1, 1, 1))
+    point = _scalar(1.2, 0.5)
+    # the best of the GL elements g = e^s, |s| <= 0.8, for the gradient norm (what teleportation maximises)
+    moves = [act(point, (np.array([[np.exp(s)]]),)) for s in np.linspace(-0.8, 0.8, 161)]
+    moved = max(moves, key=lambda p: _squared_norm(problem.gradient(p)))
+    figure = plot.level_set_teleport(problem, point, moved)
+    figure.suptitle(
+        "Teleportation on the scalar chain 1-1-1, $L = \\frac{1}{2}(2 - w_2 w_1)^2$: moving along the GL orbit keeps the loss\n"
+        "and changes the gradient (the moved point: the largest $\\|\\nabla L\\|$ over $g = e^s$, $|s| \\leq 0.8$)",
+        fontsize=10,
+    )
+    return figure
+
+
+def rescaling_quotient_flow() -> Figure:
+    """Flows from starts on one rescaling orbit and on one orthogonal orbit (widths 1-2-1), in quotient coordinates."""
+    widths = (1, 2, 1)
+    problem = Problem.from_sigma([2.0], widths)
+    point = (np.array([[0.6], [0.3]]), np.array([[0.2, 0.5]]))
+    times = np.linspace(0.0, 8.0, 321)
+    rescalings = [identity(widths)] + [random_rescaling(widths, rng=k, spread=1.0) for k in range(3)]
+    rotations = [identity(widths)] + [random_orthogonal(widths, rng=k) for k in range(3)]
+    rescaled = [_flow(problem, act(point, g, group="rescaling"), 8.0, samples=times) for g in rescalings]
+    rotated = [_flow(problem, act(point, R, group="orthogonal"), 8.0, samples=times) for R in rotations]
+    figure = plot.rescaling_quotient_flow(rescaled, rotated)
+    figure.set_size_inches(12.4, 5.2)
+    figure.suptitle(
+        "Widths 1-2-1, $\\sigma = 2$: the orthogonal group commutes with the gradient flow, the rescalings do not;\n"
+        "flows from one rescaling orbit project to different curves of the rescaling quotient, flows from one orthogonal orbit to one curve",
+        fontsize=11,
+    )
+    return figure
+
+
+def quotient_geodesic() -> Figure:
+    """The O(d) quotient geodesic between two points of the global-minimum fiber of widths 3-4-4-3."""
+    problem = Problem.from_sigma((3.0, 2.0, 1.0), (3, 4, 4, 3))
+    samples = fiber(problem, (1, 2, 3)).sample(2, rng=1, spread=0.5, structure=False)
+    x, y = (tuple(layer[k] for layer in samples) for k in range(2))
+    figure = plot.quotient_geodesic(problem, x, y)
+    figure.suptitle(
+        "Two points of the global-minimum fiber (widths 3-4-4-3, $\\sigma = 3, 2, 1$): the geodesic of the quotient by "
+        "$O(4) \\times O(4)$ (geomstats, quotient.bundle)\nis the segment to the aligned point, shorter than the straight line, "
+        "and it stays closer to the fiber",
+        fontsize=11,
+    )
+    return figure
+
+
 #: name -> function returning the figure; the file is ``figures/<name>.png``.
 FIGURES = {
     "saddle_to_saddle": saddle_to_saddle,
@@ -286,6 +362,10 @@ FIGURES = {
     "scalar_fiber": scalar_fiber,
     "hessian_spectra": hessian_spectra,
     "conservation": conservation,
+    "group_orbits": group_orbits,
+    "level_set_teleport": level_set_teleport,
+    "rescaling_quotient_flow": rescaling_quotient_flow,
+    "quotient_geodesic": quotient_geodesic,
 }
 
 

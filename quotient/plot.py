@@ -20,7 +20,17 @@ from matplotlib.lines import Line2D
 from .critical import critical_values, zero_eigenvalue_threshold
 from .graph import critical_graph as _critical_graph
 from .graph import plateaus
-from .network import conserved_quantities, end_to_end
+from .network import (
+    as_point,
+    check_count,
+    check_positive,
+    conserved_quantities,
+    end_to_end,
+    from_vector,
+    to_vector,
+    widths_of,
+)
+from .symmetry import GROUPS, act, compose, random_orthogonal
 
 __all__ = [
     "PALETTE",
@@ -28,9 +38,15 @@ __all__ = [
     "critical_graph",
     "fiber_projection",
     "fiber_samples",
+    "group_orbits",
     "hessian_spectrum",
+    "level_set_teleport",
     "loss_curve",
+        "orthogonal_invariants",
+    "path_products",
+    "quotient_geodesic",
     "quotient_trajectory",
+    "rescaling_quotient_flow",
     "scalar_fiber",
     "singular_value_curves",
 ]
@@ -887,4 +903,620 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
         title += "\naxes: " + r"$\mathrm{slog}\, x = \mathrm{sign}(x) \log_{10}(1 + |x|)$ of the layer norms"
     axes.set_title(title, fontsize=10)
     axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------- symmetry
+#: Colours of the three hidden symmetry groups in the symmetry pictures.
+_GROUP_COLOURS = {"gl": PALETTE[0], "orthogonal": PALETTE[3], "rescaling": PALETTE[2]}
+_GROUP_NAMES = {"gl": "GL", "orthogonal": "orthogonal", "rescaling": "rescaling"}
+
+
+def _group_name(group) -> str:
+    """The group's short name: a string of :data:`quotient.symmetry.GROUPS` or an object with ``name``."""
+    name = getattr(group, "name", group)
+    if name not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS} (or a group object naming one); got {group!r}")
+    return name
+
+
+def _algebra_direction(hidden, group: str, generator) -> tuple:
+    """A random unit element ``xi`` (Frobenius norm over all factors) of the group's Lie algebra:
+    Gaussian matrices for GL, their skew parts for the orthogonal group, Gaussian diagonals for the
+    rescalings. ``None`` when the algebra is zero (the orthogonal group of width-1 hidden layers)."""
+    factors = []
+    for d in hidden:
+        Z = generator.standard_normal((d, d))
+        if group == "orthogonal":
+            Z = (Z - Z.T) / 2.0
+        elif group == "rescaling":
+            Z = np.diag(np.diag(Z))
+        factors.append(Z)
+    norm = np.sqrt(sum(float(np.sum(Z**2)) for Z in factors))
+    return None if norm == 0.0 else tuple(Z / norm for Z in factors)
+
+
+def _exponentials(xi, times, group: str) -> list:
+    """``exp(t xi)`` for every ``t`` in ``times``, one tuple of factors per ``t``.
+
+    By one eigendecomposition ``xi_i = V diag(lambda) V^{-1}`` per factor (a random Gaussian or
+    skew matrix is diagonalisable; skew ones with unitary ``V``), ``exp(t xi_i) = V diag(e^{t lambda})
+    V^{-1}``, real part (``scipy.linalg.expm`` per ``t`` where ``cond(V) > 1e6``); diagonal exactly
+    for the rescalings, so that the membership check sees one.
+    """
+    factors = []
+    for Z in xi:
+        if group == "rescaling":
+            factors.append(np.stack([np.diag(np.exp(t * np.diag(Z))) for t in times]))
+            continue
+        values, vectors = np.linalg.eig(Z)
+        if np.linalg.cond(vectors) > 1e6:  # nearly defective: eigenvectors lose the digits
+            from scipy.linalg import expm
+
+            factors.append(np.stack([expm(t * Z) for t in times]))
+            continue
+        inverse = np.linalg.inv(vectors)
+        scaled = vectors[None] * np.exp(np.multiply.outer(times, values))[:, None, :]
+        factors.append(np.real(scaled @ inverse[None]))
+    return [tuple(f[k] for f in factors) for k in range(len(times))]
+
+
+def _components(hidden, group: str) -> list:
+    """One element in each connected component of the group: every choice of ``I`` or the reflection
+    ``diag(-1, 1, ..., 1)`` per hidden layer for GL and the orthogonal group (``2^{h-1}`` components);
+    the identity for the (connected) rescalings."""
+    if group == "rescaling":
+        return [tuple(np.eye(d) for d in hidden)]
+    choices = []
+    for signs in itertools.product((1.0, -1.0), repeat=len(hidden)):
+        choices.append(tuple(np.diag(np.r_[s, np.ones(d - 1)]) for s, d in zip(signs, hidden)))
+    return choices
+
+
+def _orbit_curves(point, group: str, *, directions: int, span: float, samples: int, rng) -> list:
+    """Curves ``t -> c exp(t xi) . x``, ``t`` in ``[-span, span]``, for ``c`` in every component and
+    ``directions`` random unit ``xi``; each curve is a batch of points (layers of shape
+    ``(samples, d_i, d_{i-1})``). A zero algebra gives the points ``c . x``, one per component."""
+    widths = widths_of(point)
+    hidden = widths[1:-1]
+    generator = np.random.default_rng(rng)
+    dimension = {"gl": sum(d * d for d in hidden), "orthogonal": sum(d * (d - 1) // 2 for d in hidden)}
+    dimension["rescaling"] = sum(hidden)
+    count = min(directions, dimension[group])
+    xis = [_algebra_direction(hidden, group, generator) for _ in range(count)]
+    times = np.linspace(-span, span, samples) if count else np.zeros(1)
+    curves = []
+    exponentials = [_exponentials(xi, times, group) for xi in xis]
+    for component in _components(hidden, group):
+        for elements in exponentials or [[None]]:
+            moved = []
+            for element in elements:
+                g = component if element is None else compose(component, element)
+                moved.append(act(point, g, group=group))
+            curves.append(tuple(np.stack([m[i] for m in moved]) for i in range(len(point))))
+    return curves
+
+
+def group_orbits(
+    point,
+    *,
+    groups=("gl", "orthogonal", "rescaling"),
+    entries=((1, 0, 0), (2, 0, 0)),
+    directions: int = 3,
+    span: float = 2.0,
+    samples: int = 161,
+    extent: float | None = None,
+    rng=0,
+    axes=None,
+) -> Figure:
+    """The orbit of one point under each hidden symmetry group, in two layer entries.
+
+    Parameters
+    ----------
+    point : tuple of ndarray
+        ``x = (W_1, ..., W_h)``, ``h >= 2``.
+    groups : sequence of {"gl", "orthogonal", "rescaling"}
+        The groups whose orbits ``G . x`` are drawn (group objects with a ``name`` are accepted).
+    entries : tuple of 2 (layer, row, column)
+        Layer entries (layer 1-based, row and column 0-based) used as coordinates.
+    directions : int
+        Number of random unit Lie-algebra directions ``xi`` (at most the algebra's dimension).
+    span : float
+        Each curve is ``t -> c exp(t xi) . x`` for ``t`` in ``[-span, span]``.
+    samples : int
+        Points per curve.
+    extent : float, optional
+        Draw the square ``[-extent, extent]^2`` (parts of curves outside it are not drawn); by
+        default the limits fit the curves.
+    rng : int or numpy.random.Generator
+        Seed of the directions.
+    axes : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        For every group and every element ``c`` of each connected component (``I`` or the
+        reflection ``diag(-1, 1, ..., 1)`` per hidden layer for GL and the orthogonal group, the
+        identity for the connected rescalings), the one-parameter curves ``c exp(t xi) . x`` through
+        ``c . x`` (:func:`quotient.symmetry.act`): lines for GL and the rescalings, a line or, where
+        the orthogonal algebra is zero (hidden widths 1), a marker per component. The point ``x``
+        is the black star. The title bounds the largest change ``max |W - W(x)|`` of the
+        end-to-end map over all points drawn: the orbits lie in the fiber of ``W(x)``.
+
+        For the scalar chain ``(1, 1, 1)`` in ``(w_1, w_2)`` this is the whole orbit, exactly:
+        ``GL(1)`` gives both branches of the hyperbola ``w_1 w_2 = c``, the rescalings the branch
+        through ``x``, ``O(1) = {1, -1}`` the two points ``x`` and ``-x``. For larger networks it
+        is a 2-D projection of a few curves of each orbit.
+    """
+    layers = as_point(point, "point")
+    if len(layers) < 2:
+        raise ValueError(f"point must have at least two layers (a hidden layer to act on); got {len(layers)}")
+    names = [_group_name(group) for group in groups]
+    entries = tuple(tuple(int(v) for v in spec) for spec in entries)
+    if len(entries) != 2:
+        raise ValueError(f"entries must name 2 layer entries; got {len(entries)}")
+    for layer, row, column in entries:
+        inside = 1 <= layer <= len(layers) and 0 <= row < layers[layer - 1].shape[0]
+        if not (inside and 0 <= column < layers[layer - 1].shape[1]):
+            shapes = [W.shape for W in layers]
+            raise ValueError(f"entries: ({layer}, {row}, {column}) is not an entry of the layers of shapes {shapes}")
+    if extent is not None:
+        check_positive("extent", extent)
+    check_positive("span", span)
+    directions = check_count("directions", directions)
+    samples = check_count("samples", samples, 2)
+    W0 = end_to_end(layers)
+    axes = _axes(axes, width=5.6, height=5.0)
+    hidden = widths_of(layers)[1:-1]
+    # line width, opacity and style per group: GL wide and pale under the others (the rescaling
+    # orbit lies in the GL orbit), the orthogonal one dashed
+    styles = {"gl": (4.5, 0.35, "-"), "rescaling": (1.8, 1.0, "-"), "orthogonal": (1.6, 1.0, "--")}
+    spread = 0.0
+    handles, labels = [], []
+    for name in names:
+        colour = _GROUP_COLOURS[name]
+        width, alpha, style = styles[name]
+        curves = _orbit_curves(layers, name, directions=directions, span=span, samples=samples, rng=rng)
+        isolated = len(curves[0][0]) == 1  # a zero Lie algebra: the orbit is one point per component
+        for curve in curves:
+            spread = max(spread, float(np.max(np.abs(end_to_end(curve) - W0))))
+            x, y = (_layer_entry(curve, spec) for spec in entries)
+            if extent is not None:
+                outside = (np.abs(x) > extent) | (np.abs(y) > extent)
+                x, y = np.where(outside, np.nan, x), np.where(outside, np.nan, y)
+            if isolated:
+                axes.scatter(x, y, s=70, facecolor="none", edgecolor=colour, linewidth=1.8, zorder=4)
+            else:
+                axes.plot(x, y, color=colour, linewidth=width, alpha=alpha, linestyle=style, zorder=2)
+        label = f"{_GROUP_NAMES[name]} orbit"
+        if name != "rescaling":
+            label += f" ({len(_components(hidden, name))} components)"
+        if isolated:
+            handles.append(Line2D([], [], color=colour, marker="o", markerfacecolor="none", markersize=8, linestyle="none"))
+            label += f": {len(curves)} points"
+        else:
+            handles.append(Line2D([], [], color=colour, linewidth=width, alpha=alpha, linestyle=style))
+        labels.append(label)
+    x0, y0 = (float(_layer_entry(tuple(W[None] for W in layers), spec)[0]) for spec in entries)
+    axes.scatter([x0], [y0], s=120, marker="*", color="black", zorder=5)
+    handles.append(Line2D([], [], color="black", marker="*", markersize=10, linestyle="none"))
+    labels.append("the point $x$")
+    axis_names = [rf"$(W_{{{layer}}})_{{{row + 1}{column + 1}}}$" for layer, row, column in entries]
+    if all(W.shape == (1, 1) for W in layers):
+        axis_names = [f"$w_{{{layer}}}$" for layer, _, _ in entries]
+    axes.set_xlabel(axis_names[0])
+    axes.set_ylabel(axis_names[1])
+    if extent is not None:
+        axes.set_xlim(-extent, extent)
+        axes.set_ylim(-extent, extent)
+        axes.set_aspect("equal")
+    axes.axhline(0.0, color="0.85", linewidth=0.6, zorder=0)
+    axes.axvline(0.0, color="0.85", linewidth=0.6, zorder=0)
+    widths = "-".join(map(str, widths_of(layers)))
+    axes.set_title(f"widths {widths}: on every orbit drawn, $\\max |W - W(x)| {_bound(spread)}$", fontsize=9)
+    axes.legend(handles, labels, loc="best", fontsize=8, framealpha=0.9)
+    return axes.get_figure()
+
+
+def _scalar_plane(problem, name: str = "problem") -> None:
+    if tuple(problem.widths) != (1, 1, 1):
+        raise ValueError(
+            f"{name} must be the scalar chain with widths (1, 1, 1) (drawn in the (w_1, w_2) plane); "
+            f"got widths {problem.widths}"
+        )
+
+
+def level_set_teleport(problem, point, moved, *, extent: float = 3.0, levels: int = 10, axes=None) -> Figure:
+    """The level set of the loss through a point, the point's GL orbit in it, and a teleported point.
+
+    Parameters
+    ----------
+    problem : Problem
+        The scalar chain, widths ``(1, 1, 1)``: the picture is the whole parameter plane ``(w_1, w_2)``.
+    point : tuple of ndarray
+        ``x = (w_1, w_2)``, each of shape ``(1, 1)``.
+    moved : tuple of ndarray
+        A point of the same level set, e.g. ``g . x`` for the group element that teleportation
+        (maximising the gradient norm over the orbit) returns.
+    extent : float
+        Draw the square ``[-extent, extent]^2``.
+    levels : int
+        Number of other contours of ``L`` drawn, spaced evenly in ``log(1 + L)`` up to the largest
+        loss in the square.
+    axes : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Thin grey contours of ``L(w) = l(w_2 w_1)`` (:attr:`Problem.end_to_end_loss`); the level set
+        ``{L = L(x)}`` as a thick contour; on it the GL orbit of ``x``, both branches of
+        ``w_1 w_2 = w_1(x) w_2(x)``; the arrows ``-grad L`` at ``x`` (open circle) and at the moved
+        point (filled), drawn to one common scale, with ``||grad L||`` of both in the legend.
+
+    Raises
+    ------
+    ValueError
+        If the problem is not the scalar chain ``(1, 1, 1)``, or ``moved`` is not on the level set
+        of ``x`` (loss different by more than ``1e-9`` relative).
+
+    Notes
+    -----
+    For the square loss ``L = 1/2 (s - w_1 w_2)^2`` the level set is ``w_1 w_2 = c`` and
+    ``w_1 w_2 = 2 s - c`` (``c = w_1(x) w_2(x)``): two GL orbits (four branches), one through ``x``.
+    The gradient ``-(s - w_1 w_2) (w_2, w_1)`` is not constant on the orbit: moving along it
+    changes ``||grad L||`` at the same loss, which is what teleportation exploits.
+    """
+    _scalar_plane(problem)
+    check_positive("extent", extent)
+    levels = check_count("levels", levels, 0)
+    x = as_point(point, "point", widths=problem.widths)
+    y = as_point(moved, "moved", widths=problem.widths)
+    value = problem.loss(x)
+    if abs(problem.loss(y) - value) > 1e-9 * max(1.0, abs(value)):
+        raise ValueError(
+            f"moved must lie on the level set of point: L(point) = {value:.12g}, L(moved) = {problem.loss(y):.12g}"
+        )
+    axes = _axes(axes, width=7.8, height=4.8)
+    grid = np.linspace(-extent, extent, 401)
+    w1, w2 = np.meshgrid(grid, grid)
+    L = problem.end_to_end_loss.value((w1 * w2)[..., None, None])
+    others = np.expm1(np.linspace(0.0, np.log1p(float(L.max())), levels + 2)[1:-1])
+    axes.contour(w1, w2, L, levels=others, colors="0.75", linewidths=0.7, zorder=1)
+    axes.contour(w1, w2, L, levels=[value], colors=[PALETTE[5]], linewidths=3.0, zorder=2)
+    c = float(x[0][0, 0] * x[1][0, 0])
+    for branch in (grid[grid > 0], grid[grid < 0]):
+        w = c / branch
+        keep = np.abs(w) <= extent
+        axes.plot(branch[keep], w[keep], color=PALETTE[0], linewidth=1.4, zorder=3)
+    gradients = [problem.gradient(p) for p in (x, y)]
+    norms = [float(np.sqrt(sum(np.sum(G**2) for G in grad))) for grad in gradients]
+    scale = 0.3 * extent / max(max(norms), np.finfo(float).tiny)
+    for k, (p, grad) in enumerate(zip((x, y), gradients)):
+        start = np.array([p[0][0, 0], p[1][0, 0]])
+        step = -scale * np.array([grad[0][0, 0], grad[1][0, 0]])
+        axes.annotate(
+            "", xy=start + step, xytext=start,
+            arrowprops={"arrowstyle": "-|>", "color": PALETTE[3 if k else 1], "linewidth": 1.8, "shrinkA": 0, "shrinkB": 0},
+            zorder=4,
+        )  # fmt: skip
+        face = PALETTE[3] if k else "white"
+        axes.scatter([start[0]], [start[1]], s=46, facecolor=face, edgecolor=PALETTE[3 if k else 1], linewidth=1.4, zorder=5)
+    handles = [
+        Line2D([], [], color="0.75", linewidth=0.7),
+        Line2D([], [], color=PALETTE[5], linewidth=3.0),
+        Line2D([], [], color=PALETTE[0], linewidth=1.4),
+        Line2D([], [], color=PALETTE[1], marker="o", markerfacecolor="white", linestyle="-"),
+        Line2D([], [], color=PALETTE[3], marker="o", linestyle="-"),
+    ]
+    names = [
+        "contours of $L$",
+        rf"level set $L = {value:.4g}$",
+        rf"GL orbit of $x$: $w_1 w_2 = {c:.4g}$",
+        rf"$x$, $-\nabla L$: $\|\nabla L\| = {norms[0]:.3g}$",
+        rf"moved point, $-\nabla L$: $\|\nabla L\| = {norms[1]:.3g}$",
+    ]
+    axes.set_xlim(-extent, extent)
+    axes.set_ylim(-extent, extent)
+    axes.set_aspect("equal")
+    axes.set_xlabel("$w_1$")
+    axes.set_ylabel("$w_2$")
+    axes.set_title(
+        rf"same loss $L = {value:.4g}$, gradient norm ${norms[0]:.3g} \to {norms[1]:.3g}$" "\n(arrows to one scale)",
+        fontsize=9,
+    )
+    axes.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return axes.get_figure()
+
+
+def _same_times(runs, name: str) -> None:
+    if len(runs) < 2:
+        raise ValueError(f"{name} must hold at least two trajectories (starts on one orbit); got {len(runs)}")
+    for k, run in enumerate(runs[1:], start=2):
+        if run.times.shape != runs[0].times.shape or not np.array_equal(run.times, runs[0].times):
+            raise ValueError(f"{name}: trajectory {k} is sampled at other times than trajectory 1; use one t_eval for all")
+
+
+def path_products(points, paths=((0,), (1,))) -> np.ndarray:
+    """Rescaling-invariant coordinates: the products of the weights along paths through the network.
+
+    Parameters
+    ----------
+    points : tuple of ndarray
+        A batch of points, layer ``k`` of shape ``(T, d_k, d_{k-1})`` (e.g. ``Trajectory.points``).
+    paths : sequence of tuple of int
+        Each path ``(j_1, ..., j_{h-1})`` names one neuron (0-based) per hidden layer; it runs from
+        input 0 to output 0.
+
+    Returns
+    -------
+    ndarray, shape (T, len(paths))
+        ``p = W_h[0, j_{h-1}] W_{h-1}[j_{h-1}, j_{h-2}] ... W_1[j_1, 0]`` per path.
+
+    Notes
+    -----
+    A positive rescaling ``W_k -> D_k W_k D_{k-1}^{-1}`` (``D_0 = D_h = I``) multiplies each factor
+    ``W_k[j_k, j_{k-1}]`` by ``D_k[j_k] / D_{k-1}[j_{k-1}]``; along a path from input to output the
+    factors cancel, so ``p`` is invariant. The product of only two neighbouring layers,
+    ``W_{i+1}[r, j] W_i[j, c]``, is invariant only for ``h = 2``: deeper, the rescalings of
+    layers ``i + 1`` and ``i - 1`` change it. For widths ``(1, d, 1)`` the ``d`` products
+    ``p_j = W_2[0, j] W_1[j, 0]`` with the signs of ``W_1`` are all the invariants: the ``p_j`` are
+    coordinates of the rescaling quotient, and ``W = sum_j p_j``.
+    """
+    layers = tuple(np.asarray(W, dtype=float) for W in points)
+    h = len(layers)
+    if h < 2:
+        raise ValueError(f"points must have at least two layers (a hidden layer); got {h}")
+    paths = [tuple(int(j) for j in path) for path in paths]
+    hidden = [W.shape[-2] for W in layers[:-1]]
+    for path in paths:
+        if len(path) != h - 1 or any(not 0 <= j < d for j, d in zip(path, hidden)):
+            raise ValueError(
+                f"paths: {path} must name one neuron per hidden layer, in 0..d_i - 1 for hidden widths {tuple(hidden)}"
+            )
+    products = []
+    for path in paths:
+        full = (0,) + path + (0,)
+        product = np.ones(layers[0].shape[:-2])
+        for k, W in enumerate(layers):
+            product = product * W[..., full[k + 1], full[k]]
+        products.append(product)
+    return np.stack(products, axis=-1)
+
+
+def orthogonal_invariants(points) -> np.ndarray:
+    """``(W[0, 0], sum_i ||W_i||_F^2)``: two coordinates unchanged by the orthogonal hidden symmetry.
+
+    For widths ``(1, d, 1)``, with ``a = W_1``, ``b = W_2^T``, the orthogonal quotient has the
+    coordinates ``a . b = W``, ``|a|^2`` and ``|b|^2``; along a flow ``|b|^2 - |a|^2 = C_1`` is
+    conserved, so these two determine the quotient point. Shape ``(T, 2)`` for a batch of ``T`` points.
+    """
+    layers = tuple(np.asarray(W, dtype=float) for W in points)
+    return np.stack([end_to_end(layers)[..., 0, 0], sum(np.sum(W**2, axis=(-2, -1)) for W in layers)], axis=-1)
+
+
+def _parameter_gap(runs) -> float:
+    """``max_k max_t ||x_k(t) - x_1(t)||_F``: how far apart the runs are in parameter space."""
+    first = runs[0].points
+    gaps = [np.sqrt(sum(np.sum((A - B) ** 2, axis=(-2, -1)) for A, B in zip(run.points, first))) for run in runs[1:]]
+    return max(float(np.max(gap)) for gap in gaps)
+
+
+def _quotient_panel(axes, runs, coordinates, names, start_label):
+    """Runs drawn in quotient coordinates ``(T, 2)``: the first wide and pale, the others thin and
+    dashed over it, so that coinciding curves show as one. Returns the largest gap to the first."""
+    first = coordinates[0]
+    gap = max(float(np.max(np.abs(c - first))) for c in coordinates[1:])
+    for k, c in enumerate(coordinates):
+        label = start_label if k == 0 else f"start {k + 1}"
+        if k == 0:
+            axes.plot(*c.T, color=PALETTE[0], linewidth=5.0, alpha=0.35, label=label, zorder=2)
+        else:
+            axes.plot(*c.T, color=PALETTE[k % 7], linewidth=1.4, linestyle=(0, (4, 2)), label=label, zorder=3)
+        axes.scatter(*c[-1:].T, s=22, color=PALETTE[0] if k == 0 else PALETTE[k % 7], zorder=5)
+    axes.scatter(*first[:1].T, s=40, facecolor="white", edgecolor="black", zorder=6, label="start in the quotient")
+    axes.set_xlabel(names[0])
+    axes.set_ylabel(names[1])
+    return gap
+
+
+def rescaling_quotient_flow(rescaled, rotated=None, *, paths=((0,), (1,)), figure=None) -> Figure:
+    """Flows from several starts on one orbit, drawn in coordinates of the quotient by the group.
+
+    Parameters
+    ----------
+    rescaled : sequence of Trajectory
+        Flows (one ``t_eval``) from starts ``r_k . x`` on one rescaling orbit (``r_k`` positive
+        diagonal, :func:`quotient.random_rescaling`).
+    rotated : sequence of Trajectory, optional
+        Flows (one ``t_eval``) from starts ``R_k . x`` on one orthogonal orbit
+        (:func:`quotient.random_orthogonal`): a second panel, for contrast.
+    paths : tuple of 2 paths
+        The rescaling-invariant coordinates of the left panel, two path products
+        (:func:`path_products`); for ``h = 2`` the path ``(j,)`` gives ``p_j = W_2[0, j] W_1[j, 0]``.
+    figure : matplotlib.figure.Figure, optional
+        Draw into this (empty) figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the rescaled starts in two path products ``(p_a, p_b)``; they are one point of the quotient at
+        ``t = 0``, but the curves separate: the rescalings are not isometries, so they do not
+        commute with the gradient flow and the flow does not descend to a flow on the rescaling
+        quotient (the "projected flow" depends on the representative). Right: the rotated starts
+        in the orthogonal invariants ``(W_11, sum_i ||W_i||_F^2)`` (:func:`orthogonal_invariants`):
+        the orthogonal group acts by isometries preserving the loss, so ``R . x(t)`` is the flow
+        from ``R . x`` and the quotient curves coincide while the points stay apart in parameter
+        space. Titles give the largest gap between the quotient curves (on the right as a bound,
+        ``< 10^-6`` for the solver errors of flows at ``rtol = 1e-10``, which differ between
+        machines) and between the points ``max_t ||x_k(t) - x_1(t)||``; for widths ``(1, 2, 1)`` the global minimum
+        ``W = sigma_1`` is drawn dashed (the line ``p_1 + p_2 = sigma_1``, resp. ``W_11 = sigma_1``).
+    """
+    rescaled = _as_list(rescaled)
+    _same_times(rescaled, "rescaled")
+    panels = 1 if rotated is None else 2
+    figure = figure if figure is not None else _figure(5.4 * panels + 1.6, 4.8)
+    left = figure.add_subplot(1, panels, 1)
+    problem = rescaled[0].problem
+    if len(paths) != 2:
+        raise ValueError(f"paths must name two paths (the two coordinates); got {paths!r}")
+    paths = tuple(tuple(int(j) for j in path) for path in paths)
+    if problem.depth == 2:
+        names = [rf"$p_{{{j + 1}}} = (W_2)_{{1{j + 1}}} (W_1)_{{{j + 1}1}}$" for (j,) in paths]
+    else:
+        names = ["$p_{(" + ",".join(str(j + 1) for j in path) + ")}$ (path product)" for path in paths]
+    coordinates = [path_products(run.points, paths) for run in rescaled]
+    target = float(problem.sigma[0]) if tuple(problem.widths) == (1, 2, 1) else None
+    if target is not None:
+        left.axline(
+            (target, 0.0), slope=-1.0, color=_LEVEL, linewidth=0.9, linestyle="--", zorder=1,
+            label=rf"global minimum $p_1 + p_2 = {target:g}$",
+        )  # fmt: skip
+    gap = _quotient_panel(left, rescaled, coordinates, names, "start 1 ($x$)")
+    left.set_title(
+        f"{len(rescaled)} starts on one rescaling orbit: one quotient point at $t = 0$,\n"
+        f"quotient curves apart by up to {gap:.2g} (points by {_parameter_gap(rescaled):.2g})",
+        fontsize=9,
+    )
+    left.legend(loc="best", fontsize=8, framealpha=0.9)
+    if rotated is not None:
+        rotated = _as_list(rotated)
+        _same_times(rotated, "rotated")
+        right = figure.add_subplot(1, 2, 2)
+        if tuple(rotated[0].problem.widths) == (1, 2, 1):
+            value = float(rotated[0].problem.sigma[0])
+            right.axvline(
+                value, color=_LEVEL, linewidth=0.9, linestyle="--", zorder=1, label=rf"global minimum $W = {value:g}$"
+            )
+        names = [r"$W_{11}$", r"$\sum_i \|W_i\|_F^2$"]
+        gap = _quotient_panel(right, rotated, [orthogonal_invariants(run.points) for run in rotated], names, "start 1 ($x$)")
+        right.set_title(
+            f"{len(rotated)} starts on one orthogonal orbit: the quotient curves coincide\n"
+            f"(apart by ${_bound(gap, floor=-6)}$) while the points are apart by {_parameter_gap(rotated):.2g}",
+            fontsize=9,
+        )
+        right.legend(loc="best", fontsize=8, framealpha=0.9)
+    return figure
+
+
+def _orthogonal_alignment(widths, x_flat, y_flat) -> np.ndarray:
+    """``align(y, x)`` of the orthogonal quotient (:class:`quotient.bundle.ParameterSpace`), flat."""
+    from .bundle import ParameterSpace  # geomstats: imported only when a picture needs it
+
+    space = ParameterSpace(widths)
+    space.equip_with_quotient()
+    return np.asarray(space.fiber_bundle.align(y_flat, x_flat), dtype=float)
+
+
+def quotient_geodesic(
+    problem, x, y, *, aligned=None, samples: int = 101, orbit_samples: int = 200, rng=0, figure=None
+) -> Figure:
+    """The geodesic of the orthogonal quotient between two points, against the straight line.
+
+    Parameters
+    ----------
+    problem : Problem
+    x, y : tuple of ndarray
+        Two points (e.g. two samples of one fiber, :meth:`quotient.Fiber.sample`).
+    aligned : tuple of ndarray, optional
+        ``R* . y``, the point of ``y``'s orbit under ``K = O(d_1) x ... x O(d_{h-1})`` closest
+        to ``x``; by default ``ParameterSpace(widths).fiber_bundle.align(y, x)``
+        (:mod:`quotient.bundle`, geomstats).
+    samples : int
+        Points along each path.
+    orbit_samples : int
+        Points ``R . y`` of the orbit of ``y`` (``R`` Haar random, :func:`quotient.random_orthogonal`)
+        whose distances to ``x`` are drawn.
+    rng : int or numpy.random.Generator
+        Seed of the orbit samples.
+    figure : matplotlib.figure.Figure, optional
+        Draw into this (empty) figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the loss along the straight segment from ``x`` to ``y`` (length ``||x - y||``) and
+        along the quotient geodesic, the segment from ``x`` to ``align(y, x)`` (length the
+        quotient distance ``d([x], [y]) = ||x - align(y, x)||``), against arc length; the level
+        ``L(x)`` dashed. Right: the empirical distribution of the distances ``||x - R . y||`` of the
+        orbit samples, with the quotient distance and ``||x - y||`` as vertical lines: no sample
+        of the orbit is nearer to ``x`` than the aligned point. The legends give both lengths.
+
+    Raises
+    ------
+    ValueError
+        If ``aligned`` is not on the orthogonal orbit of ``y`` (its invariants ``||W_i||_F`` and
+        ``W`` differ by more than ``1e-8`` relative).
+
+    Notes
+    -----
+    ``K`` acts by isometries, so the quotient metric is ``d([x], [y]) = min_R ||x - R . y||`` and
+    its geodesics are the horizontal straight lines: the segment from ``x`` to the aligned point
+    (its direction is horizontal at ``x`` because ``align`` is optimal). The straight line to
+    ``y`` itself is a geodesic of parameter space, longer, and between two points of one fiber it
+    can leave the fiber further.
+    """
+    xs = as_point(x, "x", widths=problem.widths)
+    ys = as_point(y, "y", widths=problem.widths)
+    flat_x, flat_y = to_vector(xs), to_vector(ys)
+    if aligned is None:
+        flat_a = _orthogonal_alignment(problem.widths, flat_x, flat_y)
+    else:
+        a = as_point(aligned, "aligned", widths=problem.widths)
+        flat_a = to_vector(a)
+    a = from_vector(flat_a, problem.widths)
+    scale = max(1.0, float(np.sqrt(np.sum(flat_y**2))))
+    norms_y = np.array([np.linalg.norm(W) for W in ys])
+    norms_a = np.array([np.linalg.norm(W) for W in a])
+    same_map = np.max(np.abs(end_to_end(a) - end_to_end(ys))) <= 1e-8 * scale ** len(ys)
+    if np.max(np.abs(norms_a - norms_y)) > 1e-8 * scale or not same_map:
+        raise ValueError("aligned must lie on the orthogonal orbit of y (same layer norms and end-to-end map)")
+    t = np.linspace(0.0, 1.0, check_count("samples", samples, 2))
+    n_orbit = check_count("orbit_samples", orbit_samples, 0)
+    paths = {"line": (flat_x, flat_y), "geodesic": (flat_x, flat_a)}
+    figure = figure if figure is not None else _figure(12.0, 4.8)
+    left, right = figure.subplots(1, 2)
+    lengths = {}
+    colours = {"line": PALETTE[3], "geodesic": PALETTE[0]}
+    names = {
+        "line": r"straight line $x \to y$",
+        "geodesic": r"quotient geodesic $x \to \mathrm{align}(y, x)$",
+    }
+    for key, (start, end) in paths.items():
+        lengths[key] = float(np.linalg.norm(end - start))
+        points = start[None] + t[:, None] * (end - start)[None]
+        loss = np.array([problem.loss(from_vector(p, problem.widths)) for p in points])
+        label = names[key] + (f", length {lengths[key]:.3g}")
+        left.plot(t * lengths[key], loss, color=colours[key], linewidth=1.8, label=label)
+    level = problem.loss(xs)
+    shown = _bound(abs(level)) if abs(level) < 1e-12 else f"= {level:.4g}"  # round-off is not printed
+    left.axhline(level, color=_LEVEL, linewidth=0.9, linestyle="--", label=rf"$L(x) {shown}$")
+    left.set_xlabel("arc length $s$ along the path")
+    left.set_ylabel(r"loss $L$")
+    left.legend(loc="best", fontsize=8, framealpha=0.9)
+    left.set_title(
+        f"quotient distance {lengths['geodesic']:.3g} against $\\|x - y\\| = {lengths['line']:.3g}$", fontsize=9
+    )
+    # the distances to x of other points of y's orbit: none is below the quotient distance
+    generator = np.random.default_rng(rng)
+    orbit = [to_vector(act(ys, random_orthogonal(problem.widths, generator), group="orthogonal")) for _ in range(n_orbit)]
+    distances = np.sort([float(np.linalg.norm(flat - flat_x)) for flat in orbit])
+    if n_orbit:
+        right.plot(
+            np.r_[distances[0], distances], np.arange(n_orbit + 1) / n_orbit, drawstyle="steps-post",
+            color="0.35", linewidth=1.6, label=rf"$\|x - R \cdot y\|$, {n_orbit} Haar-random $R$",
+        )  # fmt: skip
+    right.axvline(
+        lengths["geodesic"], color=colours["geodesic"], linewidth=1.8,
+        label=rf"quotient distance $\min_R \|x - R \cdot y\| = {lengths['geodesic']:.3g}$",
+    )  # fmt: skip
+    right.axvline(
+        lengths["line"], color=colours["line"], linewidth=1.8, linestyle="--",
+        label=rf"$\|x - y\| = {lengths['line']:.3g}$ ($R = I$)",
+    )  # fmt: skip
+    right.set_xlabel(r"distance to $x$")
+    right.set_ylabel(r"fraction of the orbit samples within it")
+    right.set_ylim(-0.03, 1.03)
+    right.set_xlim(0.0, 1.05 * max([lengths["line"]] + list(distances[-1:])))
+    right.set_title(r"the orbit of $y$ seen from $x$: its nearest point is $\mathrm{align}(y, x)$", fontsize=9)
+    right.legend(loc="upper left", fontsize=8, framealpha=0.9)
     return figure

@@ -38,6 +38,8 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.testing.compare import compare_images
@@ -45,6 +47,7 @@ from matplotlib.text import Annotation, Text
 
 import quotient as q
 from quotient import plot
+from strategies import seeds, widths
 
 BASELINE = Path(__file__).parent / "baseline"
 UPDATE = os.environ.get("QUOTIENT_UPDATE_BASELINES") == "1"
@@ -142,6 +145,49 @@ def saddle_samples(problem, saddle_fiber):
     samples = saddle_fiber.sample(24, rng=0, spread=0.5)
     classes = [q.classify(problem, tuple(layer[k] for layer in samples)) for k in range(24)]
     return samples, classes
+
+
+# ---------------------------------------------------------------------------------------- symmetry inputs
+def _scalar_point(*values):
+    return tuple(np.array([[float(w)]]) for w in values)
+
+
+@pytest.fixture(scope="module")
+def scalar2():
+    return q.Problem.from_sigma([2.0], (1, 1, 1))
+
+
+@pytest.fixture(scope="module")
+def teleported(scalar2):
+    """x = (1.2, 0.5) and the point of its GL orbit g = e^s, |s| <= 0.8, with the largest gradient norm."""
+    x = _scalar_point(1.2, 0.5)
+    moves = [q.act(x, (np.array([[np.exp(s)]]),)) for s in np.linspace(-0.8, 0.8, 81)]
+    return x, max(moves, key=lambda p: sum(np.sum(G**2) for G in scalar2.gradient(p)))
+
+
+@pytest.fixture(scope="module")
+def orbit_runs():
+    """Widths 1-2-1: flows from 3 starts on one rescaling orbit and from 3 on one orthogonal orbit."""
+    widths = (1, 2, 1)
+    problem = q.Problem.from_sigma([2.0], widths)
+    x = (np.array([[0.6], [0.3]]), np.array([[0.2, 0.5]]))
+    times = np.linspace(0.0, 8.0, 81)
+    rescalings = [q.symmetry.identity(widths)] + [q.random_rescaling(widths, rng=k, spread=1.0) for k in range(2)]
+    rotations = [q.symmetry.identity(widths)] + [q.random_orthogonal(widths, rng=k) for k in range(2)]
+    flow = lambda point: q.gradient_flow(problem, point, 8.0, t_eval=times, progress=False)  # noqa: E731
+    return (
+        [flow(q.act(x, g, group="rescaling")) for g in rescalings],
+        [flow(q.act(x, R, group="orthogonal")) for R in rotations],
+        rotations,
+    )
+
+
+@pytest.fixture(scope="module")
+def fiber_pair():
+    """Two points of the global-minimum fiber of widths 2-3-2 (h = 2: alignment is exact Procrustes)."""
+    problem = q.Problem.from_sigma([3.0, 2.0], (2, 3, 2))
+    samples = q.fiber(problem, (1, 2)).sample(2, rng=0, spread=0.6, structure=False)
+    return problem, tuple(layer[0] for layer in samples), tuple(layer[1] for layer in samples)
 
 
 def _axes(figure):
@@ -404,6 +450,25 @@ def _drop_rarest(figure):
     [c for c in _axes(figure).collections if isinstance(c, PathCollection)][-1].remove()
 
 
+def _build_group_orbits(request):
+    return plot.group_orbits(_scalar_point(1.2, 0.5), span=3.0, extent=3.0, samples=81)
+
+
+def _build_level_set(request):
+    x, moved = request.getfixturevalue("teleported")
+    return plot.level_set_teleport(request.getfixturevalue("scalar2"), x, moved)
+
+
+def _build_rescaling_flow(request):
+    rescaled, rotated, _ = request.getfixturevalue("orbit_runs")
+    return plot.rescaling_quotient_flow(rescaled, rotated)
+
+
+def _build_geodesic(request):
+    problem, x, y = request.getfixturevalue("fiber_pair")
+    return plot.quotient_geodesic(problem, x, y, samples=41, orbit_samples=60)
+
+
 CASES = {
     "loss_curve": (_build_loss, _drop_level),
     "singular_value_curves": (_build_singular, _drop_curve),
@@ -418,6 +483,10 @@ CASES = {
     "fiber_samples": (_build_samples, _drop_star),
     "loss_curve_plateau": (_build_plateau, _drop_curve_or_level),
     "fiber_samples_origin": (_build_origin_samples, _drop_rarest),
+    "group_orbits": (_build_group_orbits, _drop_first_line),
+    "level_set_teleport": (_build_level_set, _drop_arrow),
+    "rescaling_quotient_flow": (_build_rescaling_flow, _drop_curve_or_level),
+    "quotient_geodesic": (_build_geodesic, _drop_curve),
 }
 
 
@@ -707,6 +776,211 @@ def test_fiber_samples_matrix_and_scalar(problem, saddle_fiber, saddle_samples):
     assert len(axes.lines) == 2  # both branches of the hyperbola w_2 w_1 = 2
 
 
+# ---------------------------------------------------------------------------------------- symmetry pictures
+def _lines_of(axes, colour):
+    return [line for line in axes.lines if matplotlib.colors.same_color(line.get_color(), colour) and len(line.get_xdata())]
+
+
+def test_group_orbits_of_the_scalar_chain_are_exact():
+    """(1, 1, 1), x = (1.2, 0.5): GL(1) draws both branches of w_1 w_2 = 0.6, the rescalings the branch
+    through x, O(1) = {1, -1} the two points x and -x."""
+    x = _scalar_point(1.2, 0.5)
+    axes = _axes(plot.group_orbits(x, span=3.0, extent=3.0, samples=81))
+    gl, rescaling = _lines_of(axes, plot.PALETTE[0]), _lines_of(axes, plot.PALETTE[2])
+    assert len(gl) == 2 and len(rescaling) == 1
+    for line in gl + rescaling:
+        u, v = (np.asarray(c, dtype=float) for c in line.get_data())
+        keep = np.isfinite(u)
+        assert keep.sum() > 20
+        np.testing.assert_allclose((u * v)[keep], 0.6, rtol=1e-12)  # the fiber of W = 0.6
+    signs = sorted(float(np.sign(np.nanmean(line.get_xdata()))) for line in gl)
+    assert signs == [-1.0, 1.0]  # one curve per component of GL(1), one per branch
+    assert np.all(np.asarray(rescaling[0].get_xdata())[np.isfinite(rescaling[0].get_xdata())] > 0)
+    points = [c for c in axes.collections if isinstance(c, PathCollection) and c.get_offsets().shape[0] == 1]
+    orthogonal = sorted(map(tuple, np.concatenate([c.get_offsets() for c in points[:-1]])))
+    assert orthogonal == [(-1.2, -0.5), (1.2, 0.5)]  # act(x, (-1,)) and x; the last marker is the star
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert legend == ["GL orbit (2 components)", "orthogonal orbit (2 components): 2 points", "rescaling orbit", "the point $x$"]
+    assert axes.get_title().endswith("< 10^{-12}$")
+
+
+def test_group_orbits_of_a_larger_network_stay_in_the_fiber():
+    """Widths 2-3-2: the rescaling curves keep the rescaling invariant (W_2)_11 (W_1)_11; the end-to-end
+    map is constant on every orbit drawn (checked here on the drawn orthogonal curves' end points)."""
+    x = q.init.small_random((2, 3, 2), 1.0, rng=2)
+    axes = _axes(plot.group_orbits(x, directions=2, span=1.5, samples=41))
+    rescaling = _lines_of(axes, plot.PALETTE[2])
+    assert len(rescaling) == 2  # the rescalings are connected: one curve per direction
+    for line in rescaling:
+        u, v = (np.asarray(c, dtype=float) for c in line.get_data())
+        np.testing.assert_allclose(u * v, x[0][0, 0] * x[1][0, 0], rtol=1e-12)
+    assert len(_lines_of(axes, plot.PALETTE[0])) == len(_lines_of(axes, plot.PALETTE[3])) == 2 * 2  # 2 components
+    assert axes.get_title().endswith("< 10^{-12}$") and "widths 2-3-2" in axes.get_title()
+    with pytest.raises(ValueError, match="group must be one of"):
+        plot.group_orbits(x, groups=("so",))
+    with pytest.raises(ValueError, match="entries"):
+        plot.group_orbits(x, entries=((1, 0, 0), (3, 0, 0)))
+    with pytest.raises(ValueError, match="at least two layers"):
+        plot.group_orbits((np.ones((2, 2)),))
+    with pytest.raises(ValueError, match="samples must be an integer >= 2"):
+        plot.group_orbits(x, samples=1)
+    with pytest.raises(ValueError, match="span"):
+        plot.group_orbits(x, span=-1.0)
+
+
+def test_level_set_teleport_draws_the_level_the_orbit_and_both_gradients(scalar2, teleported):
+    x, moved = teleported
+    value = scalar2.loss(x)
+    assert abs(scalar2.loss(moved) - value) <= 1e-12 * value  # teleportation keeps the loss
+    norms = [float(np.sqrt(sum(np.sum(G**2) for G in scalar2.gradient(p)))) for p in (x, moved)]
+    assert norms[1] > 2.0 * norms[0]
+    axes = _axes(plot.level_set_teleport(scalar2, x, moved))
+    level = [c for c in axes.collections if type(c).__name__ == "QuadContourSet" and len(c.levels) == 1]
+    assert len(level) == 1 and level[0].levels[0] == pytest.approx(value, rel=1e-15)
+    orbit = _lines_of(axes, plot.PALETTE[0])
+    assert len(orbit) == 2
+    for line in orbit:
+        np.testing.assert_allclose(line.get_xdata() * line.get_ydata(), 0.6, rtol=1e-12)
+    arrows = [text for text in axes.texts if isinstance(text, Annotation) and text.arrow_patch]
+    assert len(arrows) == 2
+    for arrow, point, norm in zip(arrows, (x, moved), norms):
+        start, end = np.asarray(arrow.xyann), np.asarray(arrow.xy)
+        np.testing.assert_allclose(start, [point[0][0, 0], point[1][0, 0]], rtol=1e-15)
+        grad = scalar2.gradient(point)
+        direction = -np.array([grad[0][0, 0], grad[1][0, 0]])
+        np.testing.assert_allclose((end - start) / np.linalg.norm(end - start), direction / norm, rtol=1e-12)
+    lengths = [np.linalg.norm(np.asarray(a.xy) - np.asarray(a.xyann)) for a in arrows]
+    assert lengths[1] / lengths[0] == pytest.approx(norms[1] / norms[0], rel=1e-12)  # one common scale
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert any(f"= {norms[0]:.3g}$" in t for t in legend) and any(f"= {norms[1]:.3g}$" in t for t in legend)
+    with pytest.raises(ValueError, match="moved must lie on the level set"):
+        plot.level_set_teleport(scalar2, x, _scalar_point(1.2, 0.6))
+    with pytest.raises(ValueError, match="widths \\(1, 1, 1\\)"):
+        plot.level_set_teleport(q.Problem.from_sigma([2.0], (1, 1, 1, 1)), x + x[:1], x + x[:1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(widths(min_depth=2, max_depth=3, max_width=4), seeds)
+def test_quotient_coordinates_are_invariant(shape, seed):
+    """path_products under rescalings, orthogonal_invariants under rotations, at points moved far."""
+    rng = np.random.default_rng(seed)
+    x = q.init.small_random(shape, 1.0, rng=rng)
+    r = q.random_rescaling(shape, rng=rng, spread=2.0)  # entries spread over ~e^8
+    R = q.random_orthogonal(shape, rng=rng)
+    paths = [tuple(int(rng.integers(d)) for d in shape[1:-1]) for _ in range(3)]
+    batch = lambda point: tuple(W[None] for W in point)  # noqa: E731
+    p = plot.path_products(batch(x), paths)
+    expected = [np.prod([x[k][full[k + 1], full[k]] for k in range(len(x))]) for full in ((0,) + path + (0,) for path in paths)]
+    np.testing.assert_allclose(p[0], expected, rtol=1e-14)
+    np.testing.assert_allclose(plot.path_products(batch(q.act(x, r, group="rescaling")), paths), p, rtol=1e-12)
+    scale = float(np.prod([np.linalg.norm(W) for W in x]))
+    invariants = plot.orthogonal_invariants(batch(x))
+    moved = plot.orthogonal_invariants(batch(q.act(x, R, group="orthogonal")))
+    np.testing.assert_allclose(moved[:, 0], invariants[:, 0], rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(moved[:, 1], invariants[:, 1], rtol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(widths(min_depth=2, max_depth=3, max_width=4), seeds, st.sampled_from(["gl", "orthogonal", "rescaling"]))
+def test_orbit_curves_follow_the_exponential(shape, seed, group):
+    """group_orbits' one-parameter subgroups exp(t xi) against scipy.linalg.expm."""
+    from scipy.linalg import expm
+
+    xi = plot._algebra_direction(shape[1:-1], group, np.random.default_rng(seed))
+    if xi is None:  # so(1) = 0: the orthogonal orbit of width-1 hidden layers is finite
+        assert group == "orthogonal" and all(d == 1 for d in shape[1:-1])
+        return
+    times = np.array([-1.5, 0.0, 0.7, 2.0])
+    for t, factors in zip(times, plot._exponentials(xi, times, group)):
+        for F, Z in zip(factors, xi):
+            np.testing.assert_allclose(F, expm(t * Z), rtol=1e-10, atol=1e-12 * np.exp(2.0))
+
+
+def test_quotient_coordinates_reject_bad_input():
+    x = tuple(W[None] for W in q.init.small_random((3, 4, 2), 1.0, rng=0))
+    with pytest.raises(ValueError, match="must name one neuron per hidden layer"):
+        plot.path_products(x, [(4,)])
+    with pytest.raises(ValueError, match="must name one neuron per hidden layer"):
+        plot.path_products(x, [(0, 0)])
+
+
+def test_neighbour_products_are_not_rescaling_invariant_at_depth_three():
+    """Why path products: W_2[0, j] W_1[j, 0] changes under the rescaling of hidden layer 2 when h = 3."""
+    shape = (1, 2, 2, 1)
+    x = q.init.small_random(shape, 1.0, rng=0)
+    moved = q.act(x, q.random_rescaling(shape, rng=1, spread=1.0), group="rescaling")
+    assert abs(moved[1][0, 0] * moved[0][0, 0] - x[1][0, 0] * x[0][0, 0]) > 1e-3 * abs(x[1][0, 0] * x[0][0, 0])
+    batch = lambda point: tuple(W[None] for W in point)  # noqa: E731
+    np.testing.assert_allclose(plot.path_products(batch(moved), [(0, 0), (1, 0)]), plot.path_products(batch(x), [(0, 0), (1, 0)]), rtol=1e-12)
+
+
+def test_rescaling_quotient_flow_curves_differ_orthogonal_ones_coincide(orbit_runs):
+    """What is true (measured, README): flows from one orthogonal orbit are R . x(t), one quotient curve;
+    flows from one rescaling orbit start at one quotient point and separate (rescalings are no isometries)."""
+    rescaled, rotated, rotations = orbit_runs
+    for run, R in zip(rotated, rotations):  # the theorem behind the right panel: the flow commutes with R
+        moved = q.act(rescaled[0].points, R)
+        assert max(np.max(np.abs(a - b)) for a, b in zip(moved, run.points)) < 1e-7
+    figure = plot.rescaling_quotient_flow(rescaled, rotated)
+    left, right = figure.axes[:2]
+    curves = lambda axes: [np.stack(line.get_data(), axis=1) for line in axes.lines if line.get_label().startswith("start")]  # noqa: E731
+    quotient_left, quotient_right = curves(left), curves(right)
+    assert len(quotient_left) == len(quotient_right) == 3
+    for k, run in enumerate(rescaled):
+        np.testing.assert_array_equal(quotient_left[k], plot.path_products(run.points, ((0,), (1,))))
+    for k, run in enumerate(rotated):
+        np.testing.assert_array_equal(quotient_right[k], plot.orthogonal_invariants(run.points))
+    gap = lambda first, other: np.max(np.abs(first - other), axis=1)  # noqa: E731
+    param = lambda a, b: np.sqrt(sum(np.sum((A - B) ** 2, axis=(1, 2)) for A, B in zip(a.points, b.points)))  # noqa: E731
+    for k in (1, 2):
+        assert gap(quotient_left[0], quotient_left[k])[0] < 1e-12  # one quotient point at t = 0
+        assert gap(quotient_left[0], quotient_left[k]).max() > 1e-2  # ... then curves 1e5 x further apart than the right's
+        assert np.max(gap(quotient_right[0], quotient_right[k])) < 1e-7  # one curve
+        assert param(rotated[0], rotated[k]).min() > 0.1  # while the points stay apart
+        assert param(rescaled[0], rescaled[k])[0] > 0.1
+    assert "apart by $< 10^{-6}$" in right.get_title()
+    with pytest.raises(ValueError, match="at least two trajectories"):
+        plot.rescaling_quotient_flow(rescaled[:1])
+
+
+def _procrustes(x, y):
+    """h = 2: min_R ||x - R . y|| in closed form, R the polar factor of W_1x W_1y^T + W_2x^T W_2y."""
+    U, _, Vt = np.linalg.svd(x[0] @ y[0].T + x[1].T @ y[1])
+    R = U @ Vt
+    return (R @ y[0], y[1] @ R.T)
+
+
+def test_quotient_geodesic_lengths_and_losses(fiber_pair):
+    from quotient.bundle import ParameterSpace
+
+    problem, x, y = fiber_pair
+    aligned = _procrustes(x, y)
+    distance = float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(x, aligned))))
+    naive = float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(x, y))))
+    space = ParameterSpace(problem.widths)
+    quotient = space.equip_with_quotient()
+    assert quotient.metric.dist(q.to_vector(x), q.to_vector(y)) == pytest.approx(distance, rel=1e-10)
+    assert distance < 0.6 * naive
+    figure = plot.quotient_geodesic(problem, x, y, samples=41, orbit_samples=60)
+    left, right = figure.axes[:2]
+    line, geodesic = [l for l in left.lines if l.get_linestyle() == "-"]
+    assert line.get_xdata()[-1] == pytest.approx(naive, rel=1e-12)
+    assert geodesic.get_xdata()[-1] == pytest.approx(distance, rel=1e-10)
+    flat_x, flat_a = q.to_vector(x), q.to_vector(aligned)
+    for s, loss in zip(geodesic.get_xdata(), geodesic.get_ydata()):
+        point = q.from_vector(flat_x + (s / distance) * (flat_a - flat_x), problem.widths)
+        assert loss == pytest.approx(problem.loss(point), rel=1e-8, abs=1e-12)
+    assert max(geodesic.get_ydata()) < 0.5 * max(line.get_ydata())  # the geodesic stays nearer the fiber
+    assert abs(geodesic.get_ydata()[0]) < 1e-12 and abs(geodesic.get_ydata()[-1]) < 1e-12  # both ends on it
+    ecdf = next(l for l in right.lines if l.get_drawstyle() == "steps-post")
+    assert np.min(ecdf.get_xdata()) >= distance - 1e-9  # no orbit sample is nearer than the aligned point
+    legend = [t.get_text() for t in right.get_legend().get_texts()]
+    assert any(f"= {distance:.3g}$" in t for t in legend) and any(f"= {naive:.3g}$" in t for t in legend)
+    assert _axes(plot.quotient_geodesic(problem, x, y, aligned=aligned, samples=5, orbit_samples=0)).lines
+    with pytest.raises(ValueError, match="aligned must lie on the orthogonal orbit of y"):
+        plot.quotient_geodesic(problem, x, y, aligned=x, samples=5)
+
+
 # ---------------------------------------------------------------------------------------- figures command
 def test_figures_command_writes_the_figures_asked_for(tmp_path, capsys):
     from quotient import figures
@@ -714,6 +988,7 @@ def test_figures_command_writes_the_figures_asked_for(tmp_path, capsys):
     assert set(figures.FIGURES) >= {
         "saddle_to_saddle", "balanced_vs_unbalanced", "quotient_path", "critical_graph",
         "nonstrict_saddle", "scalar_fiber", "hessian_spectra", "conservation",
+        "group_orbits", "level_set_teleport", "rescaling_quotient_flow", "quotient_geodesic",
     }  # fmt: skip
     assert figures.main(["--out", str(tmp_path), "--only", "scalar_fiber", "--quiet"]) == 0
     assert capsys.readouterr().out == ""
