@@ -280,6 +280,19 @@ def conserved_quantities(point) -> tuple[np.ndarray, ...]:
     Along the gradient flow of any loss of the end-to-end map, ``dC_i/dt = 0``. In the adjacency
     form they are the hidden diagonal blocks of ``A^T A - A A^T``. They are, up to sign, the moment
     map of the action of ``GL(d_1) x ... x GL(d_{h-1})`` (Du, Hu & Lee 2018; Arora et al. 2018).
+
+    Their ``sum_i d_i (d_i + 1) / 2`` entries are not always independent, nor all the conservation
+    laws (:func:`quotient.count_conservation_laws` counts both, by Marcotte, Gribonval & Peyre 2023):
+
+    - the entries of ``C_i`` are dependent when ``d_i > d_{i-1} + d_{i+1}``, since
+      ``C_i = M^T diag(I, -I) M`` with ``M = [W_{i+1}; W_i^T]`` of rank ``<= d_{i-1} + d_{i+1}``; for
+      two layers they are still all the laws, ``d_1 (d_1 + 1) / 2 - k (k + 1) / 2`` of them,
+      ``k = max(0, d_1 - d_0 - d_2)`` (e.g. ``(1, 3, 1)``: 5 laws, not 6);
+    - with scalar input and output (``d_0 = d_h = 1``) there are ``N - 1`` laws, more than the ``C_i``
+      give from depth 3 on: ``(1, 3, 3, 1)`` has 14 laws, 12 from the ``C_i``; ``(1, 2, 3, 2, 1)`` 15, 12.
+
+    On the random architectures of Marcotte et al. (depth 2 to 4, widths 2 to 5) the ``C_i`` are
+    all the laws.
     """
     point = _check_chain(point)
     return tuple(
