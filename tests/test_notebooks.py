@@ -14,11 +14,13 @@ ROOT = Path(__file__).parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_three_notebooks():
+def test_there_are_the_five_notebooks():
     assert [path.name for path in NOTEBOOKS] == [
         "01_adjacency_and_conservation.ipynb",
         "02_landscape.ipynb",
         "03_trajectories.ipynb",
+        "04_symmetry.ipynb",
+        "05_digits.ipynb",
     ]
 
 
