@@ -305,27 +305,9 @@ class HiddenGroup(abc.ABC):
             numerically singular (smallest singular value at most ``d eps`` times the largest), or is
             not in the group.
         """
-        hidden = self.hidden
-        if isinstance(g, np.ndarray) or not isinstance(g, (tuple, list)):
-            raise TypeError(
-                f"{name} must be a tuple of {len(hidden)} square arrays (G_1, ..., G_{{h-1}}); got {type(g).__name__}"
-            )
-        if len(g) != len(hidden):
-            raise ValueError(
-                f"{name} must have one factor per hidden layer, {len(hidden)} for widths {self._widths}; got {len(g)}"
-            )
         factors = []
-        for i, (G, d) in enumerate(zip(g, hidden), start=1):
-            G = np.asarray(G)
-            if G.dtype.kind not in "fiu" or G.dtype == bool:
-                raise TypeError(f"{name}: G_{i} must hold real numbers; got dtype {G.dtype}")
-            if G.shape != (d, d):
-                raise ValueError(
-                    f"{name}: G_{i} must have shape ({d}, {d}) for hidden width d_{i} = {d}; got {G.shape}"
-                )
-            G = G.astype(np.float64)
-            if not np.all(np.isfinite(G)):
-                raise ValueError(f"{name}: G_{i} contains NaN or infinite entries")
+        for i, G in enumerate(self._square_factors(g, name, "G"), start=1):
+            d = G.shape[0]
             self._check_factor(G, i, name)
             singular_values = np.linalg.svd(G, compute_uv=False)
             if singular_values[-1] <= d * np.finfo(float).eps * singular_values[0]:
@@ -335,6 +317,33 @@ class HiddenGroup(abc.ABC):
                 )
             factors.append(G)
         return tuple(factors)
+
+    def _square_factors(self, factors, name: str, symbol: str) -> list[np.ndarray]:
+        """``factors`` as float64 arrays of shapes ``(d_i, d_i)``, one per hidden layer, all finite."""
+        hidden = self.hidden
+        if isinstance(factors, np.ndarray) or not isinstance(factors, (tuple, list)):
+            raise TypeError(
+                f"{name} must be a tuple of {len(hidden)} square arrays ({symbol}_1, ..., {symbol}_{{h-1}}); "
+                f"got {type(factors).__name__}"
+            )
+        if len(factors) != len(hidden):
+            raise ValueError(
+                f"{name} must have one factor per hidden layer, {len(hidden)} for widths {self._widths}; got {len(factors)}"
+            )
+        out = []
+        for i, (F, d) in enumerate(zip(factors, hidden), start=1):
+            F = np.asarray(F)
+            if F.dtype.kind not in "fiu" or F.dtype == bool:
+                raise TypeError(f"{name}: {symbol}_{i} must hold real numbers; got dtype {F.dtype}")
+            if F.shape != (d, d):
+                raise ValueError(
+                    f"{name}: {symbol}_{i} must have shape ({d}, {d}) for hidden width d_{i} = {d}; got {F.shape}"
+                )
+            F = F.astype(np.float64)
+            if not np.all(np.isfinite(F)):
+                raise ValueError(f"{name}: {symbol}_{i} contains NaN or infinite entries")
+            out.append(F)
+        return out
 
     def identity(self) -> tuple[np.ndarray, ...]:
         """The identity ``(I_{d_1}, ..., I_{d_{h-1}})``."""
@@ -413,25 +422,9 @@ class HiddenGroup(abc.ABC):
             If it has the wrong number of factors or shapes, non-finite entries, or lies off the
             algebra by more than ``1e-10`` relative (Frobenius) in some factor.
         """
-        hidden = self.hidden
-        if isinstance(xi, np.ndarray) or not isinstance(xi, (tuple, list)):
-            raise TypeError(
-                f"{name} must be a tuple of {len(hidden)} square arrays (xi_1, ..., xi_{{h-1}}); got {type(xi).__name__}"
-            )
-        if len(xi) != len(hidden):
-            raise ValueError(
-                f"{name} must have one factor per hidden layer, {len(hidden)} for widths {self._widths}; got {len(xi)}"
-            )
         out = []
-        for i, (X, d) in enumerate(zip(xi, hidden), start=1):
-            X = np.asarray(X)
-            if X.dtype.kind not in "fiu" or X.dtype == bool:
-                raise TypeError(f"{name}: xi_{i} must hold real numbers; got dtype {X.dtype}")
-            if X.shape != (d, d):
-                raise ValueError(f"{name}: xi_{i} must have shape ({d}, {d}); got {X.shape}")
-            X = X.astype(np.float64)
-            if not np.all(np.isfinite(X)):
-                raise ValueError(f"{name}: xi_{i} contains NaN or infinite entries")
+        for i, X in enumerate(self._square_factors(xi, name, "xi"), start=1):
+            d = X.shape[0]
             basis = self._factor_basis(d)
             projected = ((basis @ X.ravel()) @ basis).reshape(d, d)
             defect = np.linalg.norm(X - projected)
