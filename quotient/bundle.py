@@ -320,7 +320,21 @@ class _HiddenBundle(FiberBundle):
         return np.all(np.abs(horizontal) <= atol, axis=-1)
 
 
-class OrthogonalBundle(_HiddenBundle):
+class _RepresentedQuotient(_HiddenBundle):
+    """A bundle whose quotient points are represented by any point of their orbit."""
+
+    @staticmethod
+    def riemannian_submersion(point):
+        """The quotient map on representatives: a point stands for its own orbit."""
+        return np.array(point, dtype=np.float64, copy=True)
+
+    @staticmethod
+    def lift(point):
+        """A representative of the orbit ``point`` stands for: the point itself."""
+        return np.array(point, dtype=np.float64, copy=True)
+
+
+class OrthogonalBundle(_RepresentedQuotient):
     """The principal ``O(d_1) x ... x O(d_{h-1})``-bundle over parameter space (geomstats).
 
     Vertical space at ``W``: ``{(xi_i W_i - W_i xi_{i-1})_i : xi_i skew}``; horizontal space its
@@ -334,15 +348,6 @@ class OrthogonalBundle(_HiddenBundle):
         super().__init__(total_space=total_space, aligner=aligner)
         self.n_starts = getattr(total_space, "align_starts", 16)
 
-    @staticmethod
-    def riemannian_submersion(point):
-        """The quotient map on representatives: a point stands for its own orbit."""
-        return np.array(point, dtype=np.float64, copy=True)
-
-    @staticmethod
-    def lift(point):
-        """A representative of the orbit ``point`` stands for: the point itself."""
-        return np.array(point, dtype=np.float64, copy=True)
 
     def align(self, point, base_point):
         """The point of ``point``'s orbit closest to ``base_point``: ``R . point``, ``R`` minimising ``||R . point - base_point||``.
@@ -374,7 +379,7 @@ class OrthogonalBundle(_HiddenBundle):
         return forward if values[0] <= values[1] else backward
 
 
-class RescalingBundle(_HiddenBundle):
+class RescalingBundle(_RepresentedQuotient):
     """The bundle of the positive diagonal rescalings of the hidden neurons: horizontal-space geometry.
 
     Vertical space at ``W``: ``{(D_i W_i - W_i D_{i-1})_i : D_i diagonal}``; horizontal space its
@@ -385,15 +390,6 @@ class RescalingBundle(_HiddenBundle):
     the gradient flow is its own horizontal projection: the projected flow is the flow.
     """
 
-    @staticmethod
-    def riemannian_submersion(point):
-        """The quotient map on representatives: a point stands for its own orbit."""
-        return np.array(point, dtype=np.float64, copy=True)
-
-    @staticmethod
-    def lift(point):
-        """A representative of the orbit ``point`` stands for: the point itself."""
-        return np.array(point, dtype=np.float64, copy=True)
 
 
 class GeneralLinearBundle(_HiddenBundle):
