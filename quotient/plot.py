@@ -30,7 +30,8 @@ from .network import (
     to_vector,
     widths_of,
 )
-from .symmetry import GROUPS, act, compose, random_orthogonal
+from .groups import as_group
+from .symmetry import act, compose, random_orthogonal
 
 __all__ = [
     "PALETTE",
@@ -912,14 +913,6 @@ _GROUP_COLOURS = {"gl": PALETTE[0], "orthogonal": PALETTE[3], "rescaling": PALET
 _GROUP_NAMES = {"gl": "GL", "orthogonal": "orthogonal", "rescaling": "rescaling"}
 
 
-def _group_name(group) -> str:
-    """The group's short name: a string of :data:`quotient.symmetry.GROUPS` or an object with ``name``."""
-    name = getattr(group, "name", group)
-    if name not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS} (or a group object naming one); got {group!r}")
-    return name
-
-
 def _algebra_direction(hidden, group: str, generator) -> tuple:
     """A random unit element ``xi`` (Frobenius norm over all factors) of the group's Lie algebra:
     Gaussian matrices for GL, their skew parts for the orthogonal group, Gaussian diagonals for the
@@ -980,9 +973,7 @@ def _orbit_curves(point, group: str, *, directions: int, span: float, samples: i
     widths = widths_of(point)
     hidden = widths[1:-1]
     generator = np.random.default_rng(rng)
-    dimension = {"gl": sum(d * d for d in hidden), "orthogonal": sum(d * (d - 1) // 2 for d in hidden)}
-    dimension["rescaling"] = sum(hidden)
-    count = min(directions, dimension[group])
+    count = min(directions, as_group(group, widths).dim)
     xis = [_algebra_direction(hidden, group, generator) for _ in range(count)]
     times = np.linspace(-span, span, samples) if count else np.zeros(1)
     curves = []
@@ -1016,7 +1007,7 @@ def group_orbits(
     point : tuple of ndarray
         ``x = (W_1, ..., W_h)``, ``h >= 2``.
     groups : sequence of {"gl", "orthogonal", "rescaling"}
-        The groups whose orbits ``G . x`` are drawn (group objects with a ``name`` are accepted).
+        The groups whose orbits ``G . x`` are drawn (or :class:`quotient.groups.HiddenGroup` objects for the point's widths, through ``as_group``).
     entries : tuple of 2 (layer, row, column)
         Layer entries (layer 1-based, row and column 0-based) used as coordinates.
     directions : int
@@ -1051,7 +1042,7 @@ def group_orbits(
     layers = as_point(point, "point")
     if len(layers) < 2:
         raise ValueError(f"point must have at least two layers (a hidden layer to act on); got {len(layers)}")
-    names = [_group_name(group) for group in groups]
+    names = [as_group(group, widths_of(layers)).name for group in groups]
     entries = tuple(tuple(int(v) for v in spec) for spec in entries)
     if len(entries) != 2:
         raise ValueError(f"entries must name 2 layer entries; got {len(entries)}")
