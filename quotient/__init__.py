@@ -32,7 +32,7 @@ from .flow import Trajectory, gradient_descent, gradient_flow
 from .groups import GeneralLinear, HiddenGroup, Orthogonal, Rescaling, as_group
 from .graph import CriticalGraph, Plateau, critical_graph, nearest_critical, plateaus
 from .losses import CovarianceSquareLoss, LogisticLoss, PseudoHuberLoss
-from .minimum import convergence_rate, sharpness, stable_step
+from .minimum import convergence_rate, sharpest_direction, sharpness, stable_step
 from .modes import PlateauPrediction, chain_time, learning_time, mode_solution, mode_time, predict_plateaus
 from .network import (
     conserved_quantities,
@@ -169,6 +169,7 @@ __all__ = [
     "rank_manifold",
     "reduced_flow",
     "reduced_velocity",
+    "sharpest_direction",
     "sharpness",
     "stable_directions",
     "stable_step",

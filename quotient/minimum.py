@@ -18,7 +18,7 @@ from .critical import DENSE_LIMIT, ZERO_EIGENVALUE_RTOL, _require_critical, _sam
 from .critical import hessian_operator, learned_modes, zero_eigenvalue_threshold
 from .network import as_point
 
-__all__ = ["convergence_rate", "sharpness", "stable_step"]
+__all__ = ["convergence_rate", "sharpest_direction", "sharpness", "stable_step"]
 
 _DENSE_LIMIT = DENSE_LIMIT  # parameters; above it the sharpness is found by Lanczos on hvp
 
@@ -108,16 +108,41 @@ def sharpness(problem, point=None) -> float:
     -----
     At the canonical minimum ``lambda_max = h sigma_1^{2-2/h}`` (math-spec 5.7); by AM-GM it is the
     smallest sharpness over the global minima of mode 1's chain, so balanced minima are the
-    flattest. Dense ``eigvalsh`` up to a few thousand parameters, Lanczos (``eigsh`` on
-    :meth:`Problem.hvp`) above.
+    flattest. The value of :func:`sharpest_direction`.
     """
+    return sharpest_direction(problem, point)[0]
+
+
+def sharpest_direction(problem, point=None) -> tuple[float, np.ndarray]:
+    """``lambda_max`` of the Hessian at ``point`` and a unit eigenvector of it.
+
+    Parameters
+    ----------
+    problem : Problem
+    point : tuple of ndarray, optional
+        ``(W_1, ..., W_h)``; default the canonical global minimum.
+
+    Returns
+    -------
+    lambda_max : float
+    direction : ndarray, shape (N,)
+        Unit eigenvector, flat in the order of :func:`quotient.to_vector` (its sign is arbitrary).
+
+    Notes
+    -----
+    Dense (LAPACK ``evr``, the top eigenpair only) up to ``DENSE_LIMIT`` parameters, Lanczos
+    (``eigsh`` on :meth:`Problem.hvp`, ``tol = 1e-12``) above.
+    """
+    from scipy.linalg import eigh
     from scipy.sparse.linalg import eigsh
 
     point = _canonical_minimum(problem) if point is None else as_point(point, "point", widths=problem.widths)
     n = problem.n_params
     if n <= _DENSE_LIMIT:
-        return float(np.linalg.eigvalsh(problem.hessian(point))[-1])
-    return float(eigsh(hessian_operator(problem, point), k=1, which="LA", return_eigenvectors=False, tol=1e-10)[0])
+        eigenvalues, eigenvectors = eigh(problem.hessian(point), subset_by_index=[n - 1, n - 1], driver="evr")
+        return float(eigenvalues[-1]), eigenvectors[:, -1]
+    eigenvalues, eigenvectors = eigsh(hessian_operator(problem, point), k=1, which="LA", tol=1e-12)
+    return float(eigenvalues[0]), eigenvectors[:, 0]
 
 
 def stable_step(problem, point=None) -> float:

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .critical import DENSE_LIMIT, hessian_operator, is_critical
+from .critical import is_critical
+from .minimum import sharpest_direction
 from .init import _rng  # the package's one rng check (no public name yet)
 from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
 from .network import as_point, check_count, check_positive, check_widths, from_vector, widths_of
@@ -117,20 +118,6 @@ def _check_objective(objective) -> str:
     return objective
 
 
-def _top_eigenpair(problem, point) -> tuple[float, np.ndarray]:
-    """``lambda_max`` of the Hessian and a unit eigenvector (flat, order of ``to_vector``)."""
-    if problem.n_params <= DENSE_LIMIT:
-        from scipy.linalg import eigh
-
-        n = problem.n_params
-        eigenvalues, eigenvectors = eigh(problem.hessian(point), subset_by_index=[n - 1, n - 1], driver="evr")
-        return float(eigenvalues[-1]), eigenvectors[:, -1]
-    from scipy.sparse.linalg import eigsh
-
-    eigenvalues, eigenvectors = eigsh(hessian_operator(problem, point), k=1, which="LA", tol=1e-12)
-    return float(eigenvalues[0]), eigenvectors[:, 0]
-
-
 def objective_value(problem, point, objective: str) -> float:
     """The teleportation objective at ``point``.
 
@@ -141,7 +128,7 @@ def objective_value(problem, point, objective: str) -> float:
         ``(W_1, ..., W_h)``.
     objective : {"gradient_norm", "sharpness"}
         ``||grad L(point)||_F`` (all layers together) or ``lambda_max(Hess L(point))``, the
-        latter as :func:`quotient.sharpness` (dense up to ``DENSE_LIMIT`` parameters, Lanczos above).
+        latter by :func:`quotient.sharpest_direction`.
 
     Returns
     -------
@@ -151,7 +138,7 @@ def objective_value(problem, point, objective: str) -> float:
     point = as_point(point, "point", widths=problem.widths)
     if objective == "gradient_norm":
         return float(np.sqrt(sum(np.sum(G**2) for G in problem.gradient(point))))
-    return _top_eigenpair(problem, point)[0]
+    return sharpest_direction(problem, point)[0]
 
 
 def _objective_and_orbit_gradient(problem, point, objective):
@@ -164,7 +151,7 @@ def _objective_and_orbit_gradient(problem, point, objective):
         gradient = problem.gradient(point)
         value = float(sum(np.sum(G**2) for G in gradient))
         return value, tuple(-2.0 * M for M in moment_map(gradient))
-    value, vector = _top_eigenpair(problem, point)
+    value, vector = sharpest_direction(problem, point)
     return value, tuple(-2.0 * value * M for M in moment_map(from_vector(vector, problem.widths)))
 
 

@@ -101,6 +101,23 @@ def test_sharpness_by_lanczos_agrees_with_dense(monkeypatch):
     assert q.sharpness(problem) == pytest.approx(dense, rel=1e-9)
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_sharpest_direction_is_the_top_eigenpair(dense, monkeypatch):
+    """H v = lambda v by Hessian-vector products, |v| = 1, and lambda above every eigenvalue of the dense Hessian."""
+    from quotient import minimum
+
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.0], (3, 4, 4, 3))
+    point = init.small_random(problem.widths, 0.8, rng=3)
+    eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
+    if not dense:
+        monkeypatch.setattr(minimum, "_DENSE_LIMIT", 10)
+    value, direction = q.sharpest_direction(problem, point)
+    assert np.linalg.norm(direction) == pytest.approx(1.0, rel=1e-12)
+    product = q.to_vector(problem.hvp(point, q.from_vector(direction, problem.widths)))
+    assert np.linalg.norm(product - value * direction) <= 1e-8 * abs(value)
+    assert value == pytest.approx(eigenvalues[-1], rel=1e-10)
+
+
 @pytest.mark.parametrize("depth", [2, 3])
 def test_descent_is_stable_below_two_over_sharpness_and_not_above(depth):
     problem = q.Problem.from_sigma([3.0, 2.0, 1.0], (3,) * (depth + 1))
