@@ -116,7 +116,7 @@ def sweep(rng, conditions, scales, per_case=6, show=False):
                         agree_f += member
                         agree_i += inertias[0] == inertias[1]
                         if show and (kinds[0] != kinds[1] or not member or inertias[0] != inertias[1]):
-                            print(f"  miss: widths {widths}, learnt {value.learned}, point {k} "
+                            print(f"  miss: widths {widths}, learned {value.learned}, point {k} "
                                   f"(0 = canonical), classify {kinds[0]} -> {kinds[1]}, contains {member}, "
                                   f"inertia {tuple(inertias[0])} -> {tuple(inertias[1])}")
             print(f"| {c:.0e} | {s:.0e} | {n} | {agree_c} | {agree_f} | {agree_i} |", flush=True)

@@ -348,7 +348,7 @@ def _plateau_note(problem, trajectory):
     learned, value, _ = nearest_critical(problem, trajectory.end_to_end[-1])
     return (
         f"- NOT at the global minimum: the run ended on the plateau of L_S = {float(value):.6g} "
-        f"(learnt {{{','.join(map(str, learned))}}}) with loss {final:.6g}, above the global minimum "
+        f"(learned {{{','.join(map(str, learned))}}}) with loss {final:.6g}, above the global minimum "
         f"{global_minimum(problem):.6g}; a larger --t-final (now {trajectory.times[-1]:g}) or --init-scale lets it go on"
     )
 
@@ -396,11 +396,11 @@ def _explore(args) -> int:
             f"{trajectory.n_steps} steps, {trajectory.n_rhs} gradient evaluations; "
             f"stopped at t = {trajectory.times[-1]:.6g} ({stop})",
             f"- final loss {trajectory.loss[-1]:.6e}; global minimum {minimum.value:.6g} "
-            f"(learnt {{{','.join(map(str, minimum.learned))}}}); gap {trajectory.loss[-1] - minimum.value:.3e}",
+            f"(learned {{{','.join(map(str, minimum.learned))}}}); gap {trajectory.loss[-1] - minimum.value:.3e}",
             *([plateau] if plateau else []),
             f"- conservation drift (relative, max over t): {trajectory.conservation_drift.max():.3e}",
             "",
-            "| plateau | t from | t to | loss value L_S | learnt S |",
+            "| plateau | t from | t to | loss value L_S | learned S |",
             "|---|---|---|---|---|",
         ]
         for k, passed in enumerate(visited, start=1):
@@ -461,9 +461,9 @@ def _explore_figures(problem, trajectory):
     distance = float(np.sqrt(_squared_norm([a - b for a, b in zip(point, final)])))
     kind = classify(problem, point).replace("_", " ")
     modes = ",".join(map(str, learned))
-    title = f"Hessian at {where}\n(distance {distance:.1e} from the final point): learnt {{{modes}}}, {kind}"
+    title = f"Hessian at {where}\n(distance {distance:.1e} from the final point): learned {{{modes}}}, {kind}"
     figures["hessian.png"] = hessian_spectrum(problem, point, title=title)
-    return figures, [f"- Hessian spectrum at {where}, at distance {distance:.2e}: learnt {{{modes}}}, {kind}"]
+    return figures, [f"- Hessian spectrum at {where}, at distance {distance:.2e}: learned {{{modes}}}, {kind}"]
 
 
 # ---------------------------------------------------------------------------------------- fiber
@@ -471,7 +471,7 @@ FIBER_FILES = ("fiber.png", "fiber_samples.npz")
 
 
 def _learned_list(text: str) -> tuple[int, ...]:
-    """``--learned``: 1-based modes like ``1,3``; ``none`` or an empty string for nothing learnt."""
+    """``--learned``: 1-based modes like ``1,3``; ``none`` or an empty string for nothing learned."""
     if text.strip().lower() in ("", "none", "{}"):
         return ()
     try:
@@ -493,7 +493,7 @@ def _fiber_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=_count, default=None, help="number of layers h (repeats the first hidden width)")
     parser.add_argument(
         "--learned", type=_learned_list, default=None,
-        help="learnt modes S, 1-based, like 1,3 ('none' for the origin's value; default: the global minimum)",
+        help="learned modes S, 1-based, like 1,3 ('none' for the origin's value; default: the global minimum)",
     )
     parser.add_argument("--samples", type=_samples, default=200,
                         help=f"number of fiber samples to draw, at most {FIBER_SAMPLE_LIMIT} (default 200)")
@@ -539,7 +539,7 @@ def _fiber(args) -> int:
         f"quotient fiber: widths {'-'.join(map(str, widths))} (h = {problem.depth}), sigma = {sigma_text}",
         *args.notes,
         f"- critical value L_S = {chosen.value:.6g} for S = {{{modes}}}"
-        + (f" (also learnt by {len(chosen.alternatives) - 1} other set(s))" if len(chosen.alternatives) > 1 else "")
+        + (f" (also learned by {len(chosen.alternatives) - 1} other set(s))" if len(chosen.alternatives) > 1 else "")
         + f"; global minimum {minimum.value:.6g}",
         f"- canonical point: {kind}; Hessian inertia (negative, zero, positive) = "
         f"({inertia.negative}, {inertia.zero}, {inertia.positive}) of N = {problem.n_params}",

@@ -1,6 +1,6 @@
 """Critical values and critical points of the loss: enumeration, representatives, classification.
 
-At a critical point the end-to-end map is ``W = Sigma_S`` for a set ``S`` of learnt modes and the
+At a critical point the end-to-end map is ``W = Sigma_S`` for a set ``S`` of learned modes and the
 loss is ``L_S = 1/2 sum_{i not in S} sigma_i^2`` (math.md section 4). This module lists the
 critical values (:func:`critical_values`), builds the balanced canonical point of each
 (:func:`canonical_point`), decides what kind of critical point a point is from rank conditions on
@@ -59,18 +59,18 @@ def _require_square(problem) -> None:
 
 @dataclass(frozen=True)
 class CriticalValue:
-    """One critical value of the loss and the learnt modes that produce it.
+    """One critical value of the loss and the learned modes that produce it.
 
     Attributes
     ----------
     value : float
         ``L_S = 1/2 sum_{i not in S} sigma_i^2``.
     learned : tuple of int
-        The canonical learnt set ``S`` (1-based mode numbers, increasing): among all sets with
+        The canonical learned set ``S`` (1-based mode numbers, increasing): among all sets with
         this value, the one that learns the largest singular values first (lexicographically
         smallest).
     alternatives : tuple of tuple of int
-        Every learnt set with this value (``learned`` included). More than one when singular
+        Every learned set with this value (``learned`` included). More than one when singular
         values tie or sums of squares coincide; the fiber of the value is then the union of
         the critical sets of all of them.
     """
@@ -81,7 +81,7 @@ class CriticalValue:
 
     def __str__(self) -> str:
         modes = ",".join(str(i) for i in self.learned)
-        return f"L = {self.value:.6g} (learnt {{{modes}}})"
+        return f"L = {self.value:.6g} (learned {{{modes}}})"
 
 
 def critical_values(problem, *, rtol: float = 1e-12) -> list[CriticalValue]:
@@ -100,16 +100,16 @@ def critical_values(problem, *, rtol: float = 1e-12) -> list[CriticalValue]:
 
     Notes
     -----
-    At a critical point ``W = Sigma_S`` for a set ``S`` of learnt modes with ``|S| <= r``,
+    At a critical point ``W = Sigma_S`` for a set ``S`` of learned modes with ``|S| <= r``,
     ``r = min(d_0, ..., d_h)``, and the critical value is ``L_S = 1/2 sum_{i not in S} sigma_i^2``;
     every such ``S`` is attained (math.md section 4). Ties are grouped:
 
-    * a zero singular value cannot be learnt (learning it does not change ``W``), so only modes
+    * a zero singular value cannot be learned (learning it does not change ``W``), so only modes
       with ``sigma_i > 0`` enter ``S``;
     * repeated singular values give several sets with one value (``sigma = (2, 2, 1)``:
       ``{1}`` and ``{2}``); the critical set of that value is then a union over
       ``alternatives`` (and, for a repeated value, a continuum of rotated ``Sigma_S``);
-    * distinct sets whose unlearnt squares sum to the same number share a value too.
+    * distinct sets whose unlearned squares sum to the same number share a value too.
 
     With one layer (``h = 1``) the loss is convex and ``W_1 = Sigma`` is its only critical point,
     so the list holds the global minimum alone.
@@ -140,9 +140,9 @@ def critical_values(problem, *, rtol: float = 1e-12) -> list[CriticalValue]:
     return result
 
 
-# ---------------------------------------------------------------------------------------- learnt sets
+# ---------------------------------------------------------------------------------------- learned sets
 def _learned_set(problem, learned, name: str = "learned") -> tuple[int, ...]:
-    """Validate a set of learnt modes (1-based) and return it sorted."""
+    """Validate a set of learned modes (1-based) and return it sorted."""
     _require_square(problem)
     if isinstance(learned, CriticalValue):
         learned = learned.learned
@@ -164,7 +164,7 @@ def _learned_set(problem, learned, name: str = "learned") -> tuple[int, ...]:
         raise ValueError(f"{name} repeats a mode: {modes!r}")
     for i in modes:
         if sigma[i - 1] == 0:
-            raise ValueError(f"{name}: mode {i} has singular value 0 and cannot be learnt (learning it leaves W unchanged)")
+            raise ValueError(f"{name}: mode {i} has singular value 0 and cannot be learned (learning it leaves W unchanged)")
     if len(modes) > r:
         raise ValueError(
             f"{name} has {len(modes)} modes, but the narrowest width r = min(widths) = {r} of widths "
@@ -179,12 +179,12 @@ def _learned_set(problem, learned, name: str = "learned") -> tuple[int, ...]:
 
 
 def _critical_value_of(problem, learned) -> CriticalValue:
-    """The :class:`CriticalValue` whose alternatives hold the (validated) learnt set."""
+    """The :class:`CriticalValue` whose alternatives hold the (validated) learned set."""
     learned = _learned_set(problem, learned)
     for value in critical_values(problem):
         if learned in value.alternatives:
             return value
-    raise AssertionError(f"learnt set {learned} missing from critical_values")  # pragma: no cover
+    raise AssertionError(f"learned set {learned} missing from critical_values")  # pragma: no cover
 
 
 def canonical_point(problem, learned):
@@ -194,7 +194,7 @@ def canonical_point(problem, learned):
     ----------
     problem : Problem
     learned : sequence of int or CriticalValue
-        The learnt set ``S = {j_1 < ... < j_e}``, 1-based mode numbers (mode 1 carries the largest
+        The learned set ``S = {j_1 < ... < j_e}``, 1-based mode numbers (mode 1 carries the largest
         singular value); a :class:`CriticalValue` stands for its ``learned`` set.
 
     Returns
@@ -202,7 +202,7 @@ def canonical_point(problem, learned):
     tuple of ndarray
         ``(W_1, ..., W_h)`` with ``W_i = Q_i D_S^{1/h} Q_{i-1}^T``, ``D_S = diag(sigma_{j_1}, ...,
         sigma_{j_e})``, ``Q_0 = [f_{j_1} ... f_{j_e}]`` and ``Q_h = [e_{j_1} ... e_{j_e}]`` (the
-        singular vectors of the learnt modes) and ``Q_i`` the first ``e`` unit vectors of hidden
+        singular vectors of the learned modes) and ``Q_i`` the first ``e`` unit vectors of hidden
         layer ``i``: mode ``j_k`` runs through hidden unit ``k`` of every layer with strength
         ``sigma_{j_k}^{1/h}``.
 
@@ -295,7 +295,7 @@ def minimum_threshold(problem) -> float:
 
     Notes
     -----
-    With ``T`` the top ``k`` modes learnt at the global minimum (:func:`global_minimum`), every
+    With ``T`` the top ``k`` modes learned at the global minimum (:func:`global_minimum`), every
     critical value is ``L_S = L_min + 1/2 (sum_{i in T} sigma_i^2 - sum_{i in S} sigma_i^2)``
     with ``|S| <= k``. Pairing each added mode ``j`` of ``S \\ T`` with a distinct removed mode ``i``
     of ``T \\ S`` writes the difference as a sum of terms ``sigma_i^2 - sigma_j^2 >= 0`` and
@@ -640,12 +640,12 @@ def _require_critical(problem, point, tol: float, name: str = "point"):
 
 
 def learned_modes(problem, point) -> tuple[int, ...]:
-    """The learnt set ``S`` of a critical point (1-based modes), read from its end-to-end map.
+    """The learned set ``S`` of a critical point (1-based modes), read from its end-to-end map.
 
     At a critical point ``W = Sigma_S`` (up to rotations within repeated singular values), so the
     singular values of ``W`` are ``sigma_j``, ``j in S``, and zeros. Singular values above half
-    the smallest positive ``sigma`` count as learnt and are matched to the nearest ``sigma_j``
-    (ties: the smallest index, the canonical learnt set). ``W`` is GL-invariant, so the answer is
+    the smallest positive ``sigma`` count as learned and are matched to the nearest ``sigma_j``
+    (ties: the smallest index, the canonical learned set). ``W`` is GL-invariant, so the answer is
     the same on the whole orbit; the threshold is fixed by ``Sigma`` alone (no layer norms).
     The point is not checked to be critical (:func:`is_critical`).
     """
@@ -684,7 +684,7 @@ def _same_value(problem, a: float, b: float) -> bool:
 def _strict_witness(problem, point, tol: float):
     """Why a critical point that is not a global minimum is a strict saddle, or ``None``.
 
-    Returns ``("swap", s_unlearnt, s_learnt)`` for condition (B) or ``("pair", k, l)`` for the
+    Returns ``("swap", s_unlearned, s_learned)`` for condition (B) or ``("pair", k, l)`` for the
     layer pair of condition (C) of :func:`classify`.
     """
     h = len(point)
@@ -692,12 +692,12 @@ def _strict_witness(problem, point, tol: float):
     R = problem.target - P
     norms = _layer_norms(point)
     size = max(float(np.max(problem.sigma, initial=0.0)), float(np.prod(norms)))
-    learnt = np.linalg.svd(P, compute_uv=False)
-    learnt = learnt[learnt > tol * size]
-    unlearnt = np.linalg.svd(R, compute_uv=False)
-    # (B): an unlearnt singular value above a learnt one
-    if learnt.size and unlearnt.size and unlearnt[0] > learnt[-1] + tol * size:
-        return ("swap", float(unlearnt[0]), float(learnt[-1]))
+    learned = np.linalg.svd(P, compute_uv=False)
+    learned = learned[learned > tol * size]
+    unlearned = np.linalg.svd(R, compute_uv=False)
+    # (B): an unlearned singular value above a learned one
+    if learned.size and unlearned.size and unlearned[0] > learned[-1] + tol * size:
+        return ("swap", float(unlearned[0]), float(learned[-1]))
 
     # (C): ranks of partial products. A singular value of a product counts as non-zero when it
     # exceeds tol times the product of its factors' spectral norms, the size of its rounding error.
@@ -749,11 +749,11 @@ def classify(problem, point, *, tol: float = 1e-8) -> str:
     -----
     With ``W = W_h ... W_1``, ``R = Sigma - W``, ``F_j = W_j ... W_1``, ``B_j = W_h ... W_{j+1}`` and
     ``M_{kl} = W_{l-1} ... W_{k+1}`` (``= I`` for ``l = k + 1``), a critical point has
-    ``W = Sigma_S`` for a learnt set ``S`` and (math-spec section 3.2):
+    ``W = Sigma_S`` for a learned set ``S`` and (math-spec section 3.2):
 
     (A) it is a global minimum iff its loss is the least critical value
         ``1/2 sum_{i > r} sigma_i^2`` (``S`` holds the top ``min(r, rank Sigma)`` modes);
-    (B) if an unlearnt singular value exceeds a learnt one (the singular values of ``R`` against
+    (B) if an unlearned singular value exceeds a learned one (the singular values of ``R`` against
         the non-zero ones of ``W``), it is a strict saddle at every depth: the direction
         ``D_h = e_i (W_h^T e_j)^T``, ``D_1 = (W_1 f_j) f_i^T`` has curvature
         ``2 sigma_j (sigma_j - sigma_i) < 0``;
@@ -763,9 +763,9 @@ def classify(problem, point, *, tol: float = 1e-8) -> str:
         (i)  ``F_{k-1} R^T B_l != 0`` and
         (ii) ``rk B_k < rk M_{kl}`` or ``rk F_{l-1} < rk M_{kl}``,
 
-        and a non-strict saddle otherwise. (i) and (ii) say that an unlearnt mode's input
+        and a non-strict saddle otherwise. (i) and (ii) say that an unlearned mode's input
         direction can be joined to its output direction by switching on two edges (at layers
-        ``k`` and ``l``) through capacity that is not on a learnt path; when three or more edges
+        ``k`` and ``l``) through capacity that is not on a learned path; when three or more edges
         are needed the escape is of order three or more and the Hessian is blind to it. For
         ``h = 2`` (ii) always holds, so every saddle is strict.
 
@@ -782,7 +782,7 @@ def classify(problem, point, *, tol: float = 1e-8) -> str:
 
     * critical (:func:`is_critical`): ``||grad_j L||_F <= tol * prod_{l != j} ||W_l||_2 *
       max(||Sigma||_2, prod_l ||W_l||_2)`` for every layer there;
-    * global minimum: the learnt set read from the singular values of ``W``
+    * global minimum: the learned set read from the singular values of ``W``
       (:func:`learned_modes`, a threshold set by ``Sigma`` alone) has the value
       :func:`global_minimum`; no tolerance scales with the layer norms;
     * ranks: a singular value of a partial product counts towards its rank when it exceeds ``tol``
@@ -979,7 +979,7 @@ def hessian_inertia(
 
     Large networks. At critical points most eigenvalues are zero (the fiber's directions), so
     both matrix-free paths work with the non-zero part only, and their cost grows with the number
-    ``rho`` of non-zero eigenvalues (``e (d_0 + d_h - e)`` at the canonical point of a learnt set
+    ``rho`` of non-zero eigenvalues (``e (d_0 + d_h - e)`` at the canonical point of a learned set
     of size ``e``; ``r (d_0 + d_h - r)`` at a global minimum), not with ``N``.
 
     The sketch path applies the Hessian to ``k + 16`` random vectors (``k = 64, 128, ...``) until

@@ -217,7 +217,7 @@ def ensemble_flow(
         One of scipy's methods by name, as in :func:`~quotient.flow.gradient_flow`, default
         ``"DOP853"``; or ``"auto"`` (LSODA with the exact Hessian as Jacobian; DOP853 above
         ``quotient._ode.DENSE_JACOBIAN_LIMIT`` parameters). Pass ``"auto"`` for stiff members
-        (plateaus after some modes are learnt): 256 members of the stiff depth-4 case until their
+        (plateaus after some modes are learned): 256 members of the stiff depth-4 case until their
         global minimum take minutes, where DOP853 takes minutes for each one.
     t_eval : int or array_like or None
         Sample times shared by all members: an integer ``n`` for ``n`` evenly spaced samples from

@@ -10,9 +10,9 @@ Points of a fiber in normal form. Up to the hidden symmetry group, a network is 
 point with end-to-end map ``W = Sigma_S`` (distinct singular values) is built from (math-spec
 sections 3.1 and 3.2):
 
-* one full interval ``[0, h]`` for each learnt mode ``j`` in ``S``, from input direction ``f_j`` to
+* one full interval ``[0, h]`` for each learned mode ``j`` in ``S``, from input direction ``f_j`` to
   output direction ``e_j``, its edges multiplying to ``sigma_j``;
-* for each unlearnt mode ``i`` (``sigma_i > 0``) a *tail* ``[0, b_i]`` from ``f_i`` and a *head*
+* for each unlearned mode ``i`` (``sigma_i > 0``) a *tail* ``[0, b_i]`` from ``f_i`` and a *head*
   ``[a_i, h]`` into ``e_i`` with ``a_i >= b_i + 2``: at least two missing edges between them (with
   one missing edge the gradient at that edge is ``sigma_i`` times the two products, not zero);
 * tails from the input directions and heads into the output directions that ``Sigma`` maps to 0,
@@ -96,16 +96,16 @@ def _intervals(problem: Problem, S, rng: np.random.Generator, structure: bool):
         take(0, h)
     if not structure:
         return intervals
-    # how much of the spare capacity this sample uses: from the bare learnt paths to crowded
+    # how much of the spare capacity this sample uses: from the bare learned paths to crowded
     density = rng.random()
 
     def draw(low, high):  # an interval end in [low, high], `low` (trivial) with probability 1 - density
         return low if high <= low or rng.random() > density else int(rng.integers(low + 1, high + 1))
 
-    unlearnt = [i for i in range(m) if sigma[i] > 0 and i + 1 not in S]
+    unlearned = [i for i in range(m) if sigma[i] > 0 and i + 1 not in S]
     null_inputs = [k for k in range(widths[0]) if k >= m or sigma[k] == 0]
     null_outputs = [k for k in range(widths[-1]) if k >= m or sigma[k] == 0]
-    jobs = [("mode", i) for i in unlearnt] + [("in", k) for k in null_inputs] + [("out", k) for k in null_outputs]
+    jobs = [("mode", i) for i in unlearned] + [("in", k) for k in null_inputs] + [("out", k) for k in null_outputs]
     rng.shuffle(jobs)
     for kind, index in jobs:
         if kind in ("mode", "in"):  # a tail [0, b]; b = 0: the direction is not used
@@ -184,22 +184,22 @@ def _boundary_moves(problem: Problem, S, rng: np.random.Generator, size: float):
 
     With ``W_1 -> W_1 (I + X)`` and ``W_h -> (I + Y) W_h`` the end-to-end map becomes
     ``(I + Y) W (I + X)`` and the gradient ``B_j^T (I + Y)^T R (I + X)^T F_{j-1}^T``. Both are
-    unchanged when ``W X = 0``, ``X R^T = 0``, ``Y W = 0`` and ``R^T Y = 0``: ``X`` maps learnt and
-    null input directions into the non-learnt ones (``f_l -> f_l + sum_k x_{kl} f_k``), and ``Y``
-    maps non-learnt output directions into learnt and null ones. A learnt path then also reads
-    the inputs of tails, and heads also write into learnt outputs: not an orbit of the hidden
+    unchanged when ``W X = 0``, ``X R^T = 0``, ``Y W = 0`` and ``R^T Y = 0``: ``X`` maps learned and
+    null input directions into the non-learned ones (``f_l -> f_l + sum_k x_{kl} f_k``), and ``Y``
+    maps non-learned output directions into learned and null ones. A learned path then also reads
+    the inputs of tails, and heads also write into learned outputs: not an orbit of the hidden
     symmetry group.
     """
     d_0, d_h = problem.widths[0], problem.widths[-1]
     sigma = np.asarray(problem.sigma)
-    learnt = [j - 1 for j in S]
-    not_learnt_in = [k for k in range(d_0) if k not in learnt]
-    not_learnt_out = [k for k in range(d_h) if k not in learnt]
-    quiet_in = learnt + [k for k in range(d_0) if k >= sigma.size or sigma[k] == 0]
-    quiet_out = learnt + [k for k in range(d_h) if k >= sigma.size or sigma[k] == 0]
+    learned = [j - 1 for j in S]
+    not_learned_in = [k for k in range(d_0) if k not in learned]
+    not_learned_out = [k for k in range(d_h) if k not in learned]
+    quiet_in = learned + [k for k in range(d_0) if k >= sigma.size or sigma[k] == 0]
+    quiet_out = learned + [k for k in range(d_h) if k >= sigma.size or sigma[k] == 0]
     X, Y = np.eye(d_0), np.eye(d_h)
     use = rng.random()  # fraction of the allowed entries switched on
-    for matrix, rows, columns in ((X, not_learnt_in, quiet_in), (Y, quiet_out, not_learnt_out)):
+    for matrix, rows, columns in ((X, not_learned_in, quiet_in), (Y, quiet_out, not_learned_out)):
         for k in rows:
             for l in columns:
                 if k != l and rng.random() < use:
@@ -228,7 +228,7 @@ def _random_critical_point(problem: Problem, S, rng, spread: float, structure: b
     weights = []
     for a, b, source, sink in intervals:
         n_edges = b - a
-        if a == 0 and b == h:  # a learnt path: edges multiply to sigma_j
+        if a == 0 and b == h:  # a learned path: edges multiply to sigma_j
             target = float(sigma[source])
             if local is None:
                 logs = spread * rng.standard_normal(n_edges)
@@ -245,7 +245,7 @@ def _random_critical_point(problem: Problem, S, rng, spread: float, structure: b
             weights.append(local * typical * rng.standard_normal(n_edges))
     if local is None:
         units = [None] + [rng.permutation(d) for d in problem.widths[1:-1]] + [None]
-    else:  # learnt paths stay on the units of the canonical point, the spare units are shuffled
+    else:  # learned paths stay on the units of the canonical point, the spare units are shuffled
         e = len(S)
         units = [None] + [np.r_[np.arange(e), e + rng.permutation(d - e)] for d in problem.widths[1:-1]] + [None]
     layers = _normal_form(problem, S, intervals, weights, units)
@@ -350,14 +350,14 @@ class Fiber:
     value : float
         The critical value ``L_S = 1/2 sum_{i not in S} sigma_i^2``.
     learned : tuple of int
-        The learnt set ``S`` of the representative (1-based modes).
+        The learned set ``S`` of the representative (1-based modes).
     alternatives : tuple of tuple of int
-        Every learnt set with this value; the fiber is the union of their critical sets.
+        Every learned set with this value; the fiber is the union of their critical sets.
     representative : tuple of ndarray
         The balanced canonical point of ``learned`` (:func:`quotient.canonical_point`), read-only.
     point : tuple of ndarray or None
         The critical point the fiber was built from (``fiber(problem, point)``), read-only, or
-        ``None`` when it was built from a value or a learnt set. :attr:`dimension` and
+        ``None`` when it was built from a value or a learned set. :attr:`dimension` and
         :meth:`tangent_space` describe the fiber there (its stratum), else at the representative.
     """
 
@@ -390,7 +390,7 @@ class Fiber:
         Notes
         -----
         Both tests are GL-invariant: criticality is decided at a well-conditioned point of the
-        point's orbit (:func:`quotient.is_critical`), and the value is the one of the learnt set
+        point's orbit (:func:`quotient.is_critical`), and the value is the one of the learned set
         read from the singular values of the end-to-end map (:func:`quotient.learned_modes`),
         compared with the fiber's value exactly (up to ``1e-12`` relative, the grouping of
         :func:`quotient.critical_values`): a critical point's loss is one of finitely many
@@ -420,18 +420,18 @@ class Fiber:
         spread : float
             Size of the moves: the hidden changes of basis ``G_i`` have singular values
             ``exp(spread z)`` (``z`` standard normal), and the edge weights of each interval are
-            ``exp(spread z)`` in size (a learnt path's weights keep their product ``sigma_j``).
+            ``exp(spread z)`` in size (a learned path's weights keep their product ``sigma_j``).
             The norm of the samples grows like ``exp(c spread)``: the fiber is unbounded.
         structure : bool
-            Draw a random interval decomposition for each sample (tails and heads of unlearnt
+            Draw a random interval decomposition for each sample (tails and heads of unlearned
             modes, of the null directions, internal intervals; see the module docstring), so that
             samples reach the fiber's strata. With ``False`` only the symmetry group moves the
-            learnt paths (plus the rotations of the data fixing ``Sigma``): the samples lie on the
+            learned paths (plus the rotations of the data fixing ``Sigma``): the samples lie on the
             orbits of the balanced points.
         local : float, optional
             Draw points close to :attr:`representative` instead: every move is of size about
             ``local`` (edge weights of the extra intervals ``~ local``, ``G_i = I + O(local)``,
-            learnt paths rescaled by ``exp(O(local))``). Used to see the fiber's tangent cone.
+            learned paths rescaled by ``exp(O(local))``). Used to see the fiber's tangent cone.
 
         Returns
         -------
@@ -441,7 +441,7 @@ class Fiber:
 
         Notes
         -----
-        Each sample picks a learnt set among :attr:`alternatives` (only :attr:`learned` with
+        Each sample picks a learned set among :attr:`alternatives` (only :attr:`learned` with
         ``local``), builds the normal form described in the module docstring with random
         interval lengths and weights, rotates the data directions that ``Sigma`` cannot tell apart,
         and applies a random element of ``GL(d_1) x ... x GL(d_{h-1})``
@@ -502,7 +502,7 @@ class Fiber:
         Strata: where the critical set is a manifold, ``ker H`` is its tangent space; at every
         point of the global-minimum fiber it is ``{W = Sigma_S}``, smooth of dimension
         ``N - r (d_0 + d_h - r)`` (Morse-Bott). At saddle values the critical set near a point is
-        a union of strata (tails and heads of an unlearnt mode may grow, but not both to within
+        a union of strata (tails and heads of an unlearned mode may grow, but not both to within
         one edge of each other), its tangent cone a union of subspaces, and ``ker H`` is their
         span; its dimension changes from stratum to stratum (14 to 22 over the samples of one
         fiber at widths 3-3-3-3). At a non-strict saddle ``ker H`` also holds the escape curves of
@@ -559,11 +559,11 @@ class Fiber:
         Raises
         ------
         RuntimeError
-            If no learnt set of the fiber gives a point that passes :meth:`contains`.
+            If no learned set of the fiber gives a point that passes :meth:`contains`.
 
         Notes
         -----
-        For each learnt set ``S`` of the value, the critical points learning ``S`` are the zeros of
+        For each learned set ``S`` of the value, the critical points learning ``S`` are the zeros of
         ``r(X) = (W(X) - Sigma_S, (B_j^T R_S F_{j-1}^T)_j)`` with ``R_S = Sigma - Sigma_S`` fixed. The
         nearest one to ``Y`` minimises ``||X - Y||^2`` subject to ``r(X) = 0``; we minimise
         ``||X - Y||^2 + mu ||r(X)||^2`` with ``scipy.optimize.least_squares`` (Levenberg-Marquardt,
@@ -597,8 +597,8 @@ def fiber(problem: Problem, point_or_critical_value, *, tol: float = 1e-8) -> Fi
     ----------
     problem : Problem
     point_or_critical_value : CriticalValue, sequence of int, or tuple of ndarray
-        A critical value (:func:`quotient.critical_values`), a learnt set (1-based modes), or a
-        critical point: its value (from its learnt set, :func:`quotient.learned_modes`) is then
+        A critical value (:func:`quotient.critical_values`), a learned set (1-based modes), or a
+        critical point: its value (from its learned set, :func:`quotient.learned_modes`) is then
         used, and the fiber's :attr:`Fiber.dimension` and :meth:`Fiber.tangent_space` describe
         the fiber at that point.
     tol : float
@@ -611,7 +611,7 @@ def fiber(problem: Problem, point_or_critical_value, *, tol: float = 1e-8) -> Fi
     Raises
     ------
     ValueError
-        If a point is not critical (the message gives its gradient norm), or a learnt set is
+        If a point is not critical (the message gives its gradient norm), or a learned set is
         impossible (a mode out of range, of singular value 0, or more modes than the narrowest
         width).
     """

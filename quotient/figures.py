@@ -141,7 +141,7 @@ def conservation() -> Figure:
     figure.axes[0].set_title(
         "Conserved quantities $C_i = W_{i+1}^\\top W_{i+1} - W_i W_i^\\top$ (widths 4-8-8-4): "
         "flows keep them to their tolerance,\ngradient descent changes them by $O(\\mathrm{step}^2)$ per step, "
-        "mostly while a mode is being learnt",
+        "mostly while a mode is being learned",
         fontsize=10,
     )
     return figure

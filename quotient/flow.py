@@ -452,7 +452,7 @@ def gradient_flow(
         ``quotient._ode.DENSE_JACOBIAN_LIMIT`` parameters; DOP853 above). LSODA's Adams
         formulas (orders 1-12) take the non-stiff phases and its BDF formulas (orders 1-5) the
         stiff ones, switched by its own stiffness test, so the steps stay few both on the
-        plateaus, where the field is slow, and after a mode is learnt, where the Hessian has
+        plateaus, where the field is slow, and after a mode is learned, where the Hessian has
         eigenvalues ``~ h sigma^{2-2/h}`` that would bound an explicit step. Or one of scipy's
         methods by name: ``"DOP853"``, ``"RK45"``, ``"RK23"`` (explicit), ``"Radau"``,
         ``"BDF"``, ``"LSODA"`` (implicit; these get the exact Hessian too when it is small

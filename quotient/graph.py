@@ -10,9 +10,9 @@ landscape:
 * :func:`critical_graph`: the heteroclinic connections between critical values that the rests of
   a run follow.
 
-Ties. When singular values repeat (``sigma = (2, 2, 1)``), several learnt sets give one critical
+Ties. When singular values repeat (``sigma = (2, 2, 1)``), several learned sets give one critical
 value; :func:`quotient.critical_values` lists them as ``alternatives`` and names the value by its
-``learned`` set, the lexicographically smallest (the largest singular values learnt first). Every
+``learned`` set, the lexicographically smallest (the largest singular values learned first). Every
 function here labels a critical value by that same ``learned`` set: ``sigma = (2, 2, 1)``,
 ``W = diag(0, 2, 0)`` is labelled ``{1}``, the name of the value ``L = 2.5``. Distances are to the
 whole critical set of the value, which for a repeated singular value is a continuum (``sigma P``
@@ -66,7 +66,7 @@ def _check_problem(problem, name: str = "problem"):
 def _nearest(problem, W: np.ndarray):
     """Nearest critical map of every ``W`` in a batch ``(T, d_h, d_0)``.
 
-    Returns the number of modes learnt in each repeated block, ``counts`` ``(T, n_blocks)``, the
+    Returns the number of modes learned in each repeated block, ``counts`` ``(T, n_blocks)``, the
     squared distance ``(T,)`` and the blocks.
     """
     sigma = np.asarray(problem.sigma)
@@ -93,7 +93,7 @@ def _nearest(problem, W: np.ndarray):
     order = np.argsort(gains, axis=1, kind="stable")
     position = np.argsort(order, axis=1, kind="stable")
     chosen = (gains < 0) & (position < problem.rank_bound)
-    if problem.depth == 1:  # the loss is convex: W_1 = Sigma, every mode learnt, is the only critical map
+    if problem.depth == 1:  # the loss is convex: W_1 = Sigma, every mode learned, is the only critical map
         chosen = np.ones_like(chosen)
     counts = np.stack([chosen[:, owner == b].sum(axis=1) for b in range(len(blocks))], axis=1)
     # the distance from the nearest critical map itself, not from the expansion above, which
@@ -122,9 +122,9 @@ def _labels(problem, counts: np.ndarray, blocks) -> list[CriticalValue]:
 def _gaps(problem, counts: np.ndarray, blocks) -> np.ndarray:
     """Distance from the critical set of each row of counts to the nearest critical map of another value.
 
-    Sets differing by one mode learnt in a block of singular value ``s`` are ``s`` apart, and
+    Sets differing by one mode learned in a block of singular value ``s`` are ``s`` apart, and
     every other critical map is at least as far as one of those, so the gap is the smallest
-    ``s`` over the blocks where a mode can be unlearnt, or learnt without exceeding the rank.
+    ``s`` over the blocks where a mode can be unlearned, or learned without exceeding the rank.
     """
     sigma = np.asarray(problem.sigma)
     if not blocks:
@@ -158,7 +158,7 @@ def nearest_critical(problem, W):
         ``L_S = 1/2 sum_{i not in S} sigma_i^2``.
     distance : ndarray, shape () or (T,)
         The Frobenius distance from ``W`` to the nearest critical map ``Sigma_S``, over every
-        learnt set of at most ``r = min(widths)`` modes with ``sigma_i > 0`` and, where singular
+        learned set of at most ``r = min(widths)`` modes with ``sigma_i > 0`` and, where singular
         values repeat, every rotation of ``Sigma_S`` in the repeated block.
 
     Raises
@@ -174,7 +174,7 @@ def nearest_critical(problem, W):
     for a block of equal singular values ``W_ii`` is replaced by the eigenvalues of the symmetric
     part of the block of ``W``. A gain of exactly 0 does not learn its mode, and equal gains go to
     the larger singular value. The labels come from :func:`quotient.critical_values`, whose
-    enumeration of ``2^m`` learnt sets dominates the cost for large ``m``.
+    enumeration of ``2^m`` learned sets dominates the cost for large ``m``.
     """
     _check_problem(problem)
     W = _as_maps(problem, W, "W")
@@ -228,7 +228,7 @@ class Plateau:
 
     @property
     def learned(self) -> tuple[int, ...]:
-        """The learnt set naming the value (``critical_value.learned``)."""
+        """The learned set naming the value (``critical_value.learned``)."""
         return self.critical_value.learned
 
     @property
@@ -258,7 +258,7 @@ def plateaus(problem, times, W, *, band: float = 0.1) -> list[Plateau]:
         ``dist(W(t), Sigma_S) <= band * g_S``, where ``dist`` is the distance to the critical maps
         of the value (:func:`nearest_critical`) and ``g_S`` the distance from them to the nearest
         critical map of another value (the smallest singular value ``sigma_i`` that can be
-        learnt or unlearnt from ``S``). Below ``1/2`` the bands of different values are disjoint.
+        learned or unlearned from ``S``). Below ``1/2`` the bands of different values are disjoint.
         With one layer, the only critical map is ``Sigma`` and ``g`` is its smallest nonzero
         singular value; with ``Sigma = 0`` there is no other critical map and every sample rests.
 
@@ -336,8 +336,8 @@ class CriticalGraph(NamedTuple):
         ``(a, b)``: a flow line runs from a critical point of value ``nodes[a]`` to one of value
         ``nodes[b] < nodes[a]`` (see :func:`critical_graph`). Sorted.
     kinds : tuple of str
-        For each edge, ``"learn"`` (one more mode learnt) or ``"swap"`` (a learnt mode exchanged
-        for a larger unlearnt one).
+        For each edge, ``"learn"`` (one more mode learned) or ``"swap"`` (a learned mode exchanged
+        for a larger unlearned one).
 
     ``graph[0]`` and ``graph[1]`` are the nodes and edges, so the graph can be passed wherever a
     ``(nodes, edges)`` pair is expected.
@@ -348,7 +348,7 @@ class CriticalGraph(NamedTuple):
     kinds: tuple
 
     def index(self, learned) -> int:
-        """Node holding the learnt set ``learned`` (a tuple of 1-based modes or a CriticalValue)."""
+        """Node holding the learned set ``learned`` (a tuple of 1-based modes or a CriticalValue)."""
         if isinstance(learned, CriticalValue):
             learned = learned.learned
         learned = tuple(sorted(learned))
@@ -369,7 +369,7 @@ class CriticalGraph(NamedTuple):
 
         Consecutive nodes of a flow that rests at every saddle it passes are joined by an edge;
         :meth:`has_edge` tells where the plateaus skipped one (a saddle passed too quickly to rest
-        there, or several modes learnt at once).
+        there, or several modes learned at once).
         """
         visited: list[int] = []
         for plateau in plateaus:
@@ -394,7 +394,7 @@ def critical_graph(problem, *, max_modes: int = GRAPH_MAX_MODES) -> CriticalGrap
     Returns
     -------
     CriticalGraph
-        Nodes are :func:`critical_values`; an edge ``a -> b`` joins two values when some learnt set
+        Nodes are :func:`critical_values`; an edge ``a -> b`` joins two values when some learned set
         ``S`` of ``a`` (among its ``alternatives``) and ``S'`` of ``b`` are related by
 
         * ``"learn"``: ``S' = S + {i}``, one more mode ``i`` with ``sigma_i > 0`` (``|S| < r``); the
@@ -415,7 +415,7 @@ def critical_graph(problem, *, max_modes: int = GRAPH_MAX_MODES) -> CriticalGrap
     ray with positive product the flow takes mode ``i`` from 0 (as ``t -> -infinity``) to
     ``sigma_i^{1/h}``: this is the unstable curve of :func:`quotient.saddle.unstable_directions`.
     For "swap", the subspace in which the hidden units of mode ``j`` also connect to the input
-    and output directions of mode ``i`` holds a rank-one network; the saddle (mode ``j`` learnt)
+    and output directions of mode ``i`` holds a rank-one network; the saddle (mode ``j`` learned)
     has the negative curvature of condition (B) of :func:`quotient.classify`, and the flow on its
     unstable manifold ends at the best rank-one fit, mode ``i``. Flow lines that learn several
     modes at once also exist (their end points are joined by a path of edges); the graph keeps

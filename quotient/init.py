@@ -462,7 +462,7 @@ def spectral(widths, u, *, rng=None):
     Invariant set: balanced (``C = 0``) and aligned. Under the square loss each mode follows
     ``du_k/dt = h |u_k|^{2-2/h} (sigma_k - u_k)`` exactly: the start of
     :func:`quotient.mode_solution` and :func:`quotient.predict_plateaus`. A negative ``u_k`` lies
-    on a stable ray of the origin's mode ``k`` and decays to 0 without being learnt.
+    on a stable ray of the origin's mode ``k`` and decays to 0 without being learned.
 
     Raises
     ------

@@ -24,7 +24,7 @@ _DENSE_LIMIT = DENSE_LIMIT  # parameters; above it the sharpness is found by Lan
 
 
 def _canonical_minimum(problem):
-    """The balanced canonical global minimum: the top ``min(r, m)`` modes with ``sigma > 0`` learnt."""
+    """The balanced canonical global minimum: the top ``min(r, m)`` modes with ``sigma > 0`` learned."""
     from .critical import canonical_point
 
     if getattr(problem, "sigma", None) is None:
@@ -37,7 +37,7 @@ def _canonical_minimum(problem):
 
 
 def _check_minimum(problem, point, tol):
-    """Criticality (:func:`quotient.is_critical`) and, for the square loss, the learnt set's value
+    """Criticality (:func:`quotient.is_critical`) and, for the square loss, the learned set's value
     against :func:`quotient.global_minimum`: both GL-invariant, as :func:`quotient.classify`."""
     _require_critical(problem, point, tol)
     if getattr(problem, "sigma", None) is not None:
@@ -63,7 +63,7 @@ def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float 
         Hessians and other rates.
     tol : float
         Criticality tolerance of :func:`quotient.is_critical`; for the square loss the point's
-        learnt set must moreover have the value :func:`quotient.global_minimum`.
+        learned set must moreover have the value :func:`quotient.global_minimum`.
     eig_rtol : float
         Eigenvalues below ``eig_rtol * lambda_max`` in absolute value count as zero
         (:func:`quotient.zero_eigenvalue_threshold`).

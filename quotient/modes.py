@@ -194,7 +194,7 @@ def mode_solution(sigma, u0, t, depth, *, imbalance=0.0):
     * ``sigma = 0``: ``|u|^{-(2-2/h)}`` grows linearly at rate ``2h - 2``.
 
     ``u0 = 0`` and ``u0 = sigma`` are rest points. A negative ``u0`` of a balanced chain is never
-    learnt: it decays to 0 (the origin's stable ray, math-spec 6.2).
+    learned: it decays to 0 (the origin's stable ray, math-spec 6.2).
     """
     h = _check_depth(depth)
     sigma = _check_sigma(sigma)
@@ -291,7 +291,7 @@ def learning_time(sigma, u0, depth, *, fraction=0.5, imbalance=0.0, leading_orde
     Returns
     -------
     ndarray or float
-        ``0`` where ``u0 >= fraction * sigma`` already; ``inf`` where the mode is never learnt
+        ``0`` where ``u0 >= fraction * sigma`` already; ``inf`` where the mode is never learned
         (``sigma = 0``, or a balanced chain with ``u0 <= 0``).
 
     Notes
@@ -302,7 +302,7 @@ def learning_time(sigma, u0, depth, *, fraction=0.5, imbalance=0.0, leading_orde
     * ``h = 2``: ``t ~ ln(sigma / u0) / (2 sigma)``, i.e. ``(1/sigma) ln(1/eps) + ln(sigma)/(2 sigma)``
       for a per-layer scale ``eps`` (``u0 = eps^2``);
     * ``h >= 3``: ``t ~ u0^{-(1-2/h)} / ((h-2) sigma)``, i.e. ``eps^{2-h} / ((h-2) sigma)``: the plateau
-      grows polynomially in ``1/eps``, and larger singular values are learnt first.
+      grows polynomially in ``1/eps``, and larger singular values are learned first.
     """
     h = _check_depth(depth)
     sigma = _check_sigma(sigma)
@@ -406,7 +406,7 @@ class PlateauPrediction:
     Attributes
     ----------
     times : ndarray, shape (m,)
-        Time at which ``u_k`` reaches ``fraction * sigma_k``; ``inf`` for modes never learnt
+        Time at which ``u_k`` reaches ``fraction * sigma_k``; ``inf`` for modes never learned
         (``sigma_k = 0``, ``k > min(widths)``, or a chain that cannot grow).
     sigma : ndarray, shape (m,)
     u0 : ndarray, shape (m,)
@@ -434,7 +434,7 @@ class PlateauPrediction:
 
     @property
     def order(self) -> tuple[int, ...]:
-        """Modes (numbered from 1) in the order they are learnt; modes never learnt are left out."""
+        """Modes (numbered from 1) in the order they are learned; modes never learned are left out."""
         finite = np.flatnonzero(np.isfinite(self.times))
         return tuple(int(k) + 1 for k in finite[np.argsort(self.times[finite], kind="stable")])
 
@@ -523,7 +523,7 @@ def _balanced_projection(point, k, *, max_sweeps=1000, tol=1e-13):
 def predict_plateaus(problem, point, *, fraction: float = 0.5, rtol: float = 1e-8) -> PlateauPrediction:
     """Predicted times at which the gradient flow from ``point`` learns each singular value.
 
-    Mode ``k`` counts as learnt when ``u_k = <W(t), e_k f_k^T>`` reaches ``fraction * sigma_k``.
+    Mode ``k`` counts as learned when ``u_k = <W(t), e_k f_k^T>`` reaches ``fraction * sigma_k``.
 
     Parameters
     ----------

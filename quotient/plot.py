@@ -74,7 +74,7 @@ def _axes(axes, *, projection=None, width: float = 6.4, height: float = 4.0):
 
 
 def _learned_label(learned) -> str:
-    """``S`` as mathtext: ``\\{1,3\\}`` (``\\emptyset`` when nothing is learnt)."""
+    """``S`` as mathtext: ``\\{1,3\\}`` (``\\emptyset`` when nothing is learned)."""
     return r"\{" + ",".join(str(i) for i in learned) + r"\}" if learned else r"\emptyset"
 
 
@@ -266,7 +266,7 @@ def singular_value_curves(
         Predicted singular values at ``trajectory.times`` (e.g. the closed-form mode solution),
         drawn dashed in black over the measured curves.
     plateau_times : array_like, shape (m,), optional
-        Predicted time at which each mode is learnt, drawn as a vertical dotted line in the
+        Predicted time at which each mode is learned, drawn as a vertical dotted line in the
         mode's colour.
     axes : matplotlib.axes.Axes, optional
 
@@ -374,7 +374,7 @@ def quotient_trajectory(
                     marker="D", zorder=4, **depth,
                 )  # fmt: skip
                 text = "$" + _learned_label(learned) + "$"
-                if three:  # above the corner when the last mode is learnt, below it otherwise
+                if three:  # above the corner when the last mode is learned, below it otherwise
                     top = modes[2] in learned
                     axes.text(*corner, text + "  ", fontsize=9, color="0.2", ha="right", va="bottom" if top else "top")
                 else:
@@ -423,7 +423,7 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
     problem : Problem
     graph : CriticalGraph, optional
         The graph to draw; by default :func:`quotient.graph.critical_graph` of ``problem``
-        (edges: one more mode learnt, solid; a learnt mode swapped for a larger one, dotted).
+        (edges: one more mode learned, solid; a learned mode swapped for a larger one, dotted).
     trajectory : Trajectory, optional
         Its plateaus (:func:`quotient.graph.plateaus`) give the nodes it visits
         (:meth:`CriticalGraph.path`), drawn in colour and joined by arrows in the order visited.
@@ -432,7 +432,7 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
     Returns
     -------
     matplotlib.figure.Figure
-        Node ``S`` sits at ``x = |S|`` (number of modes learnt), ``y = L_S``, labelled by ``S``.
+        Node ``S`` sits at ``x = |S|`` (number of modes learned), ``y = L_S``, labelled by ``S``.
     """
     graph = _critical_graph(problem) if graph is None else graph
     nodes = list(graph.nodes)
@@ -464,7 +464,7 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
     names += ["learn one more mode", "swap for a larger mode"]
     axes.set_xticks(range(int(x.max()) + 1))
     axes.set_xlim(-0.3, x.max() + 0.7)
-    axes.set_xlabel(r"modes learnt $|S|$")
+    axes.set_xlabel(r"modes learned $|S|$")
     axes.set_ylabel(r"critical value $L_S = \frac{1}{2}\sum_{i \notin S} \sigma_i^2$")
     axes.legend(handles, names, loc="upper right", fontsize=8, framealpha=0.9)
     return axes.get_figure()

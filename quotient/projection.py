@@ -283,7 +283,7 @@ class QuotientTrajectory:
         ``u_k(t) = <W(t), e_k f_k^T> = W_kk(t)``: the component of ``W(t)`` on mode ``k`` of the
         target (``e_k``, ``f_k`` the singular vectors of ``Sigma``, unit vectors in this frame).
     learned : tuple of tuple of int
-        At each time, the learnt set ``S`` of the nearest critical end-to-end map ``Sigma_S``
+        At each time, the learned set ``S`` of the nearest critical end-to-end map ``Sigma_S``
         (:func:`nearest_critical`).
     critical_value : ndarray, shape (T,)
         ``L_S`` of that set.

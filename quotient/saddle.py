@@ -7,7 +7,7 @@ flow still leaves along invariant curves on which one more mode is switched on, 
 the order ``g >= 3`` of the first non-zero term of the loss along them (``g = h`` at the canonical
 points of top sets). This module returns both kinds as :class:`SaddleDirection` objects.
 
-Mode curves (math-spec section 6.2). Fix an unlearnt mode ``i`` (``sigma_i > 0``) at a critical
+Mode curves (math-spec section 6.2). Fix an unlearned mode ``i`` (``sigma_i > 0``) at a critical
 point. Its input direction ``f_i`` runs through a *tail* of non-zero edges up to layer ``b``
 (``x_j = F_j f_i != 0`` for ``j <= b``), its output direction ``e_i`` is reached from a *head*
 starting at layer ``a`` (``B_j^T e_i != 0`` for ``j >= a``), and criticality forces
@@ -74,11 +74,11 @@ class SaddleDirection:
         Order of the first non-zero term of ``L(curve(v)) - L(point)``: 2 for a Hessian
         eigenvector, ``g`` (the number of edges switched on) for a mode curve.
     mechanism : {"hessian", "mode"}
-        An eigenvector of the Hessian, or the curve of one unlearnt mode (module docstring).
+        An eigenvector of the Hessian, or the curve of one unlearned mode (module docstring).
     eigenvalue : float or None
         The Hessian eigenvalue (``"hessian"`` only).
     mode : int or None
-        The unlearnt mode switched on, 1-based (``"mode"`` only).
+        The unlearned mode switched on, 1-based (``"mode"`` only).
     invariant : bool
         Whether the gradient flow started at ``curve(v)`` stays on the curve.
     """
@@ -138,7 +138,7 @@ def _complement_basis(V: np.ndarray, p: np.ndarray) -> np.ndarray | None:
 
 
 def _mode_chain(problem: Problem, point, i: int, tol: float):
-    """The chain of unlearnt mode ``i`` (0-based) at a critical point, or ``None``.
+    """The chain of unlearned mode ``i`` (0-based) at a critical point, or ``None``.
 
     Returns ``(vectors, base, gap, frame, orthogonal)``: unit chain vectors ``n_0 = f_i, ...,
     n_h = e_i`` in the orthogonal frame ``g.W``, the edge values ``c_j^0`` there, a boolean mask of
@@ -166,7 +166,7 @@ def _mode_chain(problem: Problem, point, i: int, tol: float):
         tail.append(x)
     b = len(tail) - 1
     if b == h:
-        return None  # the mode reaches the output: it is (partly) learnt
+        return None  # the mode reaches the output: it is (partly) learned
     # head: y_j = B_j^T e_i != 0 for j >= a
     a = h
     while a - 1 >= 1 and nonzero(B[a - 1].T @ e, np.prod(norms[a - 1 :])):
@@ -320,7 +320,7 @@ def unstable_directions(problem: Problem, point, *, tol: float = 1e-8, hessian_t
     list of SaddleDirection
         The eigenvectors of the Hessian's negative eigenvalues (``mechanism="hessian"``, order 2,
         most negative first; present exactly at strict saddles), then one unstable mode curve
-        per unlearnt mode that has free capacity between its tail and head and needs ``g >= 3``
+        per unlearned mode that has free capacity between its tail and head and needs ``g >= 3``
         edges (``mechanism="mode"``, order ``g``: the only escape at a non-strict saddle). Empty
         at a global minimum.
 
@@ -357,7 +357,7 @@ def stable_directions(problem: Problem, point, *, tol: float = 1e-8, hessian_tol
     -------
     list of SaddleDirection
         The eigenvectors of the Hessian's positive eigenvalues (order 2, largest first: the flow
-        returns exponentially, at rate ``lambda``), then one stable mode curve per unlearnt mode
+        returns exponentially, at rate ``lambda``), then one stable mode curve per unlearned mode
         with a chain of ``g >= 3`` missing edges (order ``g``: the flow returns algebraically; at
         the canonical point ``v(t) ~ ((h - 2) sigma_i t)^{-1/(h-2)}``, math-spec section 6.2,
         test case TC12), where the chain splits off orthogonally (``invariant=True``: canonical

@@ -297,7 +297,7 @@ def sweep(
         One row per run of the grid, in grid order: ``run``, ``depth``, ``width``, ``init_scale``,
         ``seed``, ``widths``, ``n_params``, ``status`` (1 converged, 0 reached ``t_final``, -1
         failed), ``converged``, ``final_loss``, ``loss_gap`` (to the global minimum), ``t_stop``,
-        ``n_steps``, ``n_rhs``, ``max_drift``, ``n_plateaus``, ``visited`` (the learnt sets of the
+        ``n_steps``, ``n_rhs``, ``max_drift``, ``n_plateaus``, ``visited`` (the learned sets of the
         critical values passed, in order), ``plateau_values``, ``plateau_starts``,
         ``plateau_ends`` and ``path`` (the run's ``.npz``, loadable with ``Trajectory.load``).
 

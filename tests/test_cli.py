@@ -91,7 +91,7 @@ def test_explore_summary_links_every_picture(tmp_path, capsys):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the Hessian is taken at the global minimum the run converged to, a point of its fiber
     assert "Hessian spectrum at the critical point nearest the final point" in summary
-    assert "learnt {1,2}, global minimum" in summary
+    assert "learned {1,2}, global minimum" in summary
     assert "wrote" in capsys.readouterr().out
 
 
@@ -178,7 +178,7 @@ def test_explore_explains_a_cut_default_sigma_and_a_plateau(tmp_path, capsys):
     assert "the default 5,3,2,1 cut to its first m = min(d_0, d_h) = 2 values 5,3" in printed
     summary = (out / "summary.md").read_text()
     # at t = 1 from a small init the flow is still on the origin's plateau L_{} = (25 + 9) / 2 = 17
-    assert "NOT at the global minimum: the run ended on the plateau of L_S = 17 (learnt {})" in summary
+    assert "NOT at the global minimum: the run ended on the plateau of L_S = 17 (learned {})" in summary
     assert "ended on a plateau, not at the global minimum" in printed
 
 

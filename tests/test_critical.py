@@ -103,7 +103,7 @@ def test_canonical_point_accepts_a_critical_value():
         ("12", TypeError, "sequence"),
     ],
 )
-def test_canonical_point_rejects_impossible_learnt_sets(learned, error, message):
+def test_canonical_point_rejects_impossible_learned_sets(learned, error, message):
     problem = _problem([3, 2, 1], (3, 2, 3))
     with pytest.raises(error, match=message):
         q.canonical_point(problem, learned)
@@ -143,7 +143,7 @@ def test_tc3_inertia_at_canonical_points(widths, learned):
 
 
 def test_tc3_inertia_formula_for_the_negative_count():
-    """n_- = #{(i, j) : i unlearnt, j learnt, sigma_i > sigma_j} + [h = 2] (d_1 - e)(m - e) (math-spec 3.3)."""
+    """n_- = #{(i, j) : i unlearned, j learned, sigma_i > sigma_j} + [h = 2] (d_1 - e)(m - e) (math-spec 3.3)."""
     sigma = [4.0, 3.0, 2.0, 1.0]
     for widths in [(4, 5, 4), (4, 3, 4, 4), (4, 4, 3, 4, 4)]:
         problem = _problem(sigma, widths)
@@ -168,7 +168,7 @@ TC4 = {
 
 
 @pytest.mark.parametrize("case", sorted(TC4))
-def test_tc4_strictness_depends_on_the_point_not_on_the_learnt_set(case):
+def test_tc4_strictness_depends_on_the_point_not_on_the_learned_set(case):
     *diagonals, inertia, kind = TC4[case]
     point = tuple(np.diag(np.asarray(d, dtype=float)) for d in diagonals)
     problem = _problem([2, 1], (2,) * (len(point) + 1))
@@ -378,7 +378,7 @@ def test_global_minimum_is_the_least_enumerated_critical_value():
         ([3, 2, 1], (3, 2, 3)),
         ([3, 2, 1], (3, 3, 3, 3)),
         ([2, 2, 1], (3, 1, 3)),  # a tie at the rank bound
-        ([3, 0, 0], (3, 4, 3)),  # zero singular values cannot be learnt
+        ([3, 0, 0], (3, 4, 3)),  # zero singular values cannot be learned
         ([4, 3, 2, 1], (4, 2, 5, 4)),
         ([2, 1], (2, 2)),  # one layer
         ([5, 4, 3, 2, 1], (5, 3, 5)),
@@ -413,7 +413,7 @@ INVARIANCE_CASES = [
 
 @pytest.mark.parametrize("condition, scale", [(1e2, 1.0), (1e4, 1.0), (1e2, 1e8), (1e4, 1e8), (1e6, 1.0), (1e6, 1e8)])
 def test_landscape_answers_are_invariant_under_badly_conditioned_gl(condition, scale):
-    """classify, contains, the learnt set, the inertia (Sylvester) and the fiber dimension at x and g.x.
+    """classify, contains, the learned set, the inertia (Sylvester) and the fiber dimension at x and g.x.
 
     Points: canonical points (closed orbits) and fiber samples (tails, heads, internal intervals:
     orbits that are not closed), moved by GL elements of condition ``condition`` and norm ``scale``.

@@ -161,7 +161,7 @@ def test_bad_input_is_named():
 
 @pytest.mark.parametrize("shared_steps", [None, True])
 def test_stiff_members_until_minimum_agree_with_gradient_flow(shared_steps):
-    """Members of the stiff depth-4 case (plateaus after modes are learnt) with until="minimum" and "auto":
+    """Members of the stiff depth-4 case (plateaus after modes are learned) with until="minimum" and "auto":
     each member with its own steps and Hessian (the default for "auto"), or all in one ODE with LSODA
     on their banded block-diagonal Hessian; each member converges where its own gradient_flow stops."""
     problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)

@@ -102,7 +102,7 @@ def test_repeated_singular_values_sample_every_alternative():
     chosen = q.fiber(problem, (2,))
     assert chosen.alternatives == ((1,), (2,)) and chosen.learned == (1,)
     W = q.end_to_end(chosen.sample(40, rng=0))
-    # the learnt direction rotates within the tied block: both diagonal entries occur
+    # the learned direction rotates within the tied block: both diagonal entries occur
     assert np.abs(W[:, 1, 1]).max() > 0.5 and np.abs(W[:, 0, 0]).max() > 0.5
     assert all(chosen.contains(p) for p in _points(chosen.sample(40, rng=0)))
 
@@ -247,7 +247,7 @@ def test_fiber_of_a_point_that_is_not_critical_states_its_gradient_norm():
 
 
 @pytest.mark.parametrize("learned, message", [((4,), "out of range"), ((1, 2, 3, 1), "repeats"), ((1, 2, 3), "narrowest")])
-def test_fiber_rejects_impossible_learnt_sets(learned, message):
+def test_fiber_rejects_impossible_learned_sets(learned, message):
     with pytest.raises(ValueError, match=message):
         q.fiber(_problem([3, 2, 1], (3, 2, 3)), learned)
 

@@ -25,7 +25,7 @@ def test_loss_never_increases_and_charges_are_conserved(problem, seed):
 def test_conservation_drift_is_relative_to_the_layers():
     problem = q.Problem.from_sigma([5.0, 3.0, 2.0, 1.0], (4, 8, 8, 4))
     trajectory = q.gradient_flow(problem, q.init.small_random(problem.widths, 1e-2, rng=0), 80.0, rtol=1e-12, atol=1e-14, progress=False)
-    assert trajectory.loss[-1] < 1e-10  # learnt everything
+    assert trajectory.loss[-1] < 1e-10  # learned everything
     assert trajectory.conservation_drift[0] == 0.0
     assert trajectory.conservation_drift.max() < 1e-8
 
@@ -271,7 +271,7 @@ def test_until_must_be_known():
 # ---------------------------------------------------------------------------------------- the default integrator
 def _stiff_aligned():
     """Depth 4, aligned balanced start whose last mode starts 1e5 times below the others: after the
-    first three modes are learnt (t ~ 20) the Hessian has eigenvalues ~ h sigma^{2-2/h} ~ 20 while
+    first three modes are learned (t ~ 20) the Hessian has eigenvalues ~ h sigma^{2-2/h} ~ 20 while
     the last mode crawls along its plateau until t ~ 2e4 (mode_time): a stiff plateau."""
     sigma = np.array([3.0, 2.0, 1.5, 1.0])
     problem = q.Problem.from_sigma(sigma, (4,) * 5)
@@ -308,19 +308,19 @@ def test_default_follows_the_exact_mode_solutions_across_a_stiff_plateau():
 
 def test_switching_hands_over_to_lsoda_on_the_stiff_plateau_and_follows_the_mode_solutions():
     """method="switching": DOP853 while the steps are held by accuracy, LSODA with the exact Hessian once
-    DOP853's stiffness test says they are held by stability (after the first three modes are learnt)."""
+    DOP853's stiffness test says they are held by stability (after the first three modes are learned)."""
     problem, sigma, strengths, point0 = _stiff_aligned()
     times = np.r_[0.0, np.geomspace(1e-2, 2e4, 200)]
     trajectory = q.gradient_flow(problem, point0, 2e4, rtol=1e-10, atol=1e-14, t_eval=times, method="switching", progress=False)
     assert trajectory.success and "switched to LSODA" in trajectory.meta["solver"] and trajectory.meta["n_hessians"] > 0
     switched = float(trajectory.meta["solver"].rsplit("t = ", 1)[1].rstrip(")"))
-    assert 5.0 < switched < 200.0  # after the three fast modes are learnt (t ~ 20), long before the last one
+    assert 5.0 < switched < 200.0  # after the three fast modes are learned (t ~ 20), long before the last one
     exact = q.mode_solution(sigma, strengths**4, times, 4)
     singular = np.linalg.svd(q.end_to_end(trajectory.points), compute_uv=False)
     order = np.argsort(-exact, axis=1)
     speed = np.take_along_axis(4 * np.abs(exact) ** 1.5 * np.abs(sigma - exact), order, axis=1)
     error = np.abs(singular - np.take_along_axis(exact, order, axis=1))
-    # a time shift at the plateaus' ends, as for "auto", and DOP853's relative error on the learnt modes
+    # a time shift at the plateaus' ends, as for "auto", and DOP853's relative error on the learned modes
     assert np.all(error <= 1e3 * 1e-10 * (times[:, None] * speed + np.abs(exact)) + 1e-9)
     assert trajectory.conservation_drift.max() < 1e-12
     assert trajectory.n_steps < 5_000  # DOP853 alone: ~65 000; "auto": ~3000

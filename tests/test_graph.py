@@ -30,7 +30,7 @@ def test_path_of_plateaus_merges_repeats_and_reports_skipped_saddles():
     rests = [q.Plateau(value[()], 0, 1), q.Plateau(value[()], 2, 3), q.Plateau(value[(1, 2)], 4, 5)]
     path = graph.path(rests)
     assert path == (graph.index(()), graph.index((1, 2)))
-    assert not graph.has_edge(*path)  # two modes learnt without a rest at {1}
+    assert not graph.has_edge(*path)  # two modes learned without a rest at {1}
 
 
 @pytest.mark.parametrize(("widths", "sigma", "seed"), [((3, 3, 3, 3), [3.0, 2.0, 1.0], 0), ((4, 6, 6, 4), [5.0, 3.0, 2.0, 1.0], 1)])

@@ -80,7 +80,7 @@ def test_convergence_rate_rejects_points_that_are_not_minima():
     problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2, 2))
     with pytest.raises(ValueError, match="not a critical point"):
         q.convergence_rate(problem, init.small_random(problem.widths, 0.5, rng=0))
-    saddle = init.decoupled(problem.widths, [2.0 ** (1 / 3), 0.0])  # learnt {1}: a critical point
+    saddle = init.decoupled(problem.widths, [2.0 ** (1 / 3), 0.0])  # learned {1}: a critical point
     with pytest.raises(ValueError, match="not a global minimum"):
         q.convergence_rate(problem, saddle)
 

@@ -244,7 +244,7 @@ def test_predict_plateaus_exact_for_aligned_starts(widths, strengths):
     assert _time_error(problem, point0, prediction) < 1e-6
 
 
-def test_predict_plateaus_modes_never_learnt():
+def test_predict_plateaus_modes_never_learned():
     problem = q.Problem.from_sigma([3.0, 2.0, 0.0], (3, 2, 3, 3))  # bottleneck r = 2, sigma_3 = 0
     prediction = q.predict_plateaus(problem, init.spectral(problem, [1e-3, -1e-3], rng=6))
     assert prediction.exact

@@ -49,7 +49,7 @@ def _predicted_rests(sigma, u0, depth, learned_sets, band, t_final):
 
     Aligned modes with distinct sigma: ``W(t) = diag(u_k(t))``, ``dist(W, Sigma_S)^2 =
     sum_{i in S} (u_i - sigma_i)^2 + sum_{i not in S} u_i^2``, and the gap of ``S`` is the smallest
-    ``sigma_i`` (every mode can be learnt or unlearnt: r = m here).
+    ``sigma_i`` (every mode can be learned or unlearned: r = m here).
     """
     sigma = np.asarray(sigma)
     grid = np.linspace(0, t_final, 601)
@@ -92,7 +92,7 @@ def test_rests_of_an_aligned_flow_match_the_mode_solutions(depth, u0, t_final):
 
 
 def test_tied_singular_values_are_labelled_as_critical_values_labels_them():
-    # sigma = (2, 2, 1): the value 2.5 is learnt by {1} or {2}; critical_values names it {1}
+    # sigma = (2, 2, 1): the value 2.5 is learned by {1} or {2}; critical_values names it {1}
     problem = q.Problem.from_sigma([2.0, 2.0, 1.0], (3, 3, 3, 3))
     times = np.linspace(0, 3, 301)
     c, s = np.cos(0.4), np.sin(0.4)

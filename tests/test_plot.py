@@ -576,7 +576,7 @@ def test_every_picture_is_a_figure_with_labelled_axes_and_no_pyplot_state(name, 
     _render(figure, tmp_path / "picture.png")  # renders headless (Agg)
 
 
-def test_loss_curve_draws_the_visited_levels_labelled_by_learnt_sets(problem, run):
+def test_loss_curve_draws_the_visited_levels_labelled_by_learned_sets(problem, run):
     figure = plot.loss_curve(run)
     axes = _axes(figure)
     visited = {p.critical_value for p in q.plateaus(problem, run.times, run.end_to_end)}

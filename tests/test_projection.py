@@ -308,7 +308,7 @@ def test_project_a_flow_from_a_small_start_learns_modes_in_order():
     np.testing.assert_allclose(projected.singular_values[:, 0], np.linalg.norm(trajectory.end_to_end, 2, axis=(1, 2)))
     assert projected.learned[0] == () and projected.learned[-1] == (1, 2, 3)
     assert projected.critical_value[-1] == 0.0 and projected.critical_distance[-1] < 1e-3
-    # saddle to saddle: the learnt sets grow one mode at a time, largest singular value first
+    # saddle to saddle: the learned sets grow one mode at a time, largest singular value first
     sequence = [S for S, _ in itertools.groupby(projected.learned)]
     assert sequence == [(), (1,), (1, 2), (1, 2, 3)]
     with pytest.raises(ValueError):

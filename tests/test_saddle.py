@@ -41,7 +41,7 @@ def test_strict_saddle_unstable_direction_is_the_negative_eigenvector():
     directions = q.unstable_directions(problem, saddle)
     hessian = [d for d in directions if d.mechanism == "hessian"]
     assert len(hessian) == 1 and hessian[0].order == 2 and hessian[0].kind == "unstable"
-    # lambda = sigma_j^{(h-2)/h} (sigma_j - sigma_i), j = 2 learnt, i = 1 unlearnt
+    # lambda = sigma_j^{(h-2)/h} (sigma_j - sigma_i), j = 2 learned, i = 1 unlearned
     assert hessian[0].eigenvalue == pytest.approx(2.0 ** (1 / 3) * (2.0 - 3.0))
     d = hessian[0].direction
     Hd = problem.hvp(saddle, d)
@@ -71,8 +71,8 @@ def test_non_strict_saddle_escapes_along_mode_curves_of_order_h(widths, learned)
     value = problem.loss(saddle)
     h = len(widths) - 1
     directions = q.unstable_directions(problem, saddle)
-    unlearnt = [i for i in range(1, len(problem.sigma) + 1) if i not in learned]
-    assert [d.mode for d in directions] == unlearnt  # no Hessian direction: every one is a mode curve
+    unlearned = [i for i in range(1, len(problem.sigma) + 1) if i not in learned]
+    assert [d.mode for d in directions] == unlearned  # no Hessian direction: every one is a mode curve
     for d in directions:
         assert d.mechanism == "mode" and d.order == h and d.invariant
         sigma_i = problem.sigma[d.mode - 1]
