@@ -68,8 +68,22 @@ def check_count(name: str, value, minimum: int = 1) -> int:
 def check_widths(widths, name: str = "widths") -> tuple[int, ...]:
     """Validate an architecture ``(d_0, ..., d_h)`` and return it as a tuple of ints.
 
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)``, input first: at least two, each a positive integer.
+    name : str
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    tuple of int
+        The widths, length ``h + 1``.
+
     Raises
     ------
+    TypeError
+        If ``widths`` is a string or not iterable.
     ValueError
         If fewer than two widths are given or a width is not a positive integer.
     """
@@ -151,6 +165,12 @@ def as_point(point, name: str = "point", widths=None, batch: bool = False) -> Po
     batch : bool
         Whether every layer carries one leading batch axis of a common length.
 
+    Returns
+    -------
+    tuple of ndarray
+        The layers as float64 arrays, ``W_i`` of shape ``(d_i, d_{i-1})`` (``(batch, d_i, d_{i-1})``
+        with ``batch``); float64 numpy arrays are returned as they are, not copied.
+
     Raises
     ------
     TypeError
@@ -197,12 +217,46 @@ def as_point(point, name: str = "point", widths=None, batch: bool = False) -> Po
 
 
 def widths_of(point) -> tuple[int, ...]:
-    """Widths ``(d_0, ..., d_h)`` of a point (or of a batch of points)."""
+    """Widths ``(d_0, ..., d_h)`` of a point (or of a batch of points).
+
+    Parameters
+    ----------
+    point : tuple of ndarray
+        Layers ``W_i`` of shape ``(d_i, d_{i-1})``, or ``(..., d_i, d_{i-1})`` for a batch; only the
+        last two axes are read and the chaining is not checked.
+
+    Returns
+    -------
+    tuple of int
+        ``(d_0, ..., d_h)``: the column count of ``W_1`` then the row count of every layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> widths_of((np.zeros((3, 2)), np.zeros((1, 3))))
+    (2, 3, 1)
+    """
     return (point[0].shape[-1],) + tuple(layer.shape[-2] for layer in point)
 
 
 def n_params(widths) -> int:
-    """Number of parameters ``N = sum_i d_i d_{i-1}``."""
+    """Number of parameters ``N = sum_i d_i d_{i-1}``.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)``, input first (not validated).
+
+    Returns
+    -------
+    int
+        ``N``, the length of :func:`to_vector`'s output.
+
+    Examples
+    --------
+    >>> n_params((2, 3, 1))
+    9
+    """
     return sum(widths[i] * widths[i - 1] for i in range(1, len(widths)))
 
 
@@ -214,8 +268,18 @@ def _squared_norm(point) -> np.ndarray:
 def forward_products(point) -> list:
     """Forward partial products ``F_j = W_j ... W_1`` for ``j = 0..h``.
 
-    ``F_0`` is the identity and is returned as ``None`` so that callers can skip the product.
-    Shapes: ``F_j`` is ``(d_j, d_0)``; batches broadcast along leading axes.
+    Parameters
+    ----------
+    point : tuple of ndarray
+        Layers ``W_i`` of shape ``(d_i, d_{i-1})`` (or a batch, ``(batch, d_i, d_{i-1})``); not
+        validated.
+
+    Returns
+    -------
+    list
+        ``h + 1`` entries: ``F_0`` is the identity and is returned as ``None`` so that callers can
+        skip the product; ``F_j`` (``j >= 1``) is an array of shape ``(d_j, d_0)`` (batches broadcast
+        along leading axes), ``F_h`` the end-to-end map.
     """
     products = [None, point[0]]
     for layer in point[1:]:
@@ -226,7 +290,18 @@ def forward_products(point) -> list:
 def backward_products(point) -> list:
     """Backward partial products ``B_j = W_h ... W_{j+1}`` for ``j = 0..h``.
 
-    ``B_h`` is the identity and is returned as ``None``. Shapes: ``B_j`` is ``(d_h, d_j)``.
+    Parameters
+    ----------
+    point : tuple of ndarray
+        Layers ``W_i`` of shape ``(d_i, d_{i-1})`` (or a batch, ``(batch, d_i, d_{i-1})``); not
+        validated.
+
+    Returns
+    -------
+    list
+        ``h + 1`` entries: ``B_j`` (``j < h``) an array of shape ``(d_h, d_j)`` (batches broadcast
+        along leading axes), ``B_0`` the end-to-end map; ``B_h`` is the identity and is returned as
+        ``None``.
     """
     h = len(point)
     products = [None] * (h + 1)
@@ -259,7 +334,35 @@ def _check_chain(point, name: str = "point") -> Point:
 
 
 def end_to_end(point) -> np.ndarray:
-    """End-to-end map ``W = W_h ... W_1`` of shape ``(d_h, d_0)`` (batched if the point is)."""
+    """End-to-end map ``W = W_h ... W_1`` of shape ``(d_h, d_0)`` (batched if the point is).
+
+    Parameters
+    ----------
+    point : sequence of array_like
+        Layers ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch with the same
+        leading axes on every layer, ``(..., d_i, d_{i-1})``. numpy, torch or JAX arrays; the dtype
+        is kept.
+
+    Returns
+    -------
+    ndarray
+        ``W_h ... W_1``, shape ``(d_h, d_0)`` (``(..., d_h, d_0)`` for a batch).
+
+    Raises
+    ------
+    TypeError
+        If ``point`` is not a tuple or list of arrays of at least two axes.
+    ValueError
+        If ``point`` is empty or consecutive layers do not chain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W1 = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 0.0]])  # (d_1, d_0) = (3, 2)
+    >>> W2 = np.array([[1.0, -1.0, 2.0]])                      # (d_2, d_1) = (1, 3)
+    >>> end_to_end((W1, W2))
+    array([[3., 1.]])
+    """
     point = _check_chain(point)
     product = point[0]
     for layer in point[1:]:
@@ -269,6 +372,12 @@ def end_to_end(point) -> np.ndarray:
 
 def conserved_quantities(point) -> tuple[np.ndarray, ...]:
     """Balancedness matrices ``C_i = W_{i+1}^T W_{i+1} - W_i W_i^T``, ``i = 1..h-1``.
+
+    Parameters
+    ----------
+    point : sequence of array_like
+        Layers ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch with the same
+        leading axes on every layer, ``(..., d_i, d_{i-1})``.
 
     Returns
     -------
@@ -293,6 +402,27 @@ def conserved_quantities(point) -> tuple[np.ndarray, ...]:
 
     On the random architectures of Marcotte et al. (depth 2 to 4, widths 2 to 5) the ``C_i`` are
     all the laws.
+
+    Raises
+    ------
+    TypeError
+        If ``point`` is not a tuple or list of arrays of at least two axes.
+    ValueError
+        If ``point`` is empty or consecutive layers do not chain.
+
+    Examples
+    --------
+    A point with ``W_2^T W_2 = W_1 W_1^T`` is balanced:
+
+    >>> import numpy as np
+    >>> W1 = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> W2 = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> conserved_quantities((W1, W2))
+    (array([[0., 0.],
+           [0., 0.]]),)
+    >>> conserved_quantities((W1, 2 * W2))[0]
+    array([[ 3.,  0.],
+           [ 0., 12.]])
     """
     point = _check_chain(point)
     return tuple(
@@ -302,7 +432,24 @@ def conserved_quantities(point) -> tuple[np.ndarray, ...]:
 
 
 def block_slices(widths) -> list[slice]:
-    """Slices of the node blocks ``0..h`` of the adjacency matrix (input block first)."""
+    """Slices of the node blocks ``0..h`` of the adjacency matrix (input block first).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)`` (not validated).
+
+    Returns
+    -------
+    list of slice
+        ``h + 1`` slices; block ``i`` covers the ``d_i`` rows (and columns) ``sum_{j<i} d_j`` to
+        ``sum_{j<=i} d_j - 1`` of the ``(n_v, n_v)`` adjacency matrix.
+
+    Examples
+    --------
+    >>> block_slices((2, 3, 1))
+    [slice(0, 2, None), slice(2, 5, None), slice(5, 6, None)]
+    """
     offsets = np.concatenate([[0], np.cumsum(widths)])
     return [slice(int(offsets[i]), int(offsets[i + 1])) for i in range(len(widths))]
 
@@ -311,6 +458,39 @@ def to_adjacency(point) -> np.ndarray:
     """Adjacency matrix ``A`` of shape ``(n_v, n_v)``, ``n_v = sum_i d_i``.
 
     ``A[block i, block i-1] = W_i`` (input block first); every other block is zero.
+
+    Parameters
+    ----------
+    point : sequence of array_like
+        Layers ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})`` (one point, not a batch),
+        validated as in :func:`as_point`.
+
+    Returns
+    -------
+    ndarray
+        ``A``, float64 of shape ``(n_v, n_v)``: ``A[p, q]`` is the weight of the edge ``q -> p``, and
+        ``A^h[block h, block 0]`` is the end-to-end map.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` is not a valid point (see :func:`as_point`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W1 = np.array([[1.0, 2.0]])      # (d_1, d_0) = (1, 2)
+    >>> W2 = np.array([[3.0], [4.0]])    # (d_2, d_1) = (2, 1)
+    >>> A = to_adjacency((W1, W2))
+    >>> A
+    array([[0., 0., 0., 0., 0.],
+           [0., 0., 0., 0., 0.],
+           [1., 2., 0., 0., 0.],
+           [0., 0., 3., 0., 0.],
+           [0., 0., 4., 0., 0.]])
+    >>> from_adjacency(A, (2, 1, 2))[1]
+    array([[3.],
+           [4.]])
     """
     point = as_point(point)
     widths = widths_of(point)
@@ -325,8 +505,25 @@ def to_adjacency(point) -> np.ndarray:
 def from_adjacency(A, widths) -> Point:
     """Layers ``(W_1, ..., W_h)`` read off the block shift of an adjacency matrix.
 
+    Inverse of :func:`to_adjacency`.
+
+    Parameters
+    ----------
+    A : array_like
+        Adjacency matrix of shape ``(n_v, n_v)``, ``n_v = sum_i d_i``, zero outside the blocks
+        ``A[block i, block i-1]``.
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)`` that fix the blocks (see :func:`block_slices`).
+
+    Returns
+    -------
+    tuple of ndarray
+        Layers ``W_i = A[block i, block i-1]``, float64 copies of shape ``(d_i, d_{i-1})``.
+
     Raises
     ------
+    TypeError
+        If ``widths`` is not a sequence (see :func:`check_widths`).
     ValueError
         If ``A`` is not square of size ``sum(widths)``, is not finite, or has a nonzero entry
         outside the block-shift pattern.
@@ -346,7 +543,37 @@ def from_adjacency(A, widths) -> Point:
 
 
 def to_vector(point) -> np.ndarray:
-    """Flatten a point to ``(N,)`` (or a batch to ``(batch, N)``): ``W_1`` row-major first."""
+    """Flatten a point to ``(N,)`` (or a batch to ``(batch, N)``): ``W_1`` row-major first.
+
+    Parameters
+    ----------
+    point : sequence of array_like
+        Layers ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch with the same
+        leading axes on every layer.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(N,)``, ``N = sum_i d_i d_{i-1}`` (``(..., N)`` for a batch): the entries of
+        ``W_1`` row by row, then ``W_2``, ... (dtype kept).
+
+    Raises
+    ------
+    TypeError
+        If ``point`` is not a tuple or list of arrays of at least two axes.
+    ValueError
+        If ``point`` is empty or consecutive layers do not chain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = to_vector((np.array([[1.0, 2.0]]), np.array([[3.0], [4.0]])))
+    >>> x
+    array([1., 2., 3., 4.])
+    >>> from_vector(x, (2, 1, 2))[1]
+    array([[3.],
+           [4.]])
+    """
     point = _check_chain(point)
     lead = point[0].shape[:-2]
     return np.concatenate([layer.reshape(lead + (-1,)) for layer in point], axis=-1)
@@ -355,7 +582,26 @@ def to_vector(point) -> np.ndarray:
 def from_vector(x, widths) -> Point:
     """Inverse of :func:`to_vector`: ``(N,)`` -> point, ``(batch, N)`` -> batch of points.
 
-    The returned layers are views of ``x`` where possible.
+    Parameters
+    ----------
+    x : array_like
+        Flat parameters of shape ``(N,)`` or ``(..., N)``, ``N = sum_i d_i d_{i-1}``, ordered as
+        :func:`to_vector` writes them.
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)``.
+
+    Returns
+    -------
+    tuple of ndarray
+        Layers ``W_i`` of shape ``(d_i, d_{i-1})`` (``(..., d_i, d_{i-1})`` for a batch), float64;
+        views of ``x`` where possible.
+
+    Raises
+    ------
+    TypeError
+        If ``widths`` is not a sequence (see :func:`check_widths`).
+    ValueError
+        If ``widths`` is not a valid architecture or the last axis of ``x`` is not ``N`` long.
     """
     widths = check_widths(widths)
     x = np.asarray(x, dtype=np.float64)

@@ -55,7 +55,23 @@ def _group_for(group, point):
 
 # ---------------------------------------------------------------------------------- group elements
 def identity(widths) -> tuple[np.ndarray, ...]:
-    """The identity ``(I_{d_1}, ..., I_{d_{h-1}})`` for widths ``(d_0, ..., d_h)``."""
+    """The identity ``(I_{d_1}, ..., I_{d_{h-1}})`` for widths ``(d_0, ..., d_h)``.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)``.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``h - 1`` identity matrices, the ``i``-th of shape ``(d_i, d_i)`` (empty for ``h = 1``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``widths`` is not a valid architecture (:func:`quotient.network.check_widths`).
+    """
     return GeneralLinear(widths).identity()
 
 
@@ -73,6 +89,11 @@ def check_group_element(g, widths, group="gl", name: str = "g") -> tuple[np.ndar
         diagonal with positive diagonal (:meth:`quotient.groups.HiddenGroup.check`).
     name : str
         Name of the argument in error messages.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(G_1, ..., G_{h-1})`` as float64 arrays of shape ``(d_i, d_i)``.
 
     Raises
     ------
@@ -92,24 +113,62 @@ def act(point, g, *, group="gl"):
     Parameters
     ----------
     point : tuple of ndarray
-        ``(W_1, ..., W_h)``, or a batch of points (one leading axis on every layer).
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch of points (one leading
+        axis on every layer, ``(batch, d_i, d_{i-1})``).
     g : tuple of ndarray
         ``(G_1, ..., G_{h-1})``, ``G_i`` of shape ``(d_i, d_i)``.
     group : {"gl", "orthogonal", "rescaling"} or HiddenGroup
-        Check that ``g`` belongs to this group (:func:`check_group_element`).
+        Check that ``g`` belongs to this group (:func:`check_group_element`); default ``"gl"``,
+        any invertible factors.
 
     Returns
     -------
     tuple of ndarray
         The point ``g . W``, same shapes. ``end_to_end`` is unchanged
         (:meth:`quotient.groups.HiddenGroup.act`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` is not a point, ``group`` is not a group, or ``g`` is not an element of it for
+        the widths of ``point`` (:func:`check_group_element`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quotient import act, end_to_end
+    >>> W = (np.array([[1.0, 2.0]]), np.array([[3.0]]))        # widths (2, 1, 1)
+    >>> moved = act(W, (np.array([[2.0]]),))                   # G_1 = 2
+    >>> moved
+    (array([[2., 4.]]), array([[1.5]]))
+    >>> end_to_end(moved)
+    array([[3., 6.]])
     """
     group, point = _group_for(group, point)
     return group.act(point, g)
 
 
 def random_orthogonal(widths, rng=None) -> tuple[np.ndarray, ...]:
-    """Haar-random element of ``O(d_1) x ... x O(d_{h-1})`` (both components of each ``O(d_i)``)."""
+    """Haar-random element of ``O(d_1) x ... x O(d_{h-1})`` (both components of each ``O(d_i)``).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)``.
+    rng : numpy.random.Generator or int, optional
+        Source of randomness (a generator or a seed); default a fresh unseeded generator.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(Q_1, ..., Q_{h-1})``, ``Q_i`` orthogonal of shape ``(d_i, d_i)``
+        (:meth:`quotient.groups.Orthogonal.random`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``widths`` is not a valid architecture.
+    """
     return Orthogonal(widths).random(rng)
 
 
@@ -118,12 +177,54 @@ def random_gl(widths, rng=None, *, spread: float = 1.0) -> tuple[np.ndarray, ...
 
     ``G_i = Q_i diag(exp(spread z)) Q_i'`` with ``Q_i, Q_i'`` Haar orthogonal and ``z`` standard
     normal, so ``log cond(G_i)`` is of order ``spread`` and both signs of the determinant occur.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)``.
+    rng : numpy.random.Generator or int, optional
+        Source of randomness (a generator or a seed); default a fresh unseeded generator.
+    spread : float
+        Standard deviation of the log singular values; ``0`` gives orthogonal factors, ``3`` condition
+        numbers of order ``e^6`` and beyond.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(G_1, ..., G_{h-1})``, ``G_i`` invertible of shape ``(d_i, d_i)``
+        (:meth:`quotient.groups.GeneralLinear.random`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``widths`` is not a valid architecture or ``spread`` is negative or not finite.
     """
     return GeneralLinear(widths).random(rng, spread=spread)
 
 
 def random_rescaling(widths, rng=None, *, spread: float = 1.0) -> tuple[np.ndarray, ...]:
-    """Random positive diagonal rescaling ``G_i = diag(exp(spread z_i))``, ``z_i`` standard normal."""
+    """Random positive diagonal rescaling ``G_i = diag(exp(spread z_i))``, ``z_i`` standard normal.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths ``(d_0, ..., d_h)``.
+    rng : numpy.random.Generator or int, optional
+        Source of randomness (a generator or a seed); default a fresh unseeded generator.
+    spread : float
+        Standard deviation of the log scales ``log (G_i)_{kk}``.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(G_1, ..., G_{h-1})``, ``G_i`` diagonal with positive diagonal, shape ``(d_i, d_i)``
+        (:meth:`quotient.groups.Rescaling.random`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``widths`` is not a valid architecture or ``spread`` is negative or not finite.
+    """
     return Rescaling(widths).random(rng, spread=spread)
 
 
@@ -152,9 +253,26 @@ def vertical_vector(point, xi):
 def vertical_adjoint(point, tangent) -> tuple[np.ndarray, ...]:
     """Adjoint of ``xi -> vertical_vector(point, xi)`` for the Frobenius inner products.
 
-    Returns ``(V_j W_j^T - W_{j+1}^T V_{j+1})_{j=1..h-1}``, so that
     ``<vertical_vector(W, xi), V> = sum_j <xi_j, vertical_adjoint(W, V)_j>``. A tangent vector is
-    horizontal exactly when this vanishes; at ``V = W`` it is the moment map.
+    horizontal (for GL) exactly when this vanishes; at ``V = W`` it is the moment map.
+
+    Parameters
+    ----------
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
+    tangent : tuple of ndarray
+        A point-shaped direction ``(V_1, ..., V_h)``, same widths as ``point``.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(V_j W_j^T - W_{j+1}^T V_{j+1})_{j=1..h-1}``, the ``j``-th of shape ``(d_j, d_j)``: an
+        element of ``gl(d_1) x ... x gl(d_{h-1})``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` or ``tangent`` is not a point, or their widths differ.
     """
     point = as_point(point, "point")
     tangent = as_point(tangent, "tangent", widths=widths_of(point))
@@ -168,6 +286,24 @@ def action_matrix(point, *, group="gl") -> np.ndarray:
     orthonormal basis of the Lie algebra (matrix units for ``gl``, ``(E_pq - E_qp)/sqrt(2)`` for
     the orthogonal group, diagonal units for rescalings), hidden layer 1 first
     (:meth:`quotient.groups.HiddenGroup.action_matrix`).
+
+    Parameters
+    ----------
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
+    group : {"gl", "orthogonal", "rescaling"} or HiddenGroup
+        Whose Lie algebra; ``k = sum_i d_i^2`` for ``"gl"``, ``sum_i d_i (d_i - 1) / 2`` for
+        ``"orthogonal"``, ``sum_i d_i`` for ``"rescaling"``.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(N, k)``, ``N = sum_i d_i d_{i-1}``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` is not a point or ``group`` is not a group name or object.
     """
     group, point = _group_for(group, point)
     return group.action_matrix(point)
@@ -179,8 +315,9 @@ def vertical_space(point, *, group="gl", rtol: float | None = None) -> np.ndarra
     Parameters
     ----------
     point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
     group : {"gl", "orthogonal", "rescaling"} or HiddenGroup
-        Whose orbit.
+        Whose orbit; default ``"gl"``.
     rtol : float, optional
         Singular values of :func:`action_matrix` below ``rtol`` times the largest count as zero;
         default ``max(N, k) * eps``.
@@ -201,6 +338,23 @@ def vertical_space(point, *, group="gl", rtol: float | None = None) -> np.ndarra
     ``(d_i - d_{i-1})(d_i - d_{i+1})`` and longer wide stretches more (the count follows from the
     interval decomposition of the quiver representation; see tests/test_symmetry.py). The cost is
     one dense SVD of an ``(N, k)`` matrix.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` is not a point, ``group`` not a group, or ``rtol`` not a positive number.
+
+    Examples
+    --------
+    At a generic point of widths ``(2, 2, 2)`` the GL orbit has dimension ``d_1^2 = 4``:
+
+    >>> import numpy as np
+    >>> from quotient import vertical_space
+    >>> W = (np.array([[1.0, 2.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [1.0, 3.0]]))
+    >>> vertical_space(W).shape
+    (4, 8)
+    >>> vertical_space(W, group="orthogonal").shape
+    (1, 8)
     """
     group, point = _group_for(group, point)
     return group.vertical_space(point, rtol)
@@ -223,6 +377,12 @@ def vertical_projection(point, tangent, *, group="gl", rtol: float | None = None
     tuple of ndarray
         ``vertical_vector(point, xi*)`` where ``xi*`` solves the least-squares problem
         ``min_xi ||V - vertical_vector(point, xi)||``; same shapes as ``tangent``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` or ``tangent`` is not a point of the same widths, ``group`` not a group, or
+        ``rtol`` not a positive number.
     """
     group, point = _group_for(group, point)
     return group.vertical_projection(point, tangent, rtol)
@@ -233,6 +393,29 @@ def horizontal_projection(point, tangent, *, group="gl", rtol: float | None = No
 
     The gradient of any loss of the end-to-end map is horizontal for the GL action (and so for
     each subgroup); the horizontal space is where the quotient's geometry lives.
+
+    Parameters
+    ----------
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
+    tangent : tuple of ndarray
+        A point-shaped direction ``(V_1, ..., V_h)``, or a batch of them (one leading axis).
+    group : {"gl", "orthogonal", "rescaling"} or HiddenGroup
+        Whose orbit; default ``"gl"``.
+    rtol : float, optional
+        Rank threshold of the vertical space, as in :func:`vertical_space`.
+
+    Returns
+    -------
+    tuple of ndarray
+        The horizontal component of ``tangent``, same shapes; Frobenius-orthogonal to every
+        ``vertical_vector(point, xi)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` or ``tangent`` is not a point of the same widths, ``group`` not a group, or
+        ``rtol`` not a positive number.
     """
     group, point = _group_for(group, point)
     return group.horizontal_projection(point, tangent, rtol)

@@ -1,0 +1,117 @@
+"""Every public callable documents its parameters, its return value and what it raises.
+
+The public API is what ``quotient.__all__`` names, the public modules it exports (``quotient.groups``,
+``quotient.init``, ...), the modules loaded on use (``quotient.bundle``, ``quotient.plot``) and the public methods and properties of every public class. Each is checked
+with numpydoc's own validator for:
+
+- GL08: a docstring at all;
+- PR01 / PR02: every parameter documented, no documented parameter that does not exist;
+- PR07: every documented parameter described;
+- RT01: a Returns (or Yields) section where the callable returns a value;
+
+and, by reading the source, a ``Raises`` section wherever the body itself raises an exception (a
+``raise`` statement outside an ``except`` clause that re-raises).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import textwrap
+import types
+
+import pytest
+from numpydoc.docscrape import NumpyDocString
+from numpydoc.validate import validate
+
+import quotient
+
+CHECKS = ("GL08", "PR01", "PR02", "PR07", "RT01")
+
+# Public modules that ``import quotient`` does not load (matplotlib, geomstats are imported on use).
+SEPARATE_MODULES = ("quotient.bundle", "quotient.plot")
+
+
+def _public_api() -> dict[str, object]:
+    found: dict[str, object] = {}
+
+    def visit(prefix: str, owner) -> None:
+        for name in getattr(owner, "__all__", ()):
+            value = getattr(owner, name)
+            path = f"{prefix}.{name}"
+            if isinstance(value, types.ModuleType):
+                if value.__name__.startswith("quotient.") and path == f"quotient.{name}":
+                    visit(value.__name__, value)
+                continue
+            if inspect.isclass(value):
+                found.setdefault(f"{value.__module__}.{value.__qualname__}", value)
+                for attribute, member in vars(value).items():
+                    if attribute.startswith("_"):
+                        continue
+                    if inspect.isfunction(member) or isinstance(member, (property, classmethod, staticmethod)):
+                        found.setdefault(f"{value.__module__}.{value.__qualname__}.{attribute}", member)
+            elif inspect.isfunction(value):
+                found.setdefault(f"{value.__module__}.{value.__qualname__}", value)
+
+    visit("quotient", quotient)
+    for module in SEPARATE_MODULES:
+        visit(module, importlib.import_module(module))
+    return dict(sorted(found.items()))
+
+
+PUBLIC = _public_api()
+
+
+def _function(member):
+    if isinstance(member, property):
+        return member.fget
+    if isinstance(member, (classmethod, staticmethod)):
+        return member.__func__
+    return member if inspect.isfunction(member) else None
+
+
+def _raises_directly(function) -> bool:
+    """Whether the body raises an exception itself (a bare ``raise`` re-raising is not counted)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+    except (OSError, TypeError):
+        return False
+    tree = ast.parse(source)
+    body = tree.body[0]
+    for node in ast.walk(body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and node is not body:
+            continue
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            if not _inside_nested_function(body, node):
+                return True
+    return False
+
+
+def _inside_nested_function(body, target) -> bool:
+    for node in ast.walk(body):
+        if node is not body and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            if any(child is target for child in ast.walk(node)):
+                return True
+    return False
+
+
+def test_the_public_api_is_found():
+    assert "quotient.critical.classify" in PUBLIC or any(name.endswith(".classify") for name in PUBLIC)
+    assert len(PUBLIC) > 150
+
+
+@pytest.mark.parametrize("name", list(PUBLIC))
+def test_numpydoc_sections(name):
+    errors = [f"{code}: {message}" for code, message in validate(name)["errors"] if code in CHECKS]
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize("name", [name for name, member in PUBLIC.items() if _function(member) or inspect.isclass(member)])
+def test_raises_section_where_the_body_raises(name):
+    member = PUBLIC[name]
+    function = member.__init__ if inspect.isclass(member) and "__init__" in vars(member) else _function(member)
+    if function is None or not _raises_directly(function):
+        return
+    document = inspect.getdoc(member if inspect.isclass(member) else function) or ""
+    assert NumpyDocString(document)["Raises"], f"{name} raises but its docstring has no Raises section"
