@@ -24,6 +24,20 @@ __all__ = ["Dataset", "from_arrays", "digits", "one_hot"]
 class Dataset:
     """Inputs and targets, one sample per column; build with :func:`from_arrays` or :func:`digits`.
 
+    The constructor stores its arguments as read-only float64 (``features`` int) arrays and does
+    not validate them: :func:`from_arrays` does.
+
+    Parameters
+    ----------
+    X : array_like, shape (d_0, n)
+        Inputs, one sample per column; ``X X^T`` must be invertible.
+    Y : array_like, shape (d_h, n)
+        Targets, one sample per column.
+    name : str
+        A name for summaries; default ``"data"``.
+    features : array_like of int, shape (d_0,), optional
+        Which rows of the source's inputs the rows of ``X`` are; default ``arange(d_0)``.
+
     Attributes
     ----------
     X : ndarray, shape (d_0, n)
@@ -35,6 +49,16 @@ class Dataset:
     features : ndarray of int, shape (d_0,)
         Which columns of the source's inputs the rows of ``X`` are (``arange(d_0)`` unless
         some were dropped, as :func:`digits` drops its constant pixels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quotient.datasets import from_arrays
+    >>> data = from_arrays(np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]), np.array([[1.0, 2.0, 3.0]]))
+    >>> data
+    Dataset('data', d_0=2, d_h=1, n=3)
+    >>> data.widths(4)
+    (2, 4, 1)
     """
 
     X: np.ndarray
@@ -67,7 +91,26 @@ class Dataset:
         return self.X.shape[1]
 
     def widths(self, hidden) -> tuple[int, ...]:
-        """``(d_0, *hidden, d_h)``: the architecture with these hidden widths ``(d_1, ..., d_{h-1})``."""
+        """``(d_0, *hidden, d_h)``: the architecture with these hidden widths ``(d_1, ..., d_{h-1})``.
+
+        Parameters
+        ----------
+        hidden : int or sequence of int
+            Hidden widths ``(d_1, ..., d_{h-1})``; one int for one hidden layer, ``()`` for a
+            single layer.
+
+        Returns
+        -------
+        tuple of int
+            ``(d_0, d_1, ..., d_{h-1}, d_h)`` with ``d_0 = n_inputs`` and ``d_h = n_outputs``.
+
+        Raises
+        ------
+        TypeError
+            If ``hidden`` is neither an int nor a sequence.
+        ValueError
+            If a hidden width is not a positive integer.
+        """
         if isinstance(hidden, (int, np.integer)):
             hidden = (hidden,)
         try:
@@ -90,6 +133,11 @@ class Dataset:
             :meth:`Problem.from_data(X, Y, (d_0, *hidden, d_h)) <quotient.problem.Problem.from_data>`.
             Its points are in the singular frame; ``problem.to_data_frame`` gives the network on
             the raw inputs and ``problem.data_loss`` its loss there.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``hidden`` is not a sequence of positive integers (see :meth:`widths`).
         """
         return Problem.from_data(self.X, self.Y, self.widths(hidden))
 
@@ -120,6 +168,8 @@ def from_arrays(X, Y, *, samples: str = "columns", name: str = "data", rcond: fl
     Returns
     -------
     Dataset
+        ``X`` of shape ``(d_0, n)`` and ``Y`` of shape ``(d_h, n)`` (samples as columns whatever
+        ``samples`` was), float64 and read-only.
 
     Raises
     ------
@@ -150,10 +200,22 @@ def one_hot(labels, n_classes=None) -> np.ndarray:
     n_classes : int, optional
         ``k``; by default ``max(labels) + 1``.
 
+    Returns
+    -------
+    ndarray
+        Float64 of shape ``(k, n)``: column ``j`` is the unit vector ``e_{labels[j]}``.
+
     Raises
     ------
     ValueError
         If ``labels`` is not a 1-D array of non-negative integers below ``n_classes``.
+
+    Examples
+    --------
+    >>> one_hot([0, 2, 1])
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):

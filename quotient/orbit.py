@@ -37,6 +37,25 @@ __all__ = [
 class OrbitNotClosedError(ValueError):
     """The orbit of a point has no point of minimal norm (it is not closed).
 
+    Raised by :func:`balance` (GL action) and :func:`balance_rescaling` (rescalings); a
+    ``ValueError``, so code that catches bad input catches it too.
+
+    Parameters
+    ----------
+    message : str
+        The sentence shown to the user: what is not closed and why.
+    group : str
+        ``"gl"`` or ``"rescaling"``: the action whose orbit is not closed.
+    infimum : float, optional
+        The infimum of the squared norm over the orbit (GL action only).
+    limit : tuple of ndarray, optional
+        A balanced point with the same end-to-end map, layers of shape ``(d_i, d_{i-1})`` (GL
+        action only).
+    layer_ranks : tuple of int, optional
+        Numerical ranks of ``W_1, ..., W_h`` (GL action only).
+    rank : int, optional
+        Numerical rank of the end-to-end map (GL action only).
+
     Attributes
     ----------
     group : str
@@ -68,10 +87,22 @@ def orbit_infimum(point, *, rtol: float = 1e-12) -> float:
     Parameters
     ----------
     point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
     rtol : float
         Rank threshold of :func:`is_closed_orbit`; singular values of ``W`` beyond its numerical rank
         are rounding errors and are dropped (the power ``2/h`` would turn an error ``e`` into
         ``e^{2/h}``).
+
+    Returns
+    -------
+    float
+        The infimum of ``||g . W||^2 = sum_i ||(g . W)_i||_F^2`` over ``g`` in
+        ``GL(d_1) x ... x GL(d_{h-1})``; a function of the end-to-end map only.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` is not a point or ``rtol`` is negative or not finite.
 
     Notes
     -----
@@ -80,6 +111,14 @@ def orbit_infimum(point, *, rtol: float = 1e-12) -> float:
     Cohen & Hazan 2018), so their squared norm is ``h sum_k sigma_k(W)^{2/h}``. It is attained
     exactly when the orbit is closed (:func:`is_closed_orbit`). For ``h = 2`` it is twice the
     nuclear norm of ``W``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quotient import orbit_infimum
+    >>> W = (np.array([[4.0]]), np.array([[1.0]]))   # ||W||^2 = 17, end-to-end map 4
+    >>> orbit_infimum(W)                              # 2 * 4 at the balanced point (2, 2)
+    8.0
     """
     check_positive("rtol", rtol, zero=True)
     point = as_point(point, "point")
@@ -120,8 +159,20 @@ def is_closed_orbit(point, *, rtol: float = 1e-12) -> bool:
     Parameters
     ----------
     point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
     rtol : float
         Singular values below ``rtol`` times the norm of their layer count as zero.
+
+    Returns
+    -------
+    bool
+        ``True`` when ``rank W_i = rank W`` for every layer (the orbit holds a balanced point and
+        :func:`balance` succeeds), ``False`` otherwise.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` is not a point or ``rtol`` is negative or not finite.
 
     Notes
     -----
@@ -134,6 +185,16 @@ def is_closed_orbit(point, *, rtol: float = 1e-12) -> bool:
     ``W_2 = e_1 e_2^T`` and ``W_3 = e_1^T`` all have rank 1, but ``im W_1 = ker W_2``, so ``W = 0``
     and the orbit holds no balanced point. Generic points have closed orbits exactly when
     ``min(d_{i-1}, d_i)`` is the same for every layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quotient import is_closed_orbit
+    >>> e1, e2 = np.array([[1.0], [0.0]]), np.array([[0.0], [1.0]])
+    >>> is_closed_orbit((e1, e1 @ e2.T, e1.T))   # im W_1 = ker W_2: W = 0 but rank W_i = 1
+    False
+    >>> is_closed_orbit((e1, e1 @ e1.T, e1.T))
+    True
     """
     check_positive("rtol", rtol, zero=True)
     point = as_point(point, "point")
@@ -147,6 +208,7 @@ def balanced_lift(W, widths, *, rtol: float = 1e-12):
     Parameters
     ----------
     W : array_like, shape (d_h, d_0)
+        The end-to-end map to factor, of rank at most ``min(widths)``.
     widths : sequence of int
         ``(d_0, ..., d_h)``.
     rtol : float
@@ -163,9 +225,21 @@ def balanced_lift(W, widths, *, rtol: float = 1e-12):
 
     Raises
     ------
+    TypeError
+        If ``widths`` is not a sequence of integers.
     ValueError
-        If ``W`` has the wrong shape or rank above ``min(widths)`` (no point of this architecture
-        has this end-to-end map).
+        If ``W`` has the wrong shape, is not finite, or has rank above ``min(widths)`` (no point of
+        this architecture has this end-to-end map), or ``rtol`` is negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quotient import balanced_lift, conserved_quantities, end_to_end
+    >>> W1, W2 = balanced_lift(np.array([[4.0, 0.0]]), (2, 1, 1))
+    >>> W1, W2
+    (array([[2., 0.]]), array([[2.]]))
+    >>> conserved_quantities((W1, W2))
+    (array([[0.]]),)
     """
     check_positive("rtol", rtol, zero=True)
     widths = check_widths(widths)
@@ -386,6 +460,21 @@ def balance(
     ``N_i`` of the kernel, ``C_i = Q_i^T F_i``, ``W = U S V^T``) maps the point to
     :func:`balanced_lift` of ``W``; ``P_i = G_i^T G_i``. ``"auto"`` uses it and calls the solver only
     to polish.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quotient import act, balance, conserved_quantities, end_to_end, orbit_infimum, random_gl
+    >>> rng = np.random.default_rng(0)
+    >>> W = (rng.standard_normal((3, 2)), rng.standard_normal((2, 3)))   # widths (2, 3, 2)
+    >>> moved = act(W, random_gl((2, 3, 2), rng, spread=2.0))          # cond(G_1) of order e^4
+    >>> balanced, g = balance(moved)
+    >>> all(np.abs(C).max() < 1e-8 for C in conserved_quantities(balanced))
+    True
+    >>> bool(np.allclose(end_to_end(balanced), end_to_end(W)))
+    True
+    >>> bool(np.isclose(sum(np.sum(B**2) for B in balanced), orbit_infimum(W)))
+    True
     """
     check_positive("tol", tol)
     check_positive("rank_rtol", rank_rtol, zero=True)
@@ -538,9 +627,17 @@ def align_orthogonal(point, reference, *, n_starts: int = 8, rng=0, max_sweeps: 
     Returns
     -------
     aligned : tuple of ndarray
-        ``R . W``, the registered point.
+        ``R . W``, the registered point, layers of shape ``(d_i, d_{i-1})``.
     R : tuple of ndarray
-        ``(R_1, ..., R_{h-1})``, orthogonal.
+        ``(R_1, ..., R_{h-1})``, orthogonal, ``R_i`` of shape ``(d_i, d_i)`` (empty for ``h = 1``).
+
+    Raises
+    ------
+    TypeError
+        If ``point`` or ``reference`` is not a point, or a tolerance or count is not a number.
+    ValueError
+        If the widths of ``reference`` differ from those of ``point``, ``n_starts`` or
+        ``max_sweeps`` is not a positive integer, or the tolerance is not positive.
 
     Notes
     -----
@@ -620,6 +717,7 @@ def balance_rescaling(point, *, tol: float = 1e-10, max_iterations: int = 100):
     Parameters
     ----------
     point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
     tol : float
         Stop when ``||grad|| <= tol ||D . W||^2`` in log-scale coordinates.
     max_iterations : int
