@@ -96,6 +96,17 @@ def _infinitesimal_action(point, xi):
 def inverse(g) -> tuple[np.ndarray, ...]:
     """The inverse element ``(G_1^{-1}, ..., G_{h-1}^{-1})`` of a product of matrix groups.
 
+    Parameters
+    ----------
+    g : sequence of array_like
+        ``(G_1, ..., G_{h-1})``, ``G_i`` square of shape ``(d_i, d_i)``; membership in a subgroup is
+        not checked (use :meth:`HiddenGroup.inverse` for that).
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(G_1^{-1}, ..., G_{h-1}^{-1})``, float64 of the same shapes (each by a linear solve).
+
     Raises
     ------
     ValueError
@@ -115,6 +126,18 @@ def inverse(g) -> tuple[np.ndarray, ...]:
 
 def compose(g, k) -> tuple[np.ndarray, ...]:
     """The product ``g k = (G_1 K_1, ..., G_{h-1} K_{h-1})``: ``act(W, g k) = act(act(W, k), g)``.
+
+    Parameters
+    ----------
+    g : sequence of array_like
+        ``(G_1, ..., G_{h-1})``, ``G_i`` of shape ``(d_i, d_i)``: applied second.
+    k : sequence of array_like
+        ``(K_1, ..., K_{h-1})``, same shapes: applied first.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(G_1 K_1, ..., G_{h-1} K_{h-1})``, float64 of shapes ``(d_i, d_i)``.
 
     Raises
     ------
@@ -273,12 +296,19 @@ class HiddenGroup(abc.ABC):
     def representative(self, point, **options):
         """A canonical point of the orbit of ``point`` and the element that maps there.
 
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
+        **options
+            Options of the group's solver (see the implementation).
+
         Returns
         -------
         representative : tuple of ndarray
-            ``act(point, g)``.
+            ``act(point, g)``, same shapes as ``point``.
         g : tuple of ndarray
-            The group element.
+            The group element, ``(G_1, ..., G_{h-1})`` of shapes ``(d_i, d_i)``.
         """
 
     # -------------------------------------------------------------------------- elements
@@ -295,6 +325,7 @@ class HiddenGroup(abc.ABC):
         Returns
         -------
         tuple of ndarray
+            ``(G_1, ..., G_{h-1})`` as float64 arrays of shape ``(d_i, d_i)``.
 
         Raises
         ------
@@ -346,15 +377,55 @@ class HiddenGroup(abc.ABC):
         return out
 
     def identity(self) -> tuple[np.ndarray, ...]:
-        """The identity ``(I_{d_1}, ..., I_{d_{h-1}})``."""
+        """The identity ``(I_{d_1}, ..., I_{d_{h-1}})``.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``h - 1`` identity matrices of shapes ``(d_i, d_i)`` (empty for ``h = 1``).
+        """
         return tuple(np.eye(d) for d in self.hidden)
 
     def compose(self, g, k) -> tuple[np.ndarray, ...]:
-        """The product ``g k = (G_1 K_1, ..., G_{h-1} K_{h-1})``; ``act(W, g k) = act(act(W, k), g)``."""
+        """The product ``g k = (G_1 K_1, ..., G_{h-1} K_{h-1})``; ``act(W, g k) = act(act(W, k), g)``.
+
+        Parameters
+        ----------
+        g : sequence of array_like
+            An element of the group (checked by :meth:`check`), applied second.
+        k : sequence of array_like
+            An element of the group (checked by :meth:`check`), applied first.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(G_1 K_1, ..., G_{h-1} K_{h-1})``, shapes ``(d_i, d_i)``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``g`` or ``k`` is not an element of the group (see :meth:`check`).
+        """
         return compose(self.check(g, "g"), self.check(k, "k"))
 
     def inverse(self, g) -> tuple[np.ndarray, ...]:
-        """The inverse ``(G_1^{-1}, ..., G_{h-1}^{-1})``."""
+        """The inverse ``(G_1^{-1}, ..., G_{h-1}^{-1})``.
+
+        Parameters
+        ----------
+        g : sequence of array_like
+            An element of the group (checked by :meth:`check`).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(G_1^{-1}, ..., G_{h-1}^{-1})``, shapes ``(d_i, d_i)``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``g`` is not an element of the group (see :meth:`check`).
+        """
         return inverse(self.check(g, "g"))
 
     def random(self, rng=None, *, spread: float = 1.0) -> tuple[np.ndarray, ...]:
@@ -368,6 +439,17 @@ class HiddenGroup(abc.ABC):
             Non-negative; ``log`` of the condition numbers (GL) or of the scales (rescalings) are of
             order ``spread``. The orthogonal group is compact and draws from its Haar measure
             whatever ``spread`` is.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(G_1, ..., G_{h-1})``, an element of the group, ``G_i`` of shape ``(d_i, d_i)``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``spread`` is not a non-negative finite number or ``rng`` is neither a generator, a
+            seed nor ``None``.
         """
         spread = _check_spread(spread)
         generator = _rng(rng)
@@ -400,6 +482,16 @@ class HiddenGroup(abc.ABC):
         ----------
         coefficients : array_like, shape (dim,)
             Coordinates in :meth:`algebra_basis`.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(xi_1, ..., xi_{h-1})``, ``xi_i`` of shape ``(d_i, d_i)`` in the algebra of ``G(d_i)``.
+
+        Raises
+        ------
+        ValueError
+            If ``coefficients`` does not have shape ``(dim,)``.
         """
         coefficients = np.asarray(coefficients, dtype=np.float64)
         if coefficients.shape != (self.dim,):
@@ -413,6 +505,20 @@ class HiddenGroup(abc.ABC):
 
     def check_algebra(self, xi, name: str = "xi") -> tuple[np.ndarray, ...]:
         """Validate a Lie-algebra element and return it projected exactly onto the algebra.
+
+        Parameters
+        ----------
+        xi : sequence of array_like
+            ``(xi_1, ..., xi_{h-1})``, ``xi_i`` of shape ``(d_i, d_i)``: any matrices for GL,
+            skew-symmetric for the orthogonal group, diagonal for rescalings.
+        name : str
+            Name of the argument in error messages.
+
+        Returns
+        -------
+        tuple of ndarray
+            The factors as float64 ``(d_i, d_i)`` arrays, orthogonally projected onto the algebra
+            (removing rounding errors of size at most ``1e-10`` relative).
 
         Raises
         ------
@@ -437,7 +543,33 @@ class HiddenGroup(abc.ABC):
         return tuple(out)
 
     def exp(self, xi) -> tuple[np.ndarray, ...]:
-        """The exponential ``(expm(xi_1), ..., expm(xi_{h-1}))`` (``scipy.linalg.expm`` per factor)."""
+        """The exponential ``(expm(xi_1), ..., expm(xi_{h-1}))`` (``scipy.linalg.expm`` per factor).
+
+        Parameters
+        ----------
+        xi : sequence of array_like
+            An element of the Lie algebra, ``xi_i`` of shape ``(d_i, d_i)`` (checked by
+            :meth:`check_algebra`).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(expm(xi_1), ..., expm(xi_{h-1}))``, an element of the group, shapes ``(d_i, d_i)``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``xi`` is not an element of the algebra (see :meth:`check_algebra`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from quotient import Orthogonal
+        >>> R, = Orthogonal((1, 2, 1)).exp((np.array([[0.0, np.pi / 2], [-np.pi / 2, 0.0]]),))
+        >>> np.round(R, 12) + 0.0
+        array([[ 0.,  1.],
+               [-1.,  0.]])
+        """
         return tuple(expm(X) for X in self.check_algebra(xi))
 
     # -------------------------------------------------------------------------- action
@@ -491,6 +623,21 @@ class HiddenGroup(abc.ABC):
         Column ``c`` is ``to_vector(infinitesimal_action(point, xi_c))`` for the ``c``-th basis
         element ``xi_c``.
 
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, with the group's widths.
+
+        Returns
+        -------
+        ndarray
+            Shape ``(N, dim)``, ``N = sum_i d_i d_{i-1}``; ``(N, 0)`` for ``h = 1``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``point`` is not a point of the group's widths.
+
         Notes
         -----
         In the row-major flat order, ``vec(xi_j W_j) = (I ⊗ W_j^T) vec(xi_j)`` and
@@ -517,6 +664,7 @@ class HiddenGroup(abc.ABC):
         Parameters
         ----------
         point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, with the group's widths.
         rtol : float, optional
             Singular values of :meth:`action_matrix` at most ``rtol`` times the largest count as
             zero; default ``max(N, dim) * eps``.
@@ -526,6 +674,11 @@ class HiddenGroup(abc.ABC):
         ndarray, shape (n_vertical, N)
             Orthonormal rows (flat in the order of :func:`quotient.to_vector`) spanning
             ``{infinitesimal_action(point, xi)}``; ``n_vertical = dim - dim(stabiliser algebra)``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``point`` is not a point of the group's widths or ``rtol`` is negative.
         """
         if rtol is not None:
             check_positive("rtol", rtol, zero=True)
@@ -534,11 +687,27 @@ class HiddenGroup(abc.ABC):
     def vertical_projection(self, point, tangent, rtol: float | None = None):
         """Orthogonal projection of a tangent vector (or a batch of them) onto the vertical space.
 
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, with the group's widths.
+        tangent : tuple of ndarray
+            A point-shaped direction ``(V_1, ..., V_h)``, or a batch of them (one leading axis on
+            every layer).
+        rtol : float, optional
+            Rank threshold of the vertical space, as in :meth:`vertical_space`.
+
         Returns
         -------
         tuple of ndarray
             ``infinitesimal_action(point, xi*)`` with ``xi*`` the least-squares solution of
             ``min_xi ||V - infinitesimal_action(point, xi)||``; same shapes as ``tangent``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``point`` or ``tangent`` is not a point (batch) of the group's widths or ``rtol`` is
+            negative.
         """
         if rtol is not None:
             check_positive("rtol", rtol, zero=True)
@@ -553,6 +722,21 @@ class HiddenGroup(abc.ABC):
 
         The gradient of any loss of the end-to-end map is horizontal for the GL action (and so for
         each subgroup).
+
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, with the group's widths.
+        tangent : tuple of ndarray
+            A point-shaped direction ``(V_1, ..., V_h)``, or a batch of them (one leading axis on
+            every layer).
+        rtol : float, optional
+            Rank threshold of the vertical space, as in :meth:`vertical_space`.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``tangent - vertical_projection(point, tangent)``, same shapes as ``tangent``.
         """
         vertical = self.vertical_projection(point, tangent, rtol)
         tangent = as_point(tangent, "tangent", widths=self._widths, batch=_is_batch(tangent))
@@ -566,6 +750,18 @@ class GeneralLinear(HiddenGroup):
     The full symmetry of every loss of the end-to-end map. Lie algebra: all ``(d, d)`` matrices,
     basis the matrix units ``E_pq``. Moment map ``mu_i = W_i W_i^T - W_{i+1}^T W_{i+1} = -C_i``;
     representative: the balanced point of minimal norm (:func:`quotient.balance`).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``(d_0, ..., d_h)``; the group acts on the hidden widths ``d_1, ..., d_{h-1}``.
+
+    Examples
+    --------
+    >>> from quotient import GeneralLinear
+    >>> group = GeneralLinear((2, 3, 3, 1))
+    >>> group.hidden, group.dim
+    ((3, 3), 18)
     """
 
     name = "gl"
@@ -588,6 +784,12 @@ class GeneralLinear(HiddenGroup):
     def moment_map(self, point):
         """``mu_i = W_i W_i^T - W_{i+1}^T W_{i+1} = -C_i`` (``C_i`` of :func:`quotient.conserved_quantities`).
 
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch of points (one
+            leading axis on every layer).
+
         Returns
         -------
         tuple of ndarray
@@ -600,8 +802,24 @@ class GeneralLinear(HiddenGroup):
     def representative(self, point, **options):
         """The balanced point of minimal norm of the orbit: :func:`quotient.balance` (same options).
 
-        Returns ``(balance(point)[0], g)`` with ``g`` symmetric positive definite; raises
-        :class:`quotient.OrbitNotClosedError` if the orbit is not closed.
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
+        **options
+            Passed to :func:`quotient.balance` (its tolerances, ``method``, ``max_iterations``).
+
+        Returns
+        -------
+        balanced_point : tuple of ndarray
+            ``g . W``, balanced (``C_i = 0``), same shapes as ``point``.
+        g : tuple of ndarray
+            ``(G_1, ..., G_{h-1})``, symmetric positive definite of shapes ``(d_i, d_i)``.
+
+        Raises
+        ------
+        OrbitNotClosedError
+            If the orbit is not closed (see :func:`quotient.balance`).
         """
         from .orbit import balance  # orbit builds on this module
 
@@ -615,6 +833,11 @@ class Orthogonal(HiddenGroup):
     Membership: ``max |G^T G - I| <= 1e-10``. Lie algebra: skew-symmetric matrices, basis
     ``(E_pq - E_qp) / sqrt(2)`` for ``p < q``; random elements are Haar. Representative: the point
     of the orbit nearest a reference (:func:`quotient.align_orthogonal`).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``(d_0, ..., d_h)``; the group acts on the hidden widths ``d_1, ..., d_{h-1}``.
     """
 
     name = "orthogonal"
@@ -641,6 +864,17 @@ class Orthogonal(HiddenGroup):
     def moment_map(self, point):
         """Identically zero: returns ``h - 1`` zero ``(d_i, d_i)`` arrays (batched if the point is).
 
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch of points (one
+            leading axis on every layer); validated, not otherwise used.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``h - 1`` zero arrays of shape ``(d_i, d_i)`` (``(batch, d_i, d_i)`` for a batch).
+
         Notes
         -----
         The moment map of a subgroup is the GL moment map projected onto its Lie algebra; the GL one
@@ -661,6 +895,7 @@ class Orthogonal(HiddenGroup):
         Parameters
         ----------
         point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
         reference : tuple of ndarray
             Required: every point of an orthogonal orbit has the same norm, so the canonical point
             is the one registered to a reference.
@@ -698,6 +933,11 @@ class Rescaling(HiddenGroup):
     basis the diagonal units ``E_pp``; random elements ``diag(exp(spread z))``. Moment map: the
     diagonal of the GL one; representative: the per-neuron balanced point
     (:func:`quotient.balance_rescaling`).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``(d_0, ..., d_h)``; the group acts on the hidden widths ``d_1, ..., d_{h-1}``.
     """
 
     name = "rescaling"
@@ -724,6 +964,12 @@ class Rescaling(HiddenGroup):
     def moment_map(self, point):
         """``mu_i = diag(W_i W_i^T - W_{i+1}^T W_{i+1})``: incoming minus outgoing squared norms.
 
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch of points (one
+            leading axis on every layer).
+
         Returns
         -------
         tuple of ndarray
@@ -741,8 +987,25 @@ class Rescaling(HiddenGroup):
     def representative(self, point, **options):
         """The minimal-norm point of the rescaling orbit: :func:`quotient.balance_rescaling` (same options).
 
-        Returns ``(D . W, D)`` with ``D`` positive diagonal; raises
-        :class:`quotient.OrbitNotClosedError` if a weight lies on no input-output path.
+        Parameters
+        ----------
+        point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
+        **options
+            Passed to :func:`quotient.balance_rescaling` (its tolerance, ``max_iterations``).
+
+        Returns
+        -------
+        balanced_point : tuple of ndarray
+            ``D . W``, every hidden neuron with equal incoming and outgoing squared norms; same
+            shapes as ``point``.
+        D : tuple of ndarray
+            ``(D_1, ..., D_{h-1})``, positive diagonal of shapes ``(d_i, d_i)``.
+
+        Raises
+        ------
+        OrbitNotClosedError
+            If a weight lies on no input-output path of nonzero weights.
         """
         from .orbit import balance_rescaling  # orbit builds on this module
 
@@ -766,6 +1029,8 @@ def as_group(group, widths) -> HiddenGroup:
     Returns
     -------
     HiddenGroup
+        ``group`` itself when it is an object of these widths, else a new object of the named
+        class for ``widths``.
 
     Raises
     ------
@@ -773,6 +1038,15 @@ def as_group(group, widths) -> HiddenGroup:
         If ``group`` is an unknown name, or an object built for other widths.
     TypeError
         If ``group`` is neither a string nor a :class:`HiddenGroup`.
+
+    Examples
+    --------
+    >>> from quotient import as_group
+    >>> group = as_group("orthogonal", (2, 3, 1))
+    >>> group, group.dim
+    (Orthogonal((2, 3, 1)), 3)
+    >>> as_group(group, (2, 3, 1)) is group
+    True
     """
     widths = check_widths(widths)
     if isinstance(group, HiddenGroup):
