@@ -55,14 +55,43 @@ class RankManifold:
 
     Attributes
     ----------
+    shape : tuple of int
+        ``(m, n)``.
+    rank : int
+        ``k``.
+    depth : int
+        ``h``.
     dim : int
         ``k (m + n - k)`` (``m n`` for ``h = 1``).
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` is not a pair of positive integers, ``rank`` is not an integer in
+        ``0..min(m, n)``, or ``depth`` is not an integer ``>= 1``.
 
     Notes
     -----
     A point ``W`` is used through its rank-``k`` truncation: singular values beyond the ``k``-th
     are set to zero, as :func:`quotient.reduced_flow` does (``(W W^T)^{1/h}`` is not Lipschitz
     where a singular value vanishes, so rounding errors there would enter as ``e^{2/h}``).
+
+    Examples
+    --------
+    For ``h = 2`` the metric at a diagonal ``W`` scales the entry ``(p, q)`` of a tangent vector by
+    ``1 / (s_p + s_q)``:
+
+    >>> import numpy as np
+    >>> from quotient import RankManifold
+    >>> manifold = RankManifold((2, 2), rank=2, depth=2)
+    >>> manifold.dim
+    4
+    >>> W = np.diag([4.0, 1.0])
+    >>> manifold.metric_operator(np.ones((2, 2)), W)      # A_W(Z)_pq = (s_p + s_q) Z_pq
+    array([[8., 5.],
+           [5., 2.]])
+    >>> manifold.inner_product(np.eye(2), np.eye(2), W)   # 1/8 + 1/2
+    0.625
     """
 
     def __init__(self, shape, rank: int, depth: int):
@@ -94,14 +123,25 @@ class RankManifold:
     def frame(self, base_point):
         """SVD frame and metric kernel at ``W``: ``(U, Vt, K)``.
 
+        Parameters
+        ----------
+        base_point : array_like, shape (m, n)
+            The matrix ``W``; used through its rank-``k`` truncation.
+
         Returns
         -------
         U : ndarray, shape (m, m)
+            Left singular vectors of ``W`` (full SVD, singular values decreasing).
         Vt : ndarray, shape (n, n)
-            ``W = U S Vt`` (full SVD).
+            Right singular vectors, transposed: ``W = U S Vt``.
         K : ndarray, shape (m, n)
             ``K_pq = sum_{j=1}^h lambda_p^{(j-1)/h} mu_q^{(h-j)/h}`` with ``lambda``, ``mu`` the
             squared singular values of the rank-``k`` truncation, zero-padded; ``0^0 = 1``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``base_point`` is not a finite real ``(m, n)`` matrix.
         """
         W = self._matrix(base_point, "base_point")
         m, n = self.shape
@@ -119,7 +159,25 @@ class RankManifold:
         return U, Vt, kernel
 
     def belongs(self, point, atol: float = 1e-10) -> bool:
-        """Whether ``point`` has shape ``(m, n)`` and rank ``k``: ``s_k > atol >= s_{k+1}`` (relative to ``s_1``)."""
+        """Whether ``point`` has shape ``(m, n)`` and rank ``k``: ``s_k > atol >= s_{k+1}`` (relative to ``s_1``).
+
+        The geomstats ``belongs`` signature, with our rank test in place of geomstats's.
+
+        Parameters
+        ----------
+        point : array_like
+            A candidate matrix; any shape (a wrong shape or a non-finite entry gives ``False``).
+        atol : float
+            Rank threshold on the singular values ``s_1 >= s_2 >= ...``: they are compared against
+            ``atol * max(s_1, 1)``, so ``atol`` is absolute for matrices of norm below 1 and
+            relative to ``s_1`` above.
+
+        Returns
+        -------
+        bool
+            ``True`` when the shape is ``(m, n)``, every entry is finite and
+            ``s_k > atol max(s_1, 1) >= s_{k+1}`` (for ``h = 1``, every finite ``(m, n)`` matrix).
+        """
         array = np.asarray(point, dtype=np.float64)
         if array.shape != self.shape or not np.all(np.isfinite(array)):
             return False
@@ -132,14 +190,44 @@ class RankManifold:
         return bool(above and below)
 
     def random_point(self, rng=None) -> np.ndarray:
-        """A rank-``k`` matrix ``A B^T`` with standard normal ``A (m, k)``, ``B (n, k)``."""
+        """A rank-``k`` matrix ``A B^T`` with standard normal ``A (m, k)``, ``B (n, k)``.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator or int, optional
+            Source of randomness (a generator or a seed); default a fresh unseeded generator.
+
+        Returns
+        -------
+        ndarray
+            Shape ``(m, n)``, of rank ``k`` with probability one.
+        """
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         m, n = self.shape
         return generator.standard_normal((m, self.rank)) @ generator.standard_normal((n, self.rank)).T
 
     # ------------------------------------------------------------------------------ tangent space
     def to_tangent(self, vector, base_point) -> np.ndarray:
-        """Frobenius-orthogonal projection onto ``T_W M_k``: ``Z - U_perp U_perp^T Z V_perp V_perp^T``."""
+        """Frobenius-orthogonal projection onto ``T_W M_k``: ``Z - U_perp U_perp^T Z V_perp V_perp^T``.
+
+        Parameters
+        ----------
+        vector : array_like, shape (m, n)
+            Any matrix ``Z``.
+        base_point : array_like, shape (m, n)
+            The point ``W``; ``U_perp``, ``V_perp`` span the complements of its first ``k``
+            singular vectors.
+
+        Returns
+        -------
+        ndarray
+            Shape ``(m, n)``, the tangent part of ``Z`` (``Z`` itself for ``h = 1``).
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``vector`` or ``base_point`` is not a finite real ``(m, n)`` matrix.
+        """
         Z = self._matrix(vector, "vector")
         if self.depth == 1:
             return Z
@@ -149,7 +237,27 @@ class RankManifold:
         return Z - normal
 
     def is_tangent(self, vector, base_point, atol: float = 1e-10) -> bool:
-        """Whether ``vector`` lies in ``T_W M_k`` (its normal part ``U_perp^T Z V_perp`` is below ``atol``)."""
+        """Whether ``vector`` lies in ``T_W M_k`` (its normal part ``U_perp^T Z V_perp`` is below ``atol``).
+
+        Parameters
+        ----------
+        vector : array_like, shape (m, n)
+            The matrix ``Z`` to test.
+        base_point : array_like, shape (m, n)
+            The point ``W``.
+        atol : float
+            Absolute bound on every entry of the normal part ``Z - to_tangent(Z, W)``.
+
+        Returns
+        -------
+        bool
+            Whether ``max |Z - to_tangent(Z, W)| <= atol``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``vector`` or ``base_point`` is not a finite real ``(m, n)`` matrix.
+        """
         Z = self._matrix(vector, "vector")
         return bool(np.all(np.abs(Z - self.to_tangent(Z, base_point)) <= atol))
 
@@ -159,6 +267,23 @@ class RankManifold:
 
         At a balanced point ``x`` over ``W`` this is ``d pi_x d pi_x^*(Z)``. It maps every matrix
         into ``T_W M_k`` and kills the normal part of ``Z`` (for ``h >= 2``).
+
+        Parameters
+        ----------
+        vector : array_like, shape (m, n)
+            Any matrix ``Z``.
+        base_point : array_like, shape (m, n)
+            The point ``W`` (through its rank-``k`` truncation).
+
+        Returns
+        -------
+        ndarray
+            ``A_W(Z)``, shape ``(m, n)``, tangent at ``W``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``vector`` or ``base_point`` is not a finite real ``(m, n)`` matrix.
         """
         Z = self._matrix(vector, "vector")
         U, Vt, kernel = self.frame(base_point)
@@ -169,6 +294,23 @@ class RankManifold:
 
         The normal part of ``tangent_vec`` (where ``K = 0``) is ignored, so this inverts ``A_W``
         on the tangent projection of ``tangent_vec``.
+
+        Parameters
+        ----------
+        tangent_vec : array_like, shape (m, n)
+            The matrix ``Z``; only its tangent part at ``W`` is used.
+        base_point : array_like, shape (m, n)
+            The point ``W``.
+
+        Returns
+        -------
+        ndarray
+            ``Y = A_W^{-1}(Z)``, shape ``(m, n)``, tangent at ``W``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``tangent_vec`` or ``base_point`` is not a finite real ``(m, n)`` matrix.
         """
         Z = self._matrix(tangent_vec, "tangent_vec")
         U, Vt, kernel = self.frame(base_point)
@@ -183,12 +325,50 @@ class RankManifold:
 
         Equals ``<V_1, V_2>`` for the least-norm lifts ``V_i`` (``d pi_x(V_i) = Z_i``) at any
         balanced point ``x`` over ``W``.
+
+        Parameters
+        ----------
+        tangent_vec_a : array_like, shape (m, n)
+            ``Z_1``; its normal part at ``W`` is ignored.
+        tangent_vec_b : array_like, shape (m, n)
+            ``Z_2``; its normal part at ``W`` is ignored.
+        base_point : array_like, shape (m, n)
+            The point ``W``.
+
+        Returns
+        -------
+        float
+            ``g_W(Z_1, Z_2)``, symmetric in ``Z_1``, ``Z_2``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If an argument is not a finite real ``(m, n)`` matrix.
         """
         Z2 = self.to_tangent(tangent_vec_b, base_point)
         return float(np.sum(self.inverse_metric_operator(tangent_vec_a, base_point) * Z2))
 
     def squared_norm(self, tangent_vec, base_point) -> float:
-        """``g_W(Z, Z)``."""
+        """``g_W(Z, Z) = <A_W^{-1}(Z), Z>``, the squared length of ``Z`` in the balanced-lift metric.
+
+        Parameters
+        ----------
+        tangent_vec : array_like, shape (m, n)
+            ``Z``; its normal part at ``W`` is ignored.
+        base_point : array_like, shape (m, n)
+            The point ``W``.
+
+        Returns
+        -------
+        float
+            ``g_W(Z, Z) >= 0``: the squared norm of the least-norm lift of ``Z`` at a balanced point
+            over ``W``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If an argument is not a finite real ``(m, n)`` matrix.
+        """
         return self.inner_product(tangent_vec, tangent_vec, base_point)
 
     def riemannian_gradient(self, euclidean_gradient, base_point) -> np.ndarray:
@@ -198,5 +378,22 @@ class RankManifold:
         (``A_W`` is ``g``-to-Frobenius self-adjoint and maps into the tangent space);
         ``-riemannian_gradient`` of ``grad l(W)`` is :func:`quotient.reduced_velocity`, the push
         forward of the layer flow at every balanced point over ``W``.
+
+        Parameters
+        ----------
+        euclidean_gradient : array_like, shape (m, n)
+            ``G``, the Euclidean (Frobenius) gradient of ``f`` at ``W``.
+        base_point : array_like, shape (m, n)
+            The point ``W``.
+
+        Returns
+        -------
+        ndarray
+            ``A_W(G)``, shape ``(m, n)``, tangent at ``W``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If an argument is not a finite real ``(m, n)`` matrix.
         """
         return self.metric_operator(euclidean_gradient, base_point)
