@@ -166,8 +166,21 @@ class HiddenGroupAction(GroupAction):
     Parameters
     ----------
     widths : sequence of int
-    group : str or HiddenGroup
-        The group (:func:`quotient.groups.as_group`); each subclass has its default.
+        ``(d_0, ..., d_h)`` of the flat points acted on (``N = sum_i d_i d_{i-1}``).
+    group : str or HiddenGroup, optional
+        The group (:func:`quotient.groups.as_group`); default the subclass's (``"orthogonal"``,
+        ``"gl"`` or ``"rescaling"``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``widths`` is not an architecture or ``group`` not a group for it (from
+        :func:`quotient.groups.as_group`).
+
+    Notes
+    -----
+    ``action(group_elem, point)`` takes ``group_elem = (G_1, ..., G_{h-1})`` and flat points of
+    shape ``(..., N)`` and returns ``g . W`` flat, same shape.
     """
 
     group_name = "gl"
@@ -184,19 +197,43 @@ class HiddenGroupAction(GroupAction):
 
 
 class HiddenOrthogonalAction(HiddenGroupAction):
-    """``R . W = (R_1 W_1, R_2 W_2 R_1^T, ..., W_h R_{h-1}^T)``, ``R_i`` orthogonal (:class:`quotient.groups.Orthogonal`)."""
+    """``R . W = (R_1 W_1, R_2 W_2 R_1^T, ..., W_h R_{h-1}^T)``, ``R_i`` orthogonal (:class:`quotient.groups.Orthogonal`).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``(d_0, ..., d_h)`` of the flat points acted on (``N = sum_i d_i d_{i-1}``).
+    group : str or HiddenGroup, optional
+        The group object or its name (:func:`quotient.groups.as_group`); default ``"orthogonal"``.
+    """
 
     group_name = "orthogonal"
 
 
 class HiddenGeneralLinearAction(HiddenGroupAction):
-    """``G . W = (G_1 W_1, G_2 W_2 G_1^{-1}, ..., W_h G_{h-1}^{-1})``, ``G_i`` invertible (:class:`quotient.groups.GeneralLinear`)."""
+    """``G . W = (G_1 W_1, G_2 W_2 G_1^{-1}, ..., W_h G_{h-1}^{-1})``, ``G_i`` invertible (:class:`quotient.groups.GeneralLinear`).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``(d_0, ..., d_h)`` of the flat points acted on (``N = sum_i d_i d_{i-1}``).
+    group : str or HiddenGroup, optional
+        The group object or its name (:func:`quotient.groups.as_group`); default ``"gl"``.
+    """
 
     group_name = "gl"
 
 
 class HiddenRescalingAction(HiddenGroupAction):
-    """The action of positive diagonal ``G_i``, rescalings of the hidden neurons (:class:`quotient.groups.Rescaling`)."""
+    """The action of positive diagonal ``G_i``, rescalings of the hidden neurons (:class:`quotient.groups.Rescaling`).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``(d_0, ..., d_h)`` of the flat points acted on (``N = sum_i d_i d_{i-1}``).
+    group : str or HiddenGroup, optional
+        The group object or its name (:func:`quotient.groups.as_group`); default ``"rescaling"``.
+    """
 
     group_name = "rescaling"
 
@@ -247,6 +284,26 @@ class ParameterSpace(Euclidean):
     align_starts : int
         Starts of the alignment search in each direction for ``h >= 3``
         (:meth:`OrthogonalBundle.align`).
+
+    Raises
+    ------
+    ValueError
+        If ``widths`` is not an architecture, ``align_starts`` is not a positive integer, or
+        ``group`` is not a group for these widths.
+    TypeError
+        If ``group`` is neither a name nor an Orthogonal, GeneralLinear or Rescaling object.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quotient import act, random_orthogonal, to_vector
+    >>> from quotient.bundle import ParameterSpace
+    >>> space = ParameterSpace((2, 3, 2))
+    >>> quotient_space = space.equip_with_quotient()
+    >>> x = to_vector((np.arange(6.0).reshape(3, 2), np.ones((2, 3))))
+    >>> y = to_vector(act(space.to_layers(x), random_orthogonal((2, 3, 2), rng=0)))
+    >>> bool(quotient_space.metric.dist(x, y) < 1e-6)   # one orbit: one quotient point
+    True
     """
 
     def __init__(self, widths, equip: bool = True, *, group="orthogonal", align_starts: int = 16):
@@ -260,7 +317,18 @@ class ParameterSpace(Euclidean):
         self.equip_with_group_action(action(self.widths, self.group))
 
     def new(self, equip: bool = True):
-        """A copy with the same widths and group (geomstats builds the quotient space with it)."""
+        """A copy with the same widths and group (geomstats builds the quotient space with it).
+
+        Parameters
+        ----------
+        equip : bool
+            Equip the copy with the default (Euclidean) metric.
+
+        Returns
+        -------
+        ParameterSpace
+            A new space of the same ``widths``, ``group`` and ``align_starts``.
+        """
         return ParameterSpace(self.widths, equip=equip, group=self.group, align_starts=self.align_starts)
 
     def equip_with_quotient(self):
@@ -269,6 +337,13 @@ class ParameterSpace(Euclidean):
         For GL, ``self.quotient`` is :class:`BalancedRankMatrices` of rank ``r = min(widths)``,
         the stratum of generic points: the image of the balanced points of rank ``r`` under the
         end-to-end map ``self.fiber_bundle.riemannian_submersion``.
+
+        Returns
+        -------
+        geomstats.geometry.manifold.Manifold or None
+            Orthogonal group: the orbit space, points flat ``(N,)``, with geomstats's
+            ``QuotientMetric``; GL: :class:`BalancedRankMatrices`, points ``(d_h, d_0)``;
+            rescalings: ``None`` (no induced metric).
         """
         quotient = super().equip_with_quotient()
         if isinstance(self.group, GeneralLinear):
@@ -277,11 +352,33 @@ class ParameterSpace(Euclidean):
         return quotient
 
     def to_layers(self, x):
-        """Flat ``(N,)`` -> ``(W_1, ..., W_h)``."""
+        """Flat ``(N,)`` -> ``(W_1, ..., W_h)``.
+
+        Parameters
+        ----------
+        x : array_like
+            Flat point of shape ``(N,)`` (or ``(..., N)``), ordered as :func:`quotient.to_vector`.
+
+        Returns
+        -------
+        tuple of ndarray
+            Layers ``W_i`` of shape ``(d_i, d_{i-1})`` (``(..., d_i, d_{i-1})`` for a batch).
+        """
         return from_vector(x, self.widths)
 
     def from_layers(self, point) -> np.ndarray:
-        """``(W_1, ..., W_h)`` -> flat ``(N,)`` (row-major layers, ``W_1`` first)."""
+        """``(W_1, ..., W_h)`` -> flat ``(N,)`` (row-major layers, ``W_1`` first).
+
+        Parameters
+        ----------
+        point : tuple of ndarray
+            Layers ``W_i`` of shape ``(d_i, d_{i-1})`` (or a batch with leading axes).
+
+        Returns
+        -------
+        ndarray
+            Shape ``(N,)`` (``(..., N)`` for a batch), :func:`quotient.to_vector` of ``point``.
+        """
         return to_vector(point)
 
 
@@ -342,6 +439,15 @@ class OrthogonalBundle(_RepresentedQuotient):
     Riemannian submersion onto the orbit space with the induced metric
     ``d([x], [y]) = min_R ||x - R . y||``. Quotient points are represented by total-space points
     (``riemannian_submersion`` and ``lift`` are identities; see the module docstring).
+
+    Parameters
+    ----------
+    total_space : ParameterSpace
+        The space it is the bundle of, with its group (built by
+        ``ParameterSpace(widths, group=...).equip_with_quotient()``, which sets
+        ``space.fiber_bundle``).
+    aligner : optional
+        geomstats's aligner argument, passed on to ``FiberBundle``; by default the alignment is :meth:`align`.
     """
 
     def __init__(self, total_space, aligner=None):
@@ -357,6 +463,23 @@ class OrthogonalBundle(_RepresentedQuotient):
         ``base_point`` onto ``point`` (inverted), with ``n_starts`` starts each; the search is the
         same for both orders of a pair, so ``squared_dist(a, b) == squared_dist(b, a)`` to rounding.
         ``point`` and ``base_point`` are ``(..., N)``; one of them may be a single point.
+
+        Parameters
+        ----------
+        point : array_like
+            Flat points to move, shape ``(N,)`` or ``(..., N)``.
+        base_point : array_like
+            Flat reference points, shape ``(N,)`` or the batch shape of ``point``.
+
+        Returns
+        -------
+        ndarray
+            ``R . point`` flat, shape ``(..., N)`` (the batch shape of the batched argument).
+
+        Raises
+        ------
+        ValueError
+            If both arguments are batches of different lengths.
         """
         points, lead = _layers_of(point, self.widths)
         bases, base_lead = _layers_of(base_point, self.widths)
@@ -370,7 +493,21 @@ class OrthogonalBundle(_RepresentedQuotient):
         return out.reshape(lead + (out.shape[-1],))
 
     def alignment(self, point, reference) -> tuple:
-        """``R`` in ``O(d_1) x ... x O(d_{h-1})`` minimising ``||R . point - reference||`` (layer tuples)."""
+        """``R`` in ``O(d_1) x ... x O(d_{h-1})`` minimising ``||R . point - reference||`` (layer tuples).
+
+        Parameters
+        ----------
+        point : tuple of ndarray
+            Layers ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, to move.
+        reference : tuple of ndarray
+            Layers of the same widths to move it to.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(R_1, ..., R_{h-1})``, orthogonal of shapes ``(d_i, d_i)``: the better of the searches
+            in both directions (exact for ``h = 2``).
+        """
         forward = self.group.representative(point, reference, n_starts=self.n_starts, rng=0)[1]
         if len(point) <= 2:
             return forward  # exact
@@ -388,6 +525,15 @@ class RescalingBundle(_RepresentedQuotient):
     point of its orbit (``riemannian_submersion`` and ``lift`` are identities, the tangent
     submersion is the horizontal projection). The gradient of any loss of ``W`` is horizontal, so
     the gradient flow is its own horizontal projection: the projected flow is the flow.
+
+    Parameters
+    ----------
+    total_space : ParameterSpace
+        The space it is the bundle of, with its group (built by
+        ``ParameterSpace(widths, group=...).equip_with_quotient()``, which sets
+        ``space.fiber_bundle``).
+    aligner : optional
+        geomstats's aligner argument, passed on to ``FiberBundle`` (no alignment is defined).
     """
 
 
@@ -408,29 +554,86 @@ class GeneralLinearBundle(_HiddenBundle):
     balanced-lift metric ``g_W(Z, Z)``), not from all of parameter space: the GL action is not by
     isometries, and away from the balanced set the least-norm lift has another norm. There is no
     alignment (no GL-invariant distance).
+
+    Parameters
+    ----------
+    total_space : ParameterSpace
+        The space it is the bundle of, with its group (built by
+        ``ParameterSpace(widths, group=...).equip_with_quotient()``, which sets
+        ``space.fiber_bundle``).
+    aligner : optional
+        geomstats's aligner argument, passed on to ``FiberBundle`` (no alignment is defined).
     """
 
     def riemannian_submersion(self, point):
-        """The end-to-end map of flat points: ``(..., N)`` -> ``(..., d_h, d_0)``."""
+        """The end-to-end map of flat points: ``(..., N)`` -> ``(..., d_h, d_0)``.
+
+        Parameters
+        ----------
+        point : array_like
+            Flat points, shape ``(N,)`` or ``(..., N)``.
+
+        Returns
+        -------
+        ndarray
+            ``pi(x) = W_h ... W_1``, shape ``(d_h, d_0)`` or ``(..., d_h, d_0)``.
+        """
         points, lead = _layers_of(point, self.widths)
         out = np.stack([end_to_end(p) for p in points])
         return out.reshape(lead + out.shape[-2:])
 
     def lift(self, point):
-        """The balanced lift of end-to-end maps ``(..., d_h, d_0)``, flat ``(..., N)``."""
+        """The balanced lift of end-to-end maps ``(..., d_h, d_0)``, flat ``(..., N)``.
+
+        Parameters
+        ----------
+        point : array_like
+            End-to-end maps ``W``, shape ``(d_h, d_0)`` or ``(..., d_h, d_0)``, of rank at most
+            ``min(widths)``.
+
+        Returns
+        -------
+        ndarray
+            Flat balanced points over ``W`` (:func:`quotient.orbit.balanced_lift`), shape ``(N,)``
+            or ``(..., N)``.
+        """
         W = np.asarray(point, dtype=np.float64)
         flat = W.reshape((-1,) + W.shape[-2:])
         out = np.stack([to_vector(balanced_lift(w, self.widths)) for w in flat])
         return out.reshape(W.shape[:-2] + (out.shape[-1],))
 
     def tangent_riemannian_submersion(self, tangent_vec, base_point):
-        """``d pi_x(V) = sum_i W_{>i} V_i W_{<i}`` (:func:`quotient.pushforward`), shape ``(..., d_h, d_0)``."""
+        """``d pi_x(V) = sum_i W_{>i} V_i W_{<i}`` (:func:`quotient.pushforward`), shape ``(..., d_h, d_0)``.
+
+        Parameters
+        ----------
+        tangent_vec : array_like
+            Flat tangent vectors ``V``, shape ``(..., N)``.
+        base_point : array_like
+            Flat points ``x``, shape ``(..., N)``, broadcast against ``tangent_vec``.
+
+        Returns
+        -------
+        ndarray
+            ``d pi_x(V)``, shape ``(..., d_h, d_0)`` (the broadcast batch shape).
+        """
         pairs, lead = _pairs(tangent_vec, base_point, n_params(self.widths))
         out = np.stack([pushforward(from_vector(b, self.widths), from_vector(v, self.widths)) for v, b in pairs])
         return out.reshape(lead + out.shape[-2:])
 
     def jacobian(self, fiber_point) -> np.ndarray:
-        """The matrix of ``d pi`` at a flat point: ``(d_h d_0, N)``, row-major in the end-to-end map."""
+        """The matrix of ``d pi`` at a flat point: ``(d_h d_0, N)``, row-major in the end-to-end map.
+
+        Parameters
+        ----------
+        fiber_point : array_like
+            One flat point ``x``, shape ``(N,)``.
+
+        Returns
+        -------
+        ndarray
+            Shape ``(d_h d_0, N)``: column ``c`` is ``d pi_x(e_c)`` flattened row-major.
+        """
         point = from_vector(np.asarray(fiber_point, dtype=np.float64), self.widths)
         N = n_params(self.widths)
         return np.stack([pushforward(point, from_vector(e, self.widths)).ravel() for e in np.eye(N)], axis=1)
@@ -438,9 +641,29 @@ class GeneralLinearBundle(_HiddenBundle):
     def horizontal_lift(self, tangent_vec, base_point=None, fiber_point=None):
         """The least-norm ``V`` with ``d pi_x(V) = Z``: ``tangent_vec`` ``(..., d_h, d_0)`` -> ``(..., N)``.
 
-        ``fiber_point`` is ``x`` (flat); by default the balanced lift of ``base_point``. ``Z`` is
-        expected to be tangent to the rank stratum of ``pi(x)`` (the image of ``d pi_x``); its
-        other part is dropped (least squares).
+        ``Z`` is expected to be tangent to the rank stratum of ``pi(x)`` (the image of ``d pi_x``);
+        its other part is dropped (least squares).
+
+        Parameters
+        ----------
+        tangent_vec : array_like
+            ``Z``, shape ``(d_h, d_0)`` or ``(..., d_h, d_0)``.
+        base_point : array_like, optional
+            End-to-end map(s) ``W``, shape ``(..., d_h, d_0)``: used, through its balanced lift,
+            when ``fiber_point`` is not given.
+        fiber_point : array_like, optional
+            Flat point(s) ``x``, shape ``(N,)`` or ``(..., N)``, broadcast against ``tangent_vec``;
+            takes precedence over ``base_point``.
+
+        Returns
+        -------
+        ndarray
+            The least-norm ``V``, flat of shape ``(..., N)``, horizontal at ``x``.
+
+        Raises
+        ------
+        ValueError
+            If neither ``base_point`` nor ``fiber_point`` is given.
         """
         if fiber_point is None:
             if base_point is None:
@@ -471,6 +694,11 @@ class BalancedRankMatrices(Manifold):
         ``h``.
     equip : bool
         Equip with :class:`BalancedLiftMetric`.
+
+    Notes
+    -----
+    Points and tangent vectors are ``(d_h, d_0)`` matrices, or batches ``(..., d_h, d_0)``;
+    every method applies :class:`quotient.RankManifold`'s to each matrix of the batch.
     """
 
     def __init__(self, shape, rank: int, depth: int, equip: bool = True):
@@ -478,10 +706,29 @@ class BalancedRankMatrices(Manifold):
         super().__init__(dim=self.manifold.dim, shape=self.manifold.shape, intrinsic=False, equip=equip)
 
     def new(self, equip: bool = True):
+        """A copy with the same shape, rank and depth (geomstats builds derived spaces with it).
+
+        Parameters
+        ----------
+        equip : bool
+            Equip the copy with :class:`BalancedLiftMetric`.
+
+        Returns
+        -------
+        BalancedRankMatrices
+            A new manifold of the same ``(d_h, d_0)``, ``k`` and ``h``.
+        """
         return BalancedRankMatrices(self.manifold.shape, self.manifold.rank, self.manifold.depth, equip=equip)
 
     @staticmethod
     def default_metric():
+        """The metric class geomstats equips this manifold with.
+
+        Returns
+        -------
+        type
+            :class:`BalancedLiftMetric`.
+        """
         return BalancedLiftMetric
 
     def _each(self, function, *arrays):
@@ -493,22 +740,83 @@ class BalancedRankMatrices(Manifold):
         return out.reshape(lead + out.shape[1:])
 
     def belongs(self, point, atol: float = 1e-10):
-        """Whether each point has shape ``(d_h, d_0)`` and rank ``k`` (:meth:`quotient.RankManifold.belongs`)."""
+        """Whether each point has shape ``(d_h, d_0)`` and rank ``k`` (:meth:`quotient.RankManifold.belongs`).
+
+        Parameters
+        ----------
+        point : array_like
+            Matrices, shape ``(..., d_h, d_0)``.
+        atol : float
+            Rank threshold on the singular values, compared against ``atol * max(s_1, 1)``
+            (:meth:`quotient.RankManifold.belongs`), not geomstats's entrywise tolerance.
+
+        Returns
+        -------
+        bool or ndarray of bool
+            One answer per matrix, shape ``(...)``; all ``False`` when the last two axes are not
+            ``(d_h, d_0)``.
+        """
         point = np.asarray(point, dtype=np.float64)
         if point.shape[-2:] != self.shape:
             return np.zeros(point.shape[:-2], dtype=bool)
         return self._each(lambda W: self.manifold.belongs(W, atol), point)
 
     def is_tangent(self, vector, base_point=None, atol: float = 1e-10):
-        """Whether each vector lies in ``T_W M_k``."""
+        """Whether each vector lies in ``T_W M_k``.
+
+        Parameters
+        ----------
+        vector : array_like
+            Matrices ``Z``, shape ``(..., d_h, d_0)``.
+        base_point : array_like
+            Points ``W``, shape ``(..., d_h, d_0)``, broadcast against ``vector``; required in
+            spite of geomstats's ``None`` default.
+        atol : float
+            Absolute bound on every entry of the normal part of ``Z``
+            (:meth:`quotient.RankManifold.is_tangent`).
+
+        Returns
+        -------
+        bool or ndarray of bool
+            One answer per pair, the broadcast batch shape.
+        """
         return self._each(lambda Z, W: self.manifold.is_tangent(Z, W, atol), vector, base_point)
 
     def to_tangent(self, vector, base_point=None):
-        """Frobenius-orthogonal projection onto ``T_W M_k``."""
+        """Frobenius-orthogonal projection onto ``T_W M_k``.
+
+        Parameters
+        ----------
+        vector : array_like
+            Matrices ``Z``, shape ``(..., d_h, d_0)``.
+        base_point : array_like
+            Points ``W``, shape ``(..., d_h, d_0)``, broadcast against ``vector``; required in
+            spite of geomstats's ``None`` default.
+
+        Returns
+        -------
+        ndarray
+            The tangent parts (:meth:`quotient.RankManifold.to_tangent`), shape
+            ``(..., d_h, d_0)``.
+        """
         return self._each(self.manifold.to_tangent, vector, base_point)
 
     def random_point(self, n_samples: int = 1, bound: float = 1.0):
-        """Rank-``k`` matrices ``A B^T`` with normal ``A``, ``B`` (numpy's global generator, as geomstats)."""
+        """Rank-``k`` matrices ``A B^T`` with normal ``A``, ``B`` (numpy's global generator, as geomstats).
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of matrices.
+        bound : float
+            Scale of the matrices: the product ``A B^T`` is multiplied by it.
+
+        Returns
+        -------
+        ndarray
+            Shape ``(d_h, d_0)`` for ``n_samples = 1``, else ``(n_samples, d_h, d_0)``; rank ``k``
+            with probability one.
+        """
         m, n = self.shape
         k = self.manifold.rank
         A = np.random.standard_normal((n_samples, m, k))
@@ -523,13 +831,50 @@ class BalancedLiftMetric(RiemannianMetric):
     The metric of Bah, Rauhut, Terstiege & Westdickenberg (2022) induced by balanced lifts;
     :meth:`riemannian_gradient` gives the gradient whose flow is :func:`quotient.reduced_flow`.
     Geodesics are not implemented (no closed form).
+
+    Parameters
+    ----------
+    space : BalancedRankMatrices
+        The manifold it is the metric of (geomstats passes it when equipping).
+    signature : tuple of int, optional
+        geomstats's signature of the metric, passed on to ``RiemannianMetric``.
     """
 
     def inner_product(self, tangent_vec_a, tangent_vec_b, base_point=None):
+        """``g_W(Z_1, Z_2) = <A_W^{-1}(Z_1), Z_2>`` for each pair (:meth:`quotient.RankManifold.inner_product`).
+
+        Parameters
+        ----------
+        tangent_vec_a : array_like
+            ``Z_1``, shape ``(..., d_h, d_0)``; its normal part at ``W`` is ignored.
+        tangent_vec_b : array_like
+            ``Z_2``, shape ``(..., d_h, d_0)``; its normal part at ``W`` is ignored.
+        base_point : array_like
+            ``W``, shape ``(..., d_h, d_0)``, broadcast against the vectors; required in spite
+            of geomstats's ``None`` default.
+
+        Returns
+        -------
+        float or ndarray
+            One inner product per triple, the broadcast batch shape.
+        """
         return self._space._each(self._space.manifold.inner_product, tangent_vec_a, tangent_vec_b, base_point)
 
     def riemannian_gradient(self, euclidean_gradient, base_point):
-        """``A_W(G)`` (:meth:`quotient.RankManifold.riemannian_gradient`), batched."""
+        """``A_W(G)`` (:meth:`quotient.RankManifold.riemannian_gradient`), batched.
+
+        Parameters
+        ----------
+        euclidean_gradient : array_like
+            ``G``, the Frobenius gradient of a function of ``W``, shape ``(..., d_h, d_0)``.
+        base_point : array_like
+            ``W``, shape ``(..., d_h, d_0)``, broadcast against ``euclidean_gradient``.
+
+        Returns
+        -------
+        ndarray
+            ``A_W(G)``, tangent at ``W``, shape ``(..., d_h, d_0)``.
+        """
         return self._space._each(self._space.manifold.riemannian_gradient, euclidean_gradient, base_point)
 
 
@@ -598,6 +943,14 @@ def quotient_geodesic(a, b, times=11, *, align_starts: int = 16):
     tuple of ndarray
         A batch of points, layer ``i`` of shape ``(T, d_i, d_{i-1})``; ``T = len(times)``.
 
+    Raises
+    ------
+    TypeError
+        If ``a`` or ``b`` is not a point.
+    ValueError
+        If ``a`` and ``b`` have different widths, ``times`` is an int below 2, or a time is not
+        finite.
+
     Notes
     -----
     Points of one fiber (one critical value) are joined by a curve that leaves the fiber: the
@@ -620,14 +973,14 @@ def quotient_geodesic(a, b, times=11, *, align_starts: int = 16):
     return tuple(np.stack([p[i] for p in layers]) for i in range(len(widths) - 1))
 
 
-def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, tol: float = 1e-10, max_iter: int = 200):
+def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, rtol: float = 1e-10, max_iter: int = 200):
     """Frechet mean of points in the O(d) quotient (geomstats's ``FrechetMean`` with the ``QuotientMetric``).
 
     Minimises the Frechet function ``F([m]) = sum_k d([m], [x_k])^2`` over quotient points
     ``[m]``. geomstats's gradient descent with this metric is generalised Procrustes analysis: from
     a start ``m``, align every point to ``m`` (:meth:`OrthogonalBundle.align`) and replace ``m`` by
     the mean of the aligned points, until the mean of the logs ``align(x_k, m) - m`` has norm at
-    most ``tol`` times the points' RMS norm. ``F`` has several local minima when the points are
+    most ``rtol`` times the points' RMS norm. ``F`` has several local minima when the points are
     spread (the quotient is positively curved; 5 samples of a fiber at widths (2, 3, 2): three
     local minima, reached from different starts), so the descent runs from several starts and the
     lowest ``F`` wins.
@@ -641,20 +994,27 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, t
         makes the result independent of the order of the points.
     align_starts : int
         Starts of the alignment search for ``h >= 3``.
-    tol : float
-        Relative stopping tolerance (see above).
+    rtol : float
+        Relative stopping tolerance: the mean log's norm over the points' RMS norm
+        ``sqrt(mean_k ||x_k||^2)`` (see above).
     max_iter : int
         Iterations of each descent.
 
     Returns
     -------
     tuple of ndarray
-        A representative ``(W_1, ..., W_h)`` of the mean orbit, aligned to the first point.
+        A representative ``(W_1, ..., W_h)`` of the mean orbit, aligned to the first point;
+        ``W_i`` of shape ``(d_i, d_{i-1})``.
 
     Raises
     ------
+    TypeError
+        If ``points`` is neither a batch nor a sequence of points, or a count is not an integer.
+    ValueError
+        If the points have different widths, or ``rtol``, ``starts`` or ``max_iter`` is not
+        positive.
     RuntimeError
-        If no descent reaches ``tol`` in ``max_iter`` iterations.
+        If no descent reaches ``rtol`` in ``max_iter`` iterations.
 
     Notes
     -----
@@ -665,7 +1025,7 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, t
     is likely, not certain.
     """
     points = _as_batch(points, "points")
-    check_positive("tol", tol)
+    check_positive("rtol", rtol)
     check_count("max_iter", max_iter)
     n_starts = len(points) if starts is None else min(check_count("starts", starts), len(points))
     widths = widths_of(points[0])
@@ -674,10 +1034,10 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, t
     scale = max(float(np.sqrt(np.mean(np.sum(X**2, axis=-1)))), 1e-300)
     best, best_value, residuals = None, np.inf, []
     for start in X[:n_starts]:
-        mean = _gradient_descent_mean(quotient_space, X, start, (tol * scale) ** 2 / space.dim, max_iter)
+        mean = _gradient_descent_mean(quotient_space, X, start, (rtol * scale) ** 2 / space.dim, max_iter)
         residual = float(np.linalg.norm(np.mean(quotient_space.metric.log(X, mean), axis=0)))
         residuals.append(residual)
-        if len(points) > 1 and residual > tol * scale * (1 + 1e-6):
+        if len(points) > 1 and residual > rtol * scale * (1 + 1e-6):
             continue
         value = float(np.sum(quotient_space.metric.squared_dist(X, mean)))
         if value < best_value:
@@ -685,7 +1045,7 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, t
     if best is None:
         raise RuntimeError(
             f"frechet_mean did not converge in max_iter = {max_iter} iterations from any of {n_starts} starts: "
-            f"the mean log has norm at least {min(residuals):.3e} > tol * RMS norm = {tol * scale:.3e}"
+            f"the mean log has norm at least {min(residuals):.3e} > rtol * RMS norm = {rtol * scale:.3e}"
         )
     return from_vector(space.fiber_bundle.align(best, X[0]), widths)
 
