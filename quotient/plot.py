@@ -209,6 +209,12 @@ def loss_curve(
         that both the plateaus and the final convergence are visible and a run that stays on a
         plateau is a flat line (not a tiny change stretched to the full height); the level labels
         sit outside the right edge, spread apart where levels are close.
+
+    Raises
+    ------
+    ValueError
+        If ``levels`` is not one of the three names or ``labels`` does not hold one label per
+        trajectory.
     """
     runs = _as_list(trajectories)
     labels = _run_labels(labels, len(runs))
@@ -260,8 +266,10 @@ def singular_value_curves(
     Parameters
     ----------
     trajectory : Trajectory
+        One run (flow or gradient descent); its end-to-end maps ``W(t)``, shape
+        ``(T, d_h, d_0)``, give the curves and its problem the targets ``sigma_k``.
     log_time : bool
-        Use a logarithmic time axis.
+        Use a logarithmic time axis (samples at ``t = 0`` are dropped).
     reference : array_like, shape (T, m), optional
         Predicted singular values at ``trajectory.times`` (e.g. the closed-form mode solution),
         drawn dashed in black over the measured curves.
@@ -269,12 +277,18 @@ def singular_value_curves(
         Predicted time at which each mode is learned, drawn as a vertical dotted line in the
         mode's colour.
     axes : matplotlib.axes.Axes, optional
+        Draw here instead of in a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
         One curve per singular value of ``W(t)`` (``m = min(d_0, d_h)`` of them), each in the
         colour of the target ``sigma_k`` drawn as a dotted level; the legend sits outside.
+
+    Raises
+    ------
+    ValueError
+        If ``reference`` does not have shape ``(T, m)``.
     """
     axes = _axes(axes)
     values = np.linalg.svd(trajectory.end_to_end, compute_uv=False)
@@ -351,6 +365,12 @@ def quotient_trajectory(
         the hollow diamonds of the critical points (so an end at ``Sigma_S`` shows inside its
         diamond); labels of the critical points sit inside the rectangle of corners (2-D); the
         legend sits outside, on the right.
+
+    Raises
+    ------
+    ValueError
+        If ``modes`` is not 2 or 3 mode numbers in ``1..len(sigma)``, ``labels`` does not hold one
+        label per trajectory, or ``axes`` is 2-D for three modes.
     """
     runs = _as_list(trajectories)
     labels = _run_labels(labels, len(runs))
@@ -421,6 +441,7 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
     Parameters
     ----------
     problem : Problem
+        The problem whose critical values ``L_S = 1/2 sum_{i not in S} sigma_i^2`` are drawn.
     graph : CriticalGraph, optional
         The graph to draw; by default :func:`quotient.graph.critical_graph` of ``problem``
         (edges: one more mode learned, solid; a learned mode swapped for a larger one, dotted).
@@ -428,6 +449,7 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
         Its plateaus (:func:`quotient.graph.plateaus`) give the nodes it visits
         (:meth:`CriticalGraph.path`), drawn in colour and joined by arrows in the order visited.
     axes : matplotlib.axes.Axes, optional
+        Draw here instead of in a new figure.
 
     Returns
     -------
@@ -633,6 +655,12 @@ def fiber_projection(
         Left: the conserved-quantity label ``(tr C_1, tr C_2)`` (``||C_1||_F`` alone for two
         layers), the part of the quotient map that varies along the fiber; the title gives the
         spread of the end-to-end map ``W``, constant on the fiber. Right: the chosen entries.
+
+    Raises
+    ------
+    ValueError
+        If the points have fewer than two layers, ``entries`` does not name 2 or 3 entries, or
+        ``classes`` does not hold one label per point.
     """
     layers = tuple(np.asarray(layer, dtype=float) for layer in points)
     if len(layers) < 2:
@@ -700,8 +728,9 @@ def hessian_spectrum(
     Parameters
     ----------
     problem : Problem
+        The problem whose loss's Hessian is taken.
     point : tuple of ndarray
-        Usually a critical point. The dense Hessian (:meth:`Problem.hessian`) is used, so the
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``; usually a critical point. The dense Hessian (:meth:`Problem.hessian`) is used, so the
         network must be small.
     atol : float, optional
         Eigenvalues with ``|lambda| <= atol`` count as zero; default
@@ -712,13 +741,20 @@ def hessian_spectrum(
         ``"symlog"`` is logarithmic beyond the smallest eigenvalue counted as non-zero, to
         separate small eigenvalues from the zero ones.
     title : str, optional
+        Title of the axes; by default none.
     axes : matplotlib.axes.Axes, optional
+        Draw here instead of in a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
         Eigenvalues in increasing order against their index, as stems from zero; the legend
         gives the inertia (how many negative, zero and positive).
+
+    Raises
+    ------
+    ValueError
+        If ``yscale`` is neither ``"linear"`` nor ``"symlog"``.
     """
     if yscale not in ("linear", "symlog"):
         raise ValueError(f"yscale must be 'linear' or 'symlog'; got {yscale!r}")
@@ -764,14 +800,17 @@ def conservation_drift(
     Parameters
     ----------
     trajectories : Trajectory or sequence of Trajectory
+        Runs (flows or gradient descent, any problems); each is one curve.
     labels : sequence of str, optional
         Legend entries; by default the method with its tolerance or step (made distinct by
         ``(run k)`` when two runs share them).
     log_time : bool
+        Use a logarithmic time axis (samples at ``t = 0`` are dropped).
     floor : float
         Round-off level: a relative drift below it is rounding error, which differs from one
         BLAS kernel to another, so it is drawn at ``floor``, in a grey band labelled as round-off.
     axes : matplotlib.axes.Axes, optional
+        Draw here instead of in a new figure.
 
     Returns
     -------
@@ -779,6 +818,12 @@ def conservation_drift(
         ``||C(t) - C(0)|| / max(||W(0)||^2, ||W(t)||^2)`` (``Trajectory.conservation_drift``) on a
         log axis; exact zeros (``t = 0``) are not drawn. Flows stay at the level of their
         tolerance; gradient descent drifts by ``O(step^2)`` per step.
+
+    Raises
+    ------
+    ValueError
+        If ``floor`` is not a positive finite number or ``labels`` does not hold one label per
+        trajectory.
     """
     if not (np.isfinite(floor) and floor > 0):
         raise ValueError(f"floor must be a positive number; got {floor!r}")
@@ -816,6 +861,8 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
     Parameters
     ----------
     fiber : Fiber
+        The fiber sampled (:func:`quotient.fiber`): its problem, critical value and canonical
+        representative are drawn with the samples.
     samples : tuple of ndarray
         A batch of points of the fiber, layer ``i`` of shape ``(n, d_i, d_{i-1})``.
     classes : sequence of str, optional
@@ -1022,6 +1069,7 @@ def group_orbits(
     rng : int or numpy.random.Generator
         Seed of the directions.
     axes : matplotlib.axes.Axes, optional
+        Draw here instead of in a new figure.
 
     Returns
     -------
@@ -1038,6 +1086,12 @@ def group_orbits(
         ``GL(1)`` gives both branches of the hyperbola ``w_1 w_2 = c``, the rescalings the branch
         through ``x``, ``O(1) = {1, -1}`` the two points ``x`` and ``-x``. For larger networks it
         is a 2-D projection of a few curves of each orbit.
+
+    Raises
+    ------
+    ValueError
+        If ``point`` has fewer than two layers, a group is unknown, or ``entries`` does not name
+        two entries of the layers.
     """
     layers = as_point(point, "point")
     if len(layers) < 2:
@@ -1135,6 +1189,7 @@ def level_set_teleport(problem, point, moved, *, extent: float = 3.0, levels: in
         Number of other contours of ``L`` drawn, spaced evenly in ``log(1 + L)`` up to the largest
         loss in the square.
     axes : matplotlib.axes.Axes, optional
+        Draw here instead of in a new figure.
 
     Returns
     -------
@@ -1243,6 +1298,12 @@ def path_products(points, paths=((0,), (1,))) -> np.ndarray:
     ndarray, shape (T, len(paths))
         ``p = W_h[0, j_{h-1}] W_{h-1}[j_{h-1}, j_{h-2}] ... W_1[j_1, 0]`` per path.
 
+    Raises
+    ------
+    ValueError
+        If the points have fewer than two layers or a path does not name one neuron per hidden
+        layer.
+
     Notes
     -----
     A positive rescaling ``W_k -> D_k W_k D_{k-1}^{-1}`` (``D_0 = D_h = I``) multiplies each factor
@@ -1279,7 +1340,19 @@ def orthogonal_invariants(points) -> np.ndarray:
 
     For widths ``(1, d, 1)``, with ``a = W_1``, ``b = W_2^T``, the orthogonal quotient has the
     coordinates ``a . b = W``, ``|a|^2`` and ``|b|^2``; along a flow ``|b|^2 - |a|^2 = C_1`` is
-    conserved, so these two determine the quotient point. Shape ``(T, 2)`` for a batch of ``T`` points.
+    conserved, so these two determine the quotient point.
+
+    Parameters
+    ----------
+    points : tuple of ndarray
+        A batch of points, layer ``i`` of shape ``(T, d_i, d_{i-1})`` (e.g. ``Trajectory.points``),
+        or one point (layers ``(d_i, d_{i-1})``).
+
+    Returns
+    -------
+    ndarray
+        Shape ``(T, 2)`` (``(2,)`` for one point): the entry ``W[0, 0]`` of the end-to-end map and
+        the squared norm ``sum_i ||W_i||_F^2``.
     """
     layers = tuple(np.asarray(W, dtype=float) for W in points)
     return np.stack([end_to_end(layers)[..., 0, 0], sum(np.sum(W**2, axis=(-2, -1)) for W in layers)], axis=-1)
@@ -1341,6 +1414,12 @@ def rescaling_quotient_flow(rescaled, rotated=None, *, paths=((0,), (1,)), figur
         ``< 10^-6`` for the solver errors of flows at ``rtol = 1e-10``, which differ between
         machines) and between the points ``max_t ||x_k(t) - x_1(t)||``; for widths ``(1, 2, 1)`` the global minimum
         ``W = sigma_1`` is drawn dashed (the line ``p_1 + p_2 = sigma_1``, resp. ``W_11 = sigma_1``).
+
+    Raises
+    ------
+    ValueError
+        If ``rescaled`` or ``rotated`` holds fewer than two trajectories or trajectories sampled at
+        different times, or ``paths`` does not name two valid paths.
     """
     rescaled = _as_list(rescaled)
     _same_times(rescaled, "rescaled")
@@ -1406,6 +1485,7 @@ def quotient_geodesic(
     Parameters
     ----------
     problem : Problem
+        The problem whose loss is drawn along the paths; ``x`` and ``y`` have its widths.
     x, y : tuple of ndarray
         Two points (e.g. two samples of one fiber, :meth:`quotient.Fiber.sample`).
     aligned : tuple of ndarray, optional
