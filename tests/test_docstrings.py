@@ -1,7 +1,10 @@
 """Every public callable documents its parameters, its return value and what it raises.
 
-The public API is what ``quotient.__all__`` names, the public modules it exports (``quotient.groups``,
-``quotient.init``, ...), the modules loaded on use (``quotient.bundle``, ``quotient.plot``) and the public methods and properties of every public class. Each is checked
+The public API is what ``quotient.__all__`` names, the other functions and classes of the package
+importable from ``quotient`` (``quotient.count_conservation_laws``, ...), the public modules
+``__all__`` exports (``quotient.groups``, ``quotient.init``, ...), the modules loaded on use
+(``quotient.bundle``, ``quotient.plot``) and the public methods and properties of every public
+class. Each is checked
 with numpydoc's own validator for:
 
 - GL08: a docstring at all;
@@ -44,17 +47,26 @@ def _public_api() -> dict[str, object]:
                 if value.__name__.startswith("quotient.") and path == f"quotient.{name}":
                     visit(value.__name__, value)
                 continue
-            if inspect.isclass(value):
-                found.setdefault(f"{value.__module__}.{value.__qualname__}", value)
-                for attribute, member in vars(value).items():
-                    if attribute.startswith("_"):
-                        continue
-                    if inspect.isfunction(member) or isinstance(member, (property, classmethod, staticmethod)):
-                        found.setdefault(f"{value.__module__}.{value.__qualname__}.{attribute}", member)
-            elif inspect.isfunction(value):
-                found.setdefault(f"{value.__module__}.{value.__qualname__}", value)
+            visit_class_or_function(value)
+
+    def visit_class_or_function(value) -> None:
+        if inspect.isclass(value):
+            found.setdefault(f"{value.__module__}.{value.__qualname__}", value)
+            for attribute, member in vars(value).items():
+                if attribute.startswith("_"):
+                    continue
+                if inspect.isfunction(member) or isinstance(member, (property, classmethod, staticmethod)):
+                    found.setdefault(f"{value.__module__}.{value.__qualname__}.{attribute}", member)
+        elif inspect.isfunction(value):
+            found.setdefault(f"{value.__module__}.{value.__qualname__}", value)
 
     visit("quotient", quotient)
+    # Functions and classes importable as ``quotient.X`` that ``__all__`` does not name (e.g. the
+    # conservation-law counts): public by the flat namespace all the same.
+    for name, value in vars(quotient).items():
+        if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value)):
+            if getattr(value, "__module__", "").startswith("quotient."):
+                visit_class_or_function(value)
     for module in SEPARATE_MODULES:
         visit(module, importlib.import_module(module))
     return dict(sorted(found.items()))
