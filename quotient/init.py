@@ -87,6 +87,19 @@ def small_random(widths, scale: float = 1e-2, rng=None):
     tuple of ndarray
         ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``. Lies on no special invariant
         set: its conserved quantities ``C_i`` are random of size ``O(scale^2)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``widths`` is not an architecture, ``scale`` is not a positive finite number, or ``rng``
+        is neither ``None``, a seed ``>= 0`` nor a Generator.
+
+    Examples
+    --------
+    >>> from quotient import init, widths_of
+    >>> point = init.small_random((3, 4, 2), scale=0.1, rng=0)
+    >>> [W.shape for W in point], widths_of(point)
+    ([(4, 3), (2, 4)], (3, 4, 2))
     """
     widths = _widths(widths)
     scale = _check_scale(scale)
@@ -118,6 +131,12 @@ def orthogonal(widths, scale: float = 1e-2, rng=None):
     ``C_i = scale^2 (Pi(row space of W_{i+1}) - Pi(column space of W_i))``. When
     ``d_i <= min(d_{i-1}, d_{i+1})`` both projectors are the identity and ``C_i = 0``, so a network
     whose hidden widths never exceed their neighbours' (e.g. all widths equal) starts balanced.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``widths`` is not an architecture, ``scale`` is not a positive finite number, or ``rng``
+        is neither ``None``, a seed ``>= 0`` nor a Generator.
     """
     widths = _widths(widths)
     scale = _check_scale(scale)
@@ -166,6 +185,15 @@ def balanced(widths, end_to_end=None, *, scale: float = 1e-2, rng=None):
     ValueError
         If ``end_to_end`` has the wrong shape, is not finite, or has rank above ``r``: no point
         of these widths has that end-to-end map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quotient import conserved_quantities, end_to_end, init
+    >>> W = np.array([[3.0, 0.0], [0.0, 1.0]])
+    >>> point = init.balanced((2, 3, 2), W, rng=0)
+    >>> bool(np.allclose(end_to_end(point), W)), bool(np.allclose(conserved_quantities(point)[0], 0))
+    (True, True)
     """
     widths = _widths(widths)
     generator = _rng(rng)
