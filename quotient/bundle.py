@@ -190,6 +190,25 @@ class HiddenGroupAction(GroupAction):
         self.group = as_group(self.group_name if group is None else group, self.widths)
 
     def __call__(self, group_elem, point):
+        """``g . W`` for flat points.
+
+        Parameters
+        ----------
+        group_elem : tuple of ndarray
+            ``(G_1, ..., G_{h-1})``, ``G_i`` of shape ``(d_i, d_i)``, an element of ``self.group``.
+        point : array_like
+            Flat points, shape ``(N,)`` or ``(..., N)``.
+
+        Returns
+        -------
+        ndarray
+            The moved points, flat, same shape as ``point``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``group_elem`` is not an element of the group (:meth:`quotient.groups.HiddenGroup.check`).
+        """
         self.group.check(group_elem, name="group_elem")
         points, lead = _layers_of(point, self.widths)
         out = np.stack([to_vector(self.group.act(p, group_elem)) for p in points])
@@ -393,7 +412,18 @@ class _HiddenBundle(FiberBundle):
     def vertical_projection(self, tangent_vec, base_point):
         """Euclidean orthogonal projection onto the tangent space of the orbit (the group's :meth:`~quotient.groups.HiddenGroup.vertical_projection`).
 
-        ``tangent_vec`` is ``(..., N)``; ``base_point`` is ``(N,)`` or has the same batch shape.
+        Parameters
+        ----------
+        tangent_vec : array_like
+            Flat tangent vectors, shape ``(N,)`` or ``(..., N)``.
+        base_point : array_like
+            Flat points, shape ``(N,)`` (one point for every vector) or the batch shape of
+            ``tangent_vec``.
+
+        Returns
+        -------
+        ndarray
+            The vertical parts, flat, shape ``(..., N)``.
         """
         tangent_vec = np.asarray(tangent_vec, dtype=np.float64)
         base_point = np.asarray(base_point, dtype=np.float64)
@@ -407,12 +437,46 @@ class _HiddenBundle(FiberBundle):
         return np.stack(out).reshape(lead + (tangent_vec.shape[-1],))
 
     def is_horizontal(self, tangent_vec, base_point, atol: float = 1e-10):
-        """Whether ``tangent_vec`` equals its horizontal projection to ``atol`` (flat points)."""
+        """Whether ``tangent_vec`` equals its horizontal projection to ``atol`` (flat points).
+
+        Overrides geomstats's, which reduces over two axes and fails on flat points.
+
+        Parameters
+        ----------
+        tangent_vec : array_like
+            Flat tangent vectors, shape ``(N,)`` or ``(..., N)``.
+        base_point : array_like
+            Flat points, shape ``(N,)`` or the batch shape of ``tangent_vec``.
+        atol : float
+            Absolute bound on every entry of the vertical part.
+
+        Returns
+        -------
+        bool or ndarray of bool
+            ``max |vertical_projection(V)| <= atol`` for each vector, shape ``(...)``.
+        """
         difference = self.vertical_projection(tangent_vec, base_point)
         return np.all(np.abs(difference) <= atol, axis=-1)
 
     def is_vertical(self, tangent_vec, base_point, atol: float = 1e-10):
-        """Whether the horizontal part of ``tangent_vec`` vanishes to ``atol`` (flat points)."""
+        """Whether the horizontal part of ``tangent_vec`` vanishes to ``atol`` (flat points).
+
+        Overrides geomstats's, which reduces over two axes and fails on flat points.
+
+        Parameters
+        ----------
+        tangent_vec : array_like
+            Flat tangent vectors, shape ``(N,)`` or ``(..., N)``.
+        base_point : array_like
+            Flat points, shape ``(N,)`` or the batch shape of ``tangent_vec``.
+        atol : float
+            Absolute bound on every entry of the horizontal part.
+
+        Returns
+        -------
+        bool or ndarray of bool
+            ``max |V - vertical_projection(V)| <= atol`` for each vector, shape ``(...)``.
+        """
         horizontal = self.horizontal_projection(tangent_vec, base_point)
         return np.all(np.abs(horizontal) <= atol, axis=-1)
 
@@ -422,12 +486,34 @@ class _RepresentedQuotient(_HiddenBundle):
 
     @staticmethod
     def riemannian_submersion(point):
-        """The quotient map on representatives: a point stands for its own orbit."""
+        """The quotient map on representatives: a point stands for its own orbit.
+
+        Parameters
+        ----------
+        point : array_like
+            Flat points, shape ``(N,)`` or ``(..., N)``.
+
+        Returns
+        -------
+        ndarray
+            A float64 copy of ``point``, same shape: the representative of its orbit.
+        """
         return np.array(point, dtype=np.float64, copy=True)
 
     @staticmethod
     def lift(point):
-        """A representative of the orbit ``point`` stands for: the point itself."""
+        """A representative of the orbit ``point`` stands for: the point itself.
+
+        Parameters
+        ----------
+        point : array_like
+            Quotient points, i.e. flat representatives, shape ``(N,)`` or ``(..., N)``.
+
+        Returns
+        -------
+        ndarray
+            A float64 copy of ``point``, same shape.
+        """
         return np.array(point, dtype=np.float64, copy=True)
 
 

@@ -52,11 +52,19 @@ def _public_api() -> dict[str, object]:
     def visit_class_or_function(value) -> None:
         if inspect.isclass(value):
             found.setdefault(f"{value.__module__}.{value.__qualname__}", value)
-            for attribute, member in vars(value).items():
-                if attribute.startswith("_"):
-                    continue
-                if inspect.isfunction(member) or isinstance(member, (property, classmethod, staticmethod)):
-                    found.setdefault(f"{value.__module__}.{value.__qualname__}.{attribute}", member)
+            # its own members, and those it inherits from a private base of the package (which is
+            # documented nowhere else); public bases are checked under their own names
+            owners = [value] + [
+                base
+                for base in value.__mro__[1:]
+                if base.__module__.startswith("quotient.") and base.__name__.startswith("_")
+            ]
+            for owner in owners:
+                for attribute, member in vars(owner).items():
+                    if attribute.startswith("_") or (owner is not value and attribute in vars(value)):
+                        continue
+                    if inspect.isfunction(member) or isinstance(member, (property, classmethod, staticmethod)):
+                        found.setdefault(f"{value.__module__}.{value.__qualname__}.{attribute}", member)
         elif inspect.isfunction(value):
             found.setdefault(f"{value.__module__}.{value.__qualname__}", value)
 
