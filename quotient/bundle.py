@@ -1017,7 +1017,7 @@ def quotient_geodesic(a, b, times=11, *, align_starts: int = 16):
     Parameters
     ----------
     a, b : tuple of ndarray
-        Points ``(W_1, ..., W_h)`` of one widths.
+        Points ``(W_1, ..., W_h)`` of one widths, ``W_i`` of shape ``(d_i, d_{i-1})``.
     times : int or array_like
         Number of evenly spaced times in ``[0, 1]``, or the times themselves.
     align_starts : int

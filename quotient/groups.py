@@ -284,7 +284,8 @@ class HiddenGroup(abc.ABC):
         Parameters
         ----------
         point : tuple of ndarray
-            ``(W_1, ..., W_h)``, or a batch of points (one leading axis on every layer).
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch of points (one
+            leading axis on every layer).
 
         Returns
         -------
@@ -392,9 +393,10 @@ class HiddenGroup(abc.ABC):
         Parameters
         ----------
         g : sequence of array_like
-            An element of the group (checked by :meth:`check`), applied second.
+            ``(G_1, ..., G_{h-1})``, ``G_i`` of shape ``(d_i, d_i)``, an element of the group
+            (checked by :meth:`check`), applied second.
         k : sequence of array_like
-            An element of the group (checked by :meth:`check`), applied first.
+            ``(K_1, ..., K_{h-1})``, same shapes, an element of the group, applied first.
 
         Returns
         -------
@@ -414,7 +416,8 @@ class HiddenGroup(abc.ABC):
         Parameters
         ----------
         g : sequence of array_like
-            An element of the group (checked by :meth:`check`).
+            ``(G_1, ..., G_{h-1})``, ``G_i`` of shape ``(d_i, d_i)``, an element of the group
+            (checked by :meth:`check`).
 
         Returns
         -------
@@ -582,9 +585,11 @@ class HiddenGroup(abc.ABC):
         Parameters
         ----------
         point : tuple of ndarray
-            ``(W_1, ..., W_h)``, or a batch of points (one leading axis on every layer).
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch of points (one
+            leading axis on every layer).
         g : tuple of ndarray
-            An element of the group (checked by :meth:`check`).
+            ``(G_1, ..., G_{h-1})``, ``G_i`` of shape ``(d_i, d_i)``, an element of the group
+            (checked by :meth:`check`).
 
         Returns
         -------
@@ -605,9 +610,11 @@ class HiddenGroup(abc.ABC):
         Parameters
         ----------
         point : tuple of ndarray
-            ``(W_1, ..., W_h)``, or a batch of points.
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch of points (one
+            leading axis on every layer).
         xi : tuple of ndarray
-            An element of the Lie algebra (checked by :meth:`check_algebra`).
+            ``(xi_1, ..., xi_{h-1})``, ``xi_i`` of shape ``(d_i, d_i)``, an element of the Lie
+            algebra (checked by :meth:`check_algebra`).
 
         Returns
         -------
@@ -906,9 +913,9 @@ class Orthogonal(HiddenGroup):
         Returns
         -------
         aligned : tuple of ndarray
-            ``act(point, R)``, minimising ``||R . W - reference||``.
+            ``act(point, R)``, minimising ``||R . W - reference||``; same shapes as ``point``.
         R : tuple of ndarray
-            Orthogonal.
+            ``(R_1, ..., R_{h-1})``, orthogonal of shapes ``(d_i, d_i)``.
 
         Raises
         ------

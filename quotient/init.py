@@ -287,6 +287,7 @@ def delta_balanced(widths, deltas, *, scale: float = 1.0, rng=None):
     Returns
     -------
     tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, with ``C_i = delta_i I_{d_i}``.
 
     Notes
     -----
@@ -403,7 +404,8 @@ def decoupled(widths, strengths):
     Returns
     -------
     tuple of ndarray
-        Rectangular diagonal layers; mode ``k`` runs through unit ``k`` of every layer.
+        ``(W_1, ..., W_h)``, rectangular diagonal ``W_i`` of shape ``(d_i, d_{i-1})``; mode ``k``
+        runs through unit ``k`` of every layer.
 
     Notes
     -----
@@ -483,7 +485,8 @@ def spectral(widths, u, *, rng=None):
     Returns
     -------
     tuple of ndarray
-        :func:`aligned` with strengths ``|u|^{1/h}`` (and the signs on the last layer).
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``: :func:`aligned` with strengths
+        ``|u|^{1/h}`` (and the signs on the last layer).
 
     Notes
     -----

@@ -727,9 +727,9 @@ def balance_rescaling(point, *, tol: float = 1e-10, max_iterations: int = 100):
     -------
     balanced_point : tuple of ndarray
         ``D . W`` in which every hidden neuron has equal incoming and outgoing squared norms
-        (``diag(C_i) = 0``), the minimal norm over the rescaling orbit.
+        (``diag(C_i) = 0``), the minimal norm over the rescaling orbit; same shapes as ``point``.
     D : tuple of ndarray
-        ``(D_1, ..., D_{h-1})``, positive diagonal matrices.
+        ``(D_1, ..., D_{h-1})``, positive diagonal matrices of shapes ``(d_i, d_i)``.
 
     Raises
     ------

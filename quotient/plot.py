@@ -642,7 +642,8 @@ def fiber_projection(
     entries : tuple of 2 or 3 (layer, row, column)
         Layer entries (layer 1-based, row and column 0-based) used as fiber coordinates.
     representative : tuple of ndarray, optional
-        A point drawn as a hollow black star in both panels (e.g. the canonical point).
+        A point, layers of shapes ``(d_i, d_{i-1})``, drawn as a hollow black star in both panels
+        (e.g. the canonical point).
     classes : sequence of str, optional
         One label per point (e.g. :func:`quotient.classify`'s answer); points are coloured
         by class.
@@ -1052,7 +1053,7 @@ def group_orbits(
     Parameters
     ----------
     point : tuple of ndarray
-        ``x = (W_1, ..., W_h)``, ``h >= 2``.
+        ``x = (W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, ``h >= 2``.
     groups : sequence of {"gl", "orthogonal", "rescaling"}
         The groups whose orbits ``G . x`` are drawn (or :class:`quotient.groups.HiddenGroup` objects for the point's widths, through ``as_group``).
     entries : tuple of 2 (layer, row, column)
@@ -1487,7 +1488,8 @@ def quotient_geodesic(
     problem : Problem
         The problem whose loss is drawn along the paths; ``x`` and ``y`` have its widths.
     x, y : tuple of ndarray
-        Two points (e.g. two samples of one fiber, :meth:`quotient.Fiber.sample`).
+        Two points of the problem's widths, layers of shapes ``(d_i, d_{i-1})`` (e.g. two samples
+        of one fiber, :meth:`quotient.Fiber.sample`).
     aligned : tuple of ndarray, optional
         ``R* . y``, the point of ``y``'s orbit under ``K = O(d_1) x ... x O(d_{h-1})`` closest
         to ``x``; by default ``ParameterSpace(widths).fiber_bundle.align(y, x)``

@@ -235,7 +235,7 @@ def vertical_vector(point, xi):
     Parameters
     ----------
     point : tuple of ndarray
-        ``(W_1, ..., W_h)``.
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
     xi : tuple of ndarray
         ``(xi_1, ..., xi_{h-1})``, ``xi_i`` in ``gl(d_i)`` of shape ``(d_i, d_i)``.
 
@@ -366,7 +366,7 @@ def vertical_projection(point, tangent, *, group="gl", rtol: float | None = None
     Parameters
     ----------
     point : tuple of ndarray
-        ``(W_1, ..., W_h)``.
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
     tangent : tuple of ndarray
         A point-shaped direction ``(V_1, ..., V_h)``, or a batch of them (one leading axis).
     group, rtol
@@ -427,7 +427,8 @@ def moment_map(point, *, group="gl") -> tuple[np.ndarray, ...]:
     Parameters
     ----------
     point : tuple of ndarray
-        ``(W_1, ..., W_h)``, or a batch of points.
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, or a batch of points (one leading
+        axis on every layer).
     group : {"gl", "orthogonal", "rescaling"} or HiddenGroup
         ``"gl"``: ``h - 1`` symmetric ``(d_i, d_i)`` arrays; ``"rescaling"``: their diagonals,
         vectors of shape ``(d_i,)``; ``"orthogonal"``: zeros (:meth:`quotient.groups.HiddenGroup.moment_map`).
@@ -435,7 +436,13 @@ def moment_map(point, *, group="gl") -> tuple[np.ndarray, ...]:
     Returns
     -------
     tuple of ndarray
-        Batched if the point is.
+        ``h - 1`` arrays: ``(d_i, d_i)`` for ``"gl"`` and ``"orthogonal"``, ``(d_i,)`` for
+        ``"rescaling"``; with the leading batch axis of the point if it has one.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``point`` is not a point or ``group`` is not a group name or object.
 
     Notes
     -----
