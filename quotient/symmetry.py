@@ -342,7 +342,7 @@ def vertical_space(point, *, group="gl", rtol: float | None = None) -> np.ndarra
     Raises
     ------
     TypeError, ValueError
-        If ``point`` is not a point, ``group`` not a group, or ``rtol`` not a positive number.
+        If ``point`` is not a point, ``group`` not a group, or ``rtol`` negative or not finite.
 
     Examples
     --------
@@ -382,7 +382,7 @@ def vertical_projection(point, tangent, *, group="gl", rtol: float | None = None
     ------
     TypeError, ValueError
         If ``point`` or ``tangent`` is not a point of the same widths, ``group`` not a group, or
-        ``rtol`` not a positive number.
+        ``rtol`` negative or not finite.
     """
     group, point = _group_for(group, point)
     return group.vertical_projection(point, tangent, rtol)
@@ -415,7 +415,7 @@ def horizontal_projection(point, tangent, *, group="gl", rtol: float | None = No
     ------
     TypeError, ValueError
         If ``point`` or ``tangent`` is not a point of the same widths, ``group`` not a group, or
-        ``rtol`` not a positive number.
+        ``rtol`` negative or not finite.
     """
     group, point = _group_for(group, point)
     return group.horizontal_projection(point, tangent, rtol)
