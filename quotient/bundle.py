@@ -308,9 +308,10 @@ class ParameterSpace(Euclidean):
     ------
     ValueError
         If ``widths`` is not an architecture, ``align_starts`` is not a positive integer, or
-        ``group`` is not a group for these widths.
+        ``group`` is an unknown name or a group built for other widths.
     TypeError
-        If ``group`` is neither a name nor an Orthogonal, GeneralLinear or Rescaling object.
+        If ``widths`` is not a sequence, or ``group`` is neither a name nor an Orthogonal,
+        GeneralLinear or Rescaling object.
 
     Examples
     --------

@@ -428,8 +428,8 @@ def lie_algebra_dimension(widths, *, rng=None, bound: int | None = None) -> LieA
     Raises
     ------
     TypeError, ValueError
-        If ``widths`` is not an architecture, or ``bound`` is below the dimension of ``W_0(theta)``
-        (it cannot be an upper bound).
+        If ``widths`` is not an architecture, or the dimension reached exceeds ``bound`` (which
+        was then not an upper bound).
 
     Notes
     -----
