@@ -90,7 +90,7 @@ class RankManifold:
     >>> manifold.metric_operator(np.ones((2, 2)), W)      # A_W(Z)_pq = (s_p + s_q) Z_pq
     array([[8., 5.],
            [5., 2.]])
-    >>> manifold.inner_product(np.eye(2), np.eye(2), W)   # 1/8 + 1/2
+    >>> round(manifold.inner_product(np.eye(2), np.eye(2), W), 12)   # 1/8 + 1/2
     0.625
     """
 
