@@ -32,27 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from .critical import (
-    ZERO_EIGENVALUE_RTOL,
-    CriticalValue,
-    _check_tolerance,
-    _critical_value_of,
-    _learned_set,
-    _pull_back,
-    _relative_gradient,
-    _require_critical,
-    _resolution,
-    _zero_resolution,
-    _same_value,
-    _value_of,
-    canonical_point,
-    hessian_inertia,
-    learned_modes,
-    zero_eigenvalue_threshold,
-)
+from ._numerics import as_generator, check_tolerance, readonly
+from .classification import learned_modes, orbit_resolution, relative_gradient, require_critical
+from .critical import CriticalValue, canonical_point, critical_value_of, learned_set, same_value, value_of
+from .hessian import ZERO_EIGENVALUE_RTOL, hessian_inertia, zero_eigenvalue_threshold, zero_resolution
 from .network import as_point, backward_products, forward_products, from_vector, to_vector
-from .init import _rng
-from .problem import Problem, _readonly
+from .orbit import pull_back
+from .problem import Problem
+from .symmetry import act, random_gl
 
 __all__ = ["MAX_SAMPLES", "Fiber", "fiber"]
 
@@ -219,8 +206,6 @@ def _groups(indices, sigma):
 
 
 def _random_critical_point(problem: Problem, S, rng, spread: float, structure: bool, local: float | None):
-    from .symmetry import act, random_gl
-
     h = problem.depth
     sigma = np.asarray(problem.sigma)
     intervals = _intervals(problem, S, rng, structure)
@@ -369,9 +354,9 @@ class Fiber:
     point: tuple | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "representative", tuple(_readonly(layer) for layer in self.representative))
+        object.__setattr__(self, "representative", tuple(readonly(layer) for layer in self.representative))
         if self.point is not None:
-            object.__setattr__(self, "point", tuple(_readonly(np.array(layer, dtype=float)) for layer in self.point))
+            object.__setattr__(self, "point", tuple(readonly(np.array(layer, dtype=float)) for layer in self.point))
 
     def __repr__(self) -> str:
         modes = ",".join(map(str, self.learned))
@@ -397,14 +382,14 @@ class Fiber:
         values, so no tolerance on the loss is needed, and none grows with the layer norms.
         """
         point = as_point(point, "point", widths=self.problem.widths)
-        relative, z, g = _relative_gradient(self.problem, point, tol)
-        return relative <= max(tol, _resolution(g)) and _same_value(self.problem, _value_of(self.problem, learned_modes(self.problem, z)), self.value)
+        relative, z, g = relative_gradient(self.problem, point, tol)
+        return relative <= max(tol, orbit_resolution(g)) and same_value(self.problem, value_of(self.problem, learned_modes(self.problem, z)), self.value)
 
     def _check_member(self, point, tol: float, name: str = "point"):
         point = as_point(point, name, widths=self.problem.widths)
-        z, g = _require_critical(self.problem, point, tol, name)
-        value = _value_of(self.problem, learned_modes(self.problem, z))
-        if not _same_value(self.problem, value, self.value):
+        z, g = require_critical(self.problem, point, tol, name)
+        value = value_of(self.problem, learned_modes(self.problem, z))
+        if not same_value(self.problem, value, self.value):
             raise ValueError(f"{name} is critical but its value {value:.6g} is not this fiber's value {self.value:.6g}")
         return point, z, g
 
@@ -458,7 +443,7 @@ class Fiber:
             raise ValueError(f"spread must be a non-negative finite number; got {spread!r}")
         if local is not None and not (np.isfinite(local) and local > 0):
             raise ValueError(f"local must be a positive finite number; got {local!r}")
-        generator = _rng(rng)
+        generator = as_generator(rng)
         choices = [self.learned] if local is not None else list(self.alternatives)
         points = [
             _random_critical_point(self.problem, choices[generator.integers(len(choices))], generator, spread, structure, local)
@@ -516,16 +501,16 @@ class Fiber:
         points, at the representative and at moved points. Dense: ``N`` Hessian-vector products
         and an ``eigh``.
         """
-        tol = _check_tolerance(tol)
+        tol = check_tolerance(tol)
         if point is None:
             point = self.representative if self.point is None else self.point
         point, z, g = self._check_member(point, 1e-8)
         eigenvalues, vectors = np.linalg.eigh(self.problem.hessian(z))
-        threshold = zero_eigenvalue_threshold(eigenvalues, tol=max(tol, _zero_resolution(self.problem, z, g)))
+        threshold = zero_eigenvalue_threshold(eigenvalues, tol=max(tol, zero_resolution(self.problem, z, g)))
         kernel = vectors[:, np.abs(eigenvalues) <= threshold].T
         if kernel.shape[0] == 0:
             return kernel.copy()
-        basis = np.linalg.qr(_pull_back(kernel, g, self.problem.widths).T)[0]
+        basis = np.linalg.qr(pull_back(kernel, g, self.problem.widths).T)[0]
         return basis.T.copy()
 
     @property
@@ -619,14 +604,14 @@ def fiber(problem: Problem, point_or_critical_value, *, tol: float = 1e-8) -> Fi
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     argument = point_or_critical_value
     if isinstance(argument, CriticalValue):
-        value = _critical_value_of(problem, argument.learned)
+        value = critical_value_of(problem, argument.learned)
         if abs(value.value - argument.value) > 1e-9 * max(1.0, abs(value.value)):
             raise ValueError(f"{argument} is not a critical value of {problem}")
     elif isinstance(argument, (tuple, list)) and all(isinstance(i, (int, np.integer)) for i in argument):
-        value = _critical_value_of(problem, _learned_set(problem, argument))
+        value = critical_value_of(problem, learned_set(problem, argument))
     else:
         point = as_point(argument, "point", widths=problem.widths)
-        z, _ = _require_critical(problem, point, tol)
-        value = _critical_value_of(problem, learned_modes(problem, z))
+        z, _ = require_critical(problem, point, tol)
+        value = critical_value_of(problem, learned_modes(problem, z))
         return Fiber(problem, value.value, value.learned, value.alternatives, canonical_point(problem, value.learned), point)
     return Fiber(problem, value.value, value.learned, value.alternatives, canonical_point(problem, value.learned))

@@ -31,7 +31,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .critical import CriticalValue, _require_square, critical_values
+from ._numerics import require_square_loss
+from .critical import CriticalValue, critical_values
+from .problem import Problem
 
 __all__ = ["CriticalGraph", "Plateau", "critical_graph", "nearest_critical", "plateaus"]
 
@@ -56,11 +58,9 @@ def _blocks(sigma: np.ndarray) -> list[np.ndarray]:
 
 
 def _check_problem(problem, name: str = "problem"):
-    from .problem import Problem
-
     if not isinstance(problem, Problem):
         raise TypeError(f"{name} must be a quotient.Problem; got {type(problem).__name__}")
-    _require_square(problem)
+    require_square_loss(problem)
 
 
 def _nearest(problem, W: np.ndarray):

@@ -13,9 +13,12 @@ like ``exp(-2 lambda_min t)``. Gradient descent is stable there for steps below
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import eigh
+from scipy.sparse.linalg import eigsh
 
-from .critical import DENSE_LIMIT, ZERO_EIGENVALUE_RTOL, _require_critical, _same_value, _value_of, global_minimum
-from .critical import hessian_operator, learned_modes, zero_eigenvalue_threshold
+from .classification import learned_modes, require_critical
+from .critical import canonical_point, global_minimum, same_value, value_of
+from .hessian import DENSE_LIMIT, ZERO_EIGENVALUE_RTOL, hessian_operator, zero_eigenvalue_threshold
 from .network import as_point
 
 __all__ = ["convergence_rate", "sharpest_direction", "sharpness", "stable_step"]
@@ -25,8 +28,6 @@ _DENSE_LIMIT = DENSE_LIMIT  # parameters; above it the sharpness is found by Lan
 
 def _canonical_minimum(problem):
     """The balanced canonical global minimum: the top ``min(r, m)`` modes with ``sigma > 0`` learned."""
-    from .critical import canonical_point
-
     if getattr(problem, "sigma", None) is None:
         raise ValueError(
             "without a point, convergence_rate, sharpness and stable_step need a square-loss problem with "
@@ -39,11 +40,11 @@ def _canonical_minimum(problem):
 def _check_minimum(problem, point, tol):
     """Criticality (:func:`quotient.is_critical`) and, for the square loss, the learned set's value
     against :func:`quotient.global_minimum`: both GL-invariant, as :func:`quotient.classify`."""
-    _require_critical(problem, point, tol)
+    require_critical(problem, point, tol)
     if getattr(problem, "sigma", None) is not None:
-        value = _value_of(problem, learned_modes(problem, point))
+        value = value_of(problem, learned_modes(problem, point))
         best = global_minimum(problem)
-        if not _same_value(problem, value, best):
+        if not same_value(problem, value, best):
             raise ValueError(
                 f"point is a critical point but not a global minimum: its value {value:.6g} exceeds the "
                 f"global minimum {best:.6g} (a saddle; see quotient.critical_values)"
@@ -133,9 +134,6 @@ def sharpest_direction(problem, point=None) -> tuple[float, np.ndarray]:
     Dense (LAPACK ``evr``, the top eigenpair only) up to ``DENSE_LIMIT`` parameters, Lanczos
     (``eigsh`` on :meth:`Problem.hvp`, ``tol = 1e-12``) above.
     """
-    from scipy.linalg import eigh
-    from scipy.sparse.linalg import eigsh
-
     point = _canonical_minimum(problem) if point is None else as_point(point, "point", widths=problem.widths)
     n = problem.n_params
     if n <= _DENSE_LIMIT:

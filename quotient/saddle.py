@@ -40,20 +40,12 @@ import numpy as np
 from scipy.linalg import null_space, orth
 from scipy.sparse.linalg import eigsh
 
-from .critical import (
-    DENSE_LIMIT,
-    ZERO_EIGENVALUE_RTOL,
-    _layer_norms,
-    _pull_back,
-    _require_critical,
-    _same_value,
-    _value_of,
-    global_minimum,
-    hessian_inertia,
-    hessian_operator,
-    learned_modes,
-)
-from .network import _squared_norm, as_point, backward_products, forward_products, from_vector, to_vector
+from ._numerics import layer_norms, squared_norm
+from .classification import learned_modes, require_critical
+from .critical import global_minimum, same_value, value_of
+from .hessian import DENSE_LIMIT, ZERO_EIGENVALUE_RTOL, hessian_inertia, hessian_operator
+from .network import as_point, backward_products, forward_products, from_vector, to_vector
+from .orbit import pull_back
 from .problem import Problem
 
 __all__ = ["SaddleDirection", "stable_directions", "unstable_directions"]
@@ -147,7 +139,7 @@ def _mode_chain(problem: Problem, point, i: int, tol: float):
     """
     h = len(point)
     widths = problem.widths
-    norms = _layer_norms(point)
+    norms = layer_norms(point)
     F, B = forward_products(point), backward_products(point)
     f = np.zeros(widths[0])
     f[i] = 1.0
@@ -246,7 +238,7 @@ def _mode_directions(problem: Problem, point, kind: str, tol: float, min_order: 
         if kind == "stable":
             signs[np.argmax(gap)] = -1.0  # the first switched-on edge negative: product -1
         tangent = [_from_frame(signs[j] * gap[j] * np.outer(vectors[j + 1], vectors[j]), frame, j) for j in range(h)]
-        size = np.sqrt(_squared_norm(tangent))
+        size = np.sqrt(squared_norm(tangent))
         out.append(
             SaddleDirection(
                 point, tuple(D / size for D in tangent), kind, order, "mode",
@@ -280,7 +272,7 @@ def _hessian_directions(problem: Problem, point, z, g, kind: str, tol: float, de
         operator = hessian_operator(problem, at)
         values, vectors = eigsh(operator, k=count, which="SA" if kind == "unstable" else "LA", tol=1e-12)
     if kind == "unstable":
-        Q = np.linalg.qr(_pull_back(vectors.T, g, problem.widths).T)[0]
+        Q = np.linalg.qr(pull_back(vectors.T, g, problem.widths).T)[0]
         HQ = np.stack([to_vector(problem._hvp(point, from_vector(Q[:, k].copy(), problem.widths))) for k in range(count)], axis=1)
         values, ritz = np.linalg.eigh(0.5 * (Q.T @ HQ + HQ.T @ Q))
         vectors = Q @ ritz
@@ -295,8 +287,8 @@ def _saddle(problem: Problem, point, tol: float):
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     point = as_point(point, "point", widths=problem.widths)
-    z, g = _require_critical(problem, point, tol)
-    minimum = _same_value(problem, _value_of(problem, learned_modes(problem, z)), global_minimum(problem))
+    z, g = require_critical(problem, point, tol)
+    minimum = same_value(problem, value_of(problem, learned_modes(problem, z)), global_minimum(problem))
     return tuple(np.array(layer) for layer in point), minimum, z, g
 
 
