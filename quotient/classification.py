@@ -103,39 +103,41 @@ def orbit_resolution(g) -> float:
     return float(np.finfo(float).eps * kappa**2)
 
 
-def is_critical(problem, point, *, tol: float = 1e-8) -> bool:
+def is_critical(problem, point, *, rtol: float = 1e-8) -> bool:
     """Whether ``point`` is a critical point of the loss: the one criticality test of the library.
 
     Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     point : tuple of ndarray
-    tol : float
-        ``0 < tol < 1``.
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the problem's singular frame.
+    rtol : float
+        ``0 < rtol < 1``.
 
     Returns
     -------
     bool
         Whether ``max_j ||grad_j L||_F / (prod_{l != j} ||W_l||_2 max(||Sigma||_2, prod_l ||W_l||_2))
-        <= max(tol, eps kappa^2)`` at ``z =`` :func:`well_conditioned` of the point
+        <= max(rtol, eps kappa^2)`` at ``z =`` :func:`well_conditioned` of the point
         (``||Sigma||_2`` is ``||grad l(W)||_2`` for a general loss; ``kappa`` the largest condition
         number of the ``G_i`` that map the point to ``z``: the rounding of a point given in floating
         point, carried to ``z``, which no test can resolve). Gradients are mapped by the action as
         ``grad_j(g . W) = G_j^{-T} grad_j(W) G_{j-1}^T``, so criticality is a property of the orbit;
         deciding it at a well-conditioned point keeps it one numerically.
     """
-    relative, _, g = relative_gradient(problem, point, tol)
-    return relative <= max(tol, orbit_resolution(g))
+    relative, _, g = relative_gradient(problem, point, rtol)
+    return relative <= max(rtol, orbit_resolution(g))
 
 
-def relative_gradient(problem, point, tol):
+def relative_gradient(problem, point, rtol):
     """``(relative gradient, z, g)``: the gradient at ``point`` carried to ``z = g . point`` by
     ``grad_j(z) = G_j^{-T} grad_j(point) G_{j-1}^T`` and measured against the products at ``z``.
 
     Carrying the gradient computed at the point as given keeps its exact structure (a zero block
     stays zero), where recomputing it at the rounded ``z`` would add ``eps cond(g)^2`` of noise.
     """
-    tol = check_tolerance(tol)
+    rtol = check_tolerance(rtol)
     point = as_point(point, "point", widths=problem.widths)
     z, g = orbit_point(problem, point)
     gradient = list(problem._gradient(point))
@@ -159,14 +161,14 @@ def relative_gradient(problem, point, tol):
     return relative, z, g
 
 
-def require_critical(problem, point, tol: float, name: str = "point"):
+def require_critical(problem, point, rtol: float, name: str = "point"):
     """Raise ``ValueError`` stating the gradient norm if ``point`` is not critical; return ``(z, g)``."""
-    relative, z, g = relative_gradient(problem, point, tol)
-    if relative > max(tol, orbit_resolution(g)):
+    relative, z, g = relative_gradient(problem, point, rtol)
+    if relative > max(rtol, orbit_resolution(g)):
         norm = float(np.sqrt(squared_norm(problem._gradient(point))))
         raise ValueError(
             f"{name} is not a critical point: ||grad L|| = {norm:.3e} (relative to the size of its "
-            f"partial products at a well-conditioned point of its orbit {relative:.3e} > tol = {tol:g})"
+            f"partial products at a well-conditioned point of its orbit {relative:.3e} > the tolerance {rtol:g})"
         )
     return z, g
 
@@ -180,6 +182,24 @@ def learned_modes(problem, point) -> tuple[int, ...]:
     (ties: the smallest index, the canonical learned set). ``W`` is GL-invariant, so the answer is
     the same on the whole orbit; the threshold is fixed by ``Sigma`` alone (no layer norms).
     The point is not checked to be critical (:func:`is_critical`).
+
+    Parameters
+    ----------
+    problem : Problem
+        A square-loss problem (a target ``Sigma``); points are in its singular frame.
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, a critical point.
+
+    Returns
+    -------
+    tuple of int
+        The learned set ``S``, 1-based mode numbers in increasing order (``()`` when nothing is
+        learned).
+
+    Raises
+    ------
+    ValueError
+        If ``problem`` has a general loss (no target ``Sigma``) or ``point`` does not fit its widths.
     """
     require_square_loss(problem)
     point = as_point(point, "point", widths=problem.widths)
@@ -198,7 +218,7 @@ def learned_modes(problem, point) -> tuple[int, ...]:
     return tuple(sorted(chosen))
 
 
-def _strict_witness(problem, point, tol: float):
+def _strict_witness(problem, point, rtol: float):
     """Why a critical point that is not a global minimum is a strict saddle, or ``None``.
 
     Returns ``("swap", s_unlearned, s_learned)`` for condition (B) or ``("pair", k, l)`` for the
@@ -210,18 +230,18 @@ def _strict_witness(problem, point, tol: float):
     norms = layer_norms(point)
     size = max(float(np.max(problem.sigma, initial=0.0)), float(np.prod(norms)))
     learned = np.linalg.svd(P, compute_uv=False)
-    learned = learned[learned > tol * size]
+    learned = learned[learned > rtol * size]
     unlearned = np.linalg.svd(R, compute_uv=False)
     # (B): an unlearned singular value above a learned one
-    if learned.size and unlearned.size and unlearned[0] > learned[-1] + tol * size:
+    if learned.size and unlearned.size and unlearned[0] > learned[-1] + rtol * size:
         return ("swap", float(unlearned[0]), float(learned[-1]))
 
     # (C): ranks of partial products. A singular value of a product counts as non-zero when it
-    # exceeds tol times the product of its factors' spectral norms, the size of its rounding error.
+    # exceeds rtol times the product of its factors' spectral norms, the size of its rounding error.
     def rank(M, scale) -> int:
         if scale == 0.0:
             return 0
-        return int(np.sum(np.linalg.svd(M, compute_uv=False) > tol * scale))
+        return int(np.sum(np.linalg.svd(M, compute_uv=False) > rtol * scale))
 
     F = forward_products(point)  # F[j] = W_j ... W_1, F[0] = identity
     B = backward_products(point)  # B[j] = W_h ... W_{j+1}, B[h] = identity
@@ -236,7 +256,7 @@ def _strict_witness(problem, point, tol: float):
                 M = point[l - 2] if M is None else point[l - 2] @ M
             coupling = left if l == h else left @ B[l]  # F_{k-1} R^T B_l, (d_{k-1}, d_l)
             scale = float(np.prod(norms[: k - 1]) * norm_R * np.prod(norms[l:]))
-            if np.linalg.norm(coupling, 2) <= tol * scale:
+            if np.linalg.norm(coupling, 2) <= rtol * scale:
                 continue
             rank_M = point[k - 1].shape[0] if M is None else rank(M, np.prod(norms[k : l - 1]))
             if rank_B[k] < rank_M or rank_F[l - 1] < rank_M:
@@ -244,15 +264,16 @@ def _strict_witness(problem, point, tol: float):
     return None
 
 
-def classify(problem, point, *, tol: float = 1e-8) -> str:
+def classify(problem, point, *, rtol: float = 1e-8) -> str:
     """What kind of critical point ``point`` is, from rank conditions on partial products.
 
     Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     point : tuple of ndarray
         ``(W_1, ..., W_h)`` in the problem's singular frame.
-    tol : float
+    rtol : float
         Relative tolerance of the three numerical decisions (see Notes).
 
     Returns
@@ -297,18 +318,18 @@ def classify(problem, point, *, tol: float = 1e-8) -> str:
     the same GL orbit whose layers have comparable norms (the answer is a property of the orbit,
     and a point moved by a badly conditioned GL element would otherwise inflate every product):
 
-    * critical (:func:`is_critical`): ``||grad_j L||_F <= tol * prod_{l != j} ||W_l||_2 *
+    * critical (:func:`is_critical`): ``||grad_j L||_F <= rtol * prod_{l != j} ||W_l||_2 *
       max(||Sigma||_2, prod_l ||W_l||_2)`` for every layer there;
     * global minimum: the learned set read from the singular values of ``W``
       (:func:`learned_modes`, a threshold set by ``Sigma`` alone) has the value
       :func:`global_minimum`; no tolerance scales with the layer norms;
-    * ranks: a singular value of a partial product counts towards its rank when it exceeds ``tol``
+    * ranks: a singular value of a partial product counts towards its rank when it exceeds ``rtol``
       times the product of the spectral norms of its factors, and ``F_{k-1} R^T B_l`` counts as
       non-zero likewise.
 
     The point as stored carries rounding errors which, carried to the well-conditioned point,
     are up to ``eps kappa^2`` relative (first order) (``kappa`` the largest condition number
-    of the ``G_i`` that map it there); ``tol`` is raised to that level (:func:`is_critical`), so that a point of
+    of the ``G_i`` that map it there); ``rtol`` is raised to that level (:func:`is_critical`), so that a point of
     a fiber moved by a badly conditioned GL element is still recognised.
     ``benchmarks/landscape_invariance.py`` measures how far the answers stay invariant: they
     agree with the unmoved point for every GL element of condition number up to ``1e6`` and
@@ -318,7 +339,7 @@ def classify(problem, point, *, tol: float = 1e-8) -> str:
     Raises
     ------
     ValueError
-        If ``tol`` is not a finite number in ``(0, 1)`` (a NaN or negative ``tol`` would give
+        If ``rtol`` is not a finite number in ``(0, 1)`` (a NaN or negative ``rtol`` would give
         wrong answers, not errors).
 
     References
@@ -328,10 +349,10 @@ def classify(problem, point, *, tol: float = 1e-8) -> str:
     K. Kawaguchi, "Deep learning without poor local minima", NeurIPS 2016.
     """
     require_square_loss(problem)
-    relative, z, g = relative_gradient(problem, point, tol)
-    tol = max(tol, orbit_resolution(g))
-    if relative > tol:
+    relative, z, g = relative_gradient(problem, point, rtol)
+    rtol = max(rtol, orbit_resolution(g))
+    if relative > rtol:
         return "not_critical"
     if same_value(problem, value_of(problem, learned_modes(problem, z)), global_minimum(problem)):
         return "global_minimum"
-    return "strict_saddle" if _strict_witness(problem, z, tol) is not None else "nonstrict_saddle"
+    return "strict_saddle" if _strict_witness(problem, z, rtol) is not None else "nonstrict_saddle"

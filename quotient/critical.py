@@ -39,7 +39,7 @@ __all__ = [
 class CriticalValue:
     """One critical value of the loss and the learned modes that produce it.
 
-    Attributes
+    Parameters
     ----------
     value : float
         ``L_S = 1/2 sum_{i not in S} sigma_i^2``.
@@ -171,6 +171,7 @@ def canonical_point(problem, learned):
     Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     learned : sequence of int or CriticalValue
         The learned set ``S = {j_1 < ... < j_e}``, 1-based mode numbers (mode 1 carries the largest
         singular value); a :class:`CriticalValue` stands for its ``learned`` set.

@@ -639,7 +639,7 @@ class Orthogonal(HiddenGroup):
             is the one registered to a reference.
         **options
             Passed to :func:`quotient.align_orthogonal` (``n_starts``, ``rng``, ``max_sweeps``,
-            ``tol``).
+            ``rtol``).
 
         Returns
         -------

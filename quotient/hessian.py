@@ -41,14 +41,14 @@ DENSE_LIMIT = 2000
 (``N`` Hessian-vector products and an ``O(N^3)`` ``eigh``); matrix-free methods beyond."""
 
 
-def zero_eigenvalue_threshold(eigenvalues, *, tol: float = ZERO_EIGENVALUE_RTOL, floor: float = 0.0) -> float:
-    """Below this magnitude a Hessian eigenvalue counts as zero: ``max(tol * max |lambda|, floor)``.
+def zero_eigenvalue_threshold(eigenvalues, *, rtol: float = ZERO_EIGENVALUE_RTOL, floor: float = 0.0) -> float:
+    """Below this magnitude a Hessian eigenvalue counts as zero: ``max(rtol * max |lambda|, floor)``.
 
     Parameters
     ----------
     eigenvalues : array_like
         The eigenvalues computed (or the ones found: their largest magnitude sets the scale).
-    tol : float
+    rtol : float
         Relative threshold, default :data:`ZERO_EIGENVALUE_RTOL`.
     floor : float
         Absolute rounding level of the eigenvalues (Hessians that vanish in exact arithmetic).
@@ -59,7 +59,7 @@ def zero_eigenvalue_threshold(eigenvalues, *, tol: float = ZERO_EIGENVALUE_RTOL,
     """
     values = np.asarray(eigenvalues, dtype=float)
     top = float(np.max(np.abs(values), initial=0.0))
-    return max(tol * top, floor)
+    return max(rtol * top, floor)
 
 
 def zero_resolution(problem, z, g) -> float:
@@ -80,7 +80,17 @@ def zero_resolution(problem, z, g) -> float:
 
 
 class Inertia(NamedTuple):
-    """Numbers of negative, zero and positive eigenvalues of a symmetric matrix."""
+    """Numbers of negative, zero and positive eigenvalues of a symmetric matrix.
+
+    Parameters
+    ----------
+    negative : int
+        Number of eigenvalues below ``-threshold`` (the Morse index at a critical point).
+    zero : int
+        Number of eigenvalues within ``threshold`` of zero (:func:`zero_eigenvalue_threshold`).
+    positive : int
+        Number of eigenvalues above ``threshold``.
+    """
 
     negative: int
     zero: int
@@ -93,6 +103,23 @@ def hessian_operator(problem, point, scale: float = 1.0, shift: float = 0.0) -> 
     Flat vectors (order of :func:`quotient.to_vector`), shape ``(N, N)``, one
     :meth:`Problem.hvp` per product: the one matrix-free Hessian of the library (used by
     :func:`hessian_inertia`, the saddle directions and :func:`quotient.sharpness`).
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem; points are in its singular frame.
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, where the Hessian is taken;
+        trusted (not validated).
+    scale : float
+        Divides every product (``H / scale``), e.g. to normalise the spectrum for ARPACK.
+    shift : float
+        Added multiple of the identity (``+ shift I``), e.g. to move the spectrum for ARPACK.
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator
+        Symmetric, shape ``(N, N)`` with ``N = problem.n_params``, ``float64``.
     """
     widths, n = problem.widths, problem.n_params
 
@@ -133,7 +160,7 @@ def _eigsh(operator, k: int, which: str, v0, tol: float) -> np.ndarray:
         return failure.eigenvalues
 
 
-def _lanczos_inertia(problem, point, tol: float, floor: float, start: int = 8) -> Inertia:
+def _lanczos_inertia(problem, point, rtol: float, floor: float, start: int = 8) -> Inertia:
     n = problem.n_params
     v0 = np.random.default_rng(0).standard_normal(n)
     operator = hessian_operator(problem, point)
@@ -144,7 +171,7 @@ def _lanczos_inertia(problem, point, tol: float, floor: float, start: int = 8) -
     largest = abs(float(_eigsh(operator, 1, "LM", v0, 1e-4)[0]))
     if largest <= floor:
         return Inertia(0, n, 0)
-    tol = max(tol, floor / largest)
+    rtol = max(rtol, floor / largest)
     # Shifted and scaled, A = H / |lambda|_max + I has its spectrum in [0, 2] and the zero
     # eigenvalues of H at 1, where ARPACK's relative convergence test is meaningful.
     operator = hessian_operator(problem, point, scale=largest, shift=1.0)
@@ -153,7 +180,7 @@ def _lanczos_inertia(problem, point, tol: float, floor: float, start: int = 8) -
         k = min(start, n - 1)
         while True:
             values = _eigsh(operator, k, which, v0, 1e-12)
-            count = int(np.sum(side * (values - 1.0) > tol))
+            count = int(np.sum(side * (values - 1.0) > rtol))
             if count < values.size:
                 break
             if k == n - 1:
@@ -166,7 +193,7 @@ def _lanczos_inertia(problem, point, tol: float, floor: float, start: int = 8) -
     return Inertia(counts["SA"], n - counts["SA"] - counts["LA"], counts["LA"])
 
 
-def _sketch_inertia(problem, point, tol: float, floor: float, start: int = 64, oversampling: int = 16) -> Inertia:
+def _sketch_inertia(problem, point, rtol: float, floor: float, start: int = 64, oversampling: int = 16) -> Inertia:
     """Inertia from the range of the Hessian, found by random probing (Halko, Martinsson & Tropp 2011)."""
     n, widths = problem.n_params, problem.widths
     rng = np.random.default_rng(0)
@@ -181,36 +208,37 @@ def _sketch_inertia(problem, point, tol: float, floor: float, start: int = 64, o
         U, s, _ = np.linalg.svd(sketch.T, full_matrices=False)
         if s[0] <= floor * np.sqrt(n * probes):
             return Inertia(0, n, 0)
-        rank = int(np.sum(s > 1e-3 * tol * s[0]))
+        rank = int(np.sum(s > 1e-3 * rtol * s[0]))
         if rank <= probes - oversampling // 2 or probes == n:
             break  # fewer directions than probes: the whole range has been seen
         k = 2 * k
     basis = U[:, :rank]  # orthonormal, spans range(H), so H = B (B^T H B) B^T
     eigenvalues = np.linalg.eigvalsh(basis.T @ apply(basis.T).T)
-    threshold = zero_eigenvalue_threshold(eigenvalues, tol=tol, floor=floor)
+    threshold = zero_eigenvalue_threshold(eigenvalues, rtol=rtol, floor=floor)
     negative = int(np.sum(eigenvalues < -threshold))
     positive = int(np.sum(eigenvalues > threshold))
     return Inertia(negative, n - negative - positive, positive)
 
 
 def hessian_inertia(
-    problem, point, *, tol: float = ZERO_EIGENVALUE_RTOL, method: str = "auto", dense_limit: int = DENSE_LIMIT
+    problem, point, *, rtol: float = ZERO_EIGENVALUE_RTOL, method: str = "auto", dense_limit: int = DENSE_LIMIT
 ) -> Inertia:
     """Numbers of negative, zero and positive eigenvalues of the Hessian of the loss at a point.
 
     Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     point : tuple of ndarray
         Any point (usually a critical one).
-    tol : float
-        An eigenvalue counts as zero when ``|lambda| <= max(tol' * max |lambda|, rounding)``
-        (:func:`zero_eigenvalue_threshold`), where ``tol' = max(tol, min(eps kappa^2, sqrt(rho)))``
+    rtol : float
+        An eigenvalue counts as zero when ``|lambda| <= max(rtol' * max |lambda|, rounding)``
+        (:func:`zero_eigenvalue_threshold`), where ``rtol' = max(rtol, min(eps kappa^2, sqrt(rho)))``
         (the rounding of the point carried to the well-conditioned point ``z`` of its orbit, see
         :func:`is_critical`, capped by the square root of the relative gradient ``rho`` measured at
         ``z``, which bounds how far the zero eigenvalues have moved there),
         ``rounding = 100 N eps c_H`` and ``c_H`` is the size of the Hessian's blocks predicted
-        from the layer norms there (see Notes). ``0 < tol < 1``.
+        from the layer norms there (see Notes). ``0 < rtol < 1``.
     method : {"auto", "dense", "sketch", "lanczos"}
         ``"dense"``: every eigenvalue of :meth:`Problem.hessian` (``N`` Hessian-vector products
         and an ``O(N^3)`` ``eigvalsh``). ``"sketch"``: the range of the Hessian from batches of
@@ -225,6 +253,14 @@ def hessian_inertia(
     -------
     Inertia
         ``(negative, zero, positive)``, a named tuple summing to ``N``.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not one of the four names, ``dense_limit`` is not a non-negative integer,
+        ``rtol`` is not in ``(0, 1)`` or ``point`` does not fit the problem's widths.
+    RuntimeError
+        If the Lanczos path's ARPACK iteration does not converge.
 
     Notes
     -----
@@ -242,7 +278,7 @@ def hessian_inertia(
 
     The sketch path applies the Hessian to ``k + 16`` random vectors (``k = 64, 128, ...``) until
     the images span fewer directions than vectors were used (numerical rank of the images by SVD,
-    singular values above ``1e-3 tol`` times the largest): then they span the range of ``H``
+    singular values above ``1e-3 rtol`` times the largest): then they span the range of ``H``
     (with probability one), and with ``B`` an orthonormal basis of it, ``H = B (B^T H B) B^T``.
     The negative and positive counts are those of the ``rho x rho`` matrix ``B^T H B``
     (thresholds as in the dense path), and the zero count is ``N`` minus both. Exact, up to
@@ -250,13 +286,13 @@ def hessian_inertia(
 
     The Lanczos path first finds ``|lambda|_max`` (one eigenvalue of largest magnitude), then
     works with ``A = H / |lambda|_max + I``. It asks ARPACK for the ``k`` smallest eigenvalues of
-    ``A`` with ``k = 8, 16, 32, ...`` until one of them is ``>= 1 - tol`` (so every eigenvalue of
-    ``H`` below ``-tol |lambda|_max`` has been found and counted), and likewise for the largest
+    ``A`` with ``k = 8, 16, 32, ...`` until one of them is ``>= 1 - rtol`` (so every eigenvalue of
+    ``H`` below ``-rtol |lambda|_max`` has been found and counted), and likewise for the largest
     ones; the zero count is ``N`` minus both. The counts are exact when ARPACK converges. In our
     measurements it is 3 to 10 times slower than the sketch, the gap widening as ``rho`` grows
     (``benchmarks/hessian_inertia_scale.py``).
 
-    The threshold ``tol`` must sit above the rounding level of the zero eigenvalues (about
+    The threshold ``rtol`` must sit above the rounding level of the zero eigenvalues (about
     ``1e-15`` relative at balanced points, more at points made unbalanced by the symmetry group)
     and below the smallest non-zero one.
 
@@ -269,7 +305,7 @@ def hessian_inertia(
     point = as_point(point, "point", widths=problem.widths)
     if method not in ("auto", "dense", "lanczos", "sketch"):
         raise ValueError(f"method must be 'auto', 'dense', 'lanczos' or 'sketch'; got {method!r}")
-    tol = check_tolerance(tol)
+    rtol = check_tolerance(rtol)
     if isinstance(dense_limit, bool) or not isinstance(dense_limit, numbers.Integral) or dense_limit < 0:
         raise ValueError(f"dense_limit must be a non-negative integer; got {dense_limit!r}")
     n = problem.n_params
@@ -277,14 +313,14 @@ def hessian_inertia(
         method = "dense"  # ARPACK needs k < N - 1
     # Sylvester: the inertia of the orbit, computed where the orbit is well conditioned
     point, g = orbit_point(problem, point)
-    tol = max(tol, zero_resolution(problem, point, g))
+    rtol = max(rtol, zero_resolution(problem, point, g))
     floor = _hessian_rounding(problem, point)
     if method == "dense" or (method == "auto" and n <= dense_limit):
         eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
-        threshold = zero_eigenvalue_threshold(eigenvalues, tol=tol, floor=floor)
+        threshold = zero_eigenvalue_threshold(eigenvalues, rtol=rtol, floor=floor)
         negative = int(np.sum(eigenvalues < -threshold))
         positive = int(np.sum(eigenvalues > threshold))
         return Inertia(negative, n - negative - positive, positive)
     if method == "sketch":
-        return _sketch_inertia(problem, point, tol, floor)
-    return _lanczos_inertia(problem, point, tol, floor)
+        return _sketch_inertia(problem, point, rtol, floor)
+    return _lanczos_inertia(problem, point, rtol, floor)

@@ -341,7 +341,7 @@ def _not_closed_error(point, layer_ranks, rank, rtol) -> OrbitNotClosedError:
 def balance(
     point,
     *,
-    tol: float = 1e-10,
+    balance_rtol: float = 1e-10,
     rank_rtol: float = 1e-12,
     method: str = "auto",
     max_iterations: int = 200,
@@ -352,14 +352,14 @@ def balance(
     ----------
     point : tuple of ndarray
         ``(W_1, ..., W_h)``.
-    tol : float
-        Required balance: ``||mu(g . W)|| <= tol ||g . W||^2`` with ``mu = -C`` the moment map
+    balance_rtol : float
+        Required balance: ``||mu(g . W)|| <= balance_rtol ||g . W||^2`` with ``mu = -C`` the moment map
         (this is also the Riemannian gradient norm of ``f / f_min`` at which the solver stops).
     rank_rtol : float
         Relative threshold for the numerical ranks of the closedness test (:func:`is_closed_orbit`).
     method : {"auto", "trust_region"}
         ``"auto"``: the closed form below, polished by the trust-region solver when rounding leaves
-        it above ``tol``. ``"trust_region"``: the solver alone, from ``P = I``.
+        it above ``balance_rtol``. ``"trust_region"``: the solver alone, from ``P = I``.
     max_iterations : int
         Trust-region iterations.
 
@@ -380,7 +380,7 @@ def balance(
         not attained. The error carries ``infimum`` and ``limit`` (a balanced point with the same
         end-to-end map, the limit of a minimising sequence up to the orthogonal subgroup).
     RuntimeError
-        If the balance does not reach ``tol``.
+        If the balance does not reach ``balance_rtol``.
 
     Notes
     -----
@@ -399,7 +399,7 @@ def balance(
     :func:`balanced_lift` of ``W``; ``P_i = G_i^T G_i``. ``"auto"`` uses it and calls the solver only
     to polish.
     """
-    check_positive("tol", tol)
+    check_positive("balance_rtol", balance_rtol)
     check_positive("rank_rtol", rank_rtol, zero=True)
     check_count("max_iterations", max_iterations)
     point = as_point(point, "point")
@@ -424,21 +424,21 @@ def balance(
             start = [H @ H for H in g]
             # g . W = R^T . (G . W): G maps onto the balanced lift to rounding and R^T acts without
             # loss, whereas acting with the SPD factor g directly would lose eps cond(g), which
-            # exceeds tol at points moved by group elements of condition 1e4.
+            # exceeds balance_rtol at points moved by group elements of condition 1e4.
             # The direct action of g first (the returned point is then exactly g . W); through R^T
-            # where that misses tol (measured there: shape (5, 2, 4, 2, 3), R^T route 1.7e-11
-            # against tol = 4.4e-12, so neither route is always the better).
+            # where that misses balance_rtol (measured there: shape (5, 2, 4, 2, 3), R^T route 1.7e-11
+            # against balance_rtol = 4.4e-12, so neither route is always the better).
             for balanced in (act_unchecked(point, g), act_unchecked(act_unchecked(point, closed_form), tuple(Q.T for Q in R))):
-                if _imbalance(balanced) <= tol:
+                if _imbalance(balanced) <= balance_rtol:
                     return balanced, g
-    P, iterations, reason = _minimise_kempf_ness(point, start, f_min, tol, max_iterations)
+    P, iterations, reason = _minimise_kempf_ness(point, start, f_min, balance_rtol, max_iterations)
     g = tuple(_sqrt_spd(X) for X in P)
     balanced = act_unchecked(point, g)
     residual = _imbalance(balanced)
-    if residual > tol:
+    if residual > balance_rtol:
         raise RuntimeError(
-            f"balance did not converge: relative imbalance {residual:.3e} > tol = {tol:.1e} after "
-            f"{iterations} trust-region iterations ({reason}); raise max_iterations or tol, or use "
+            f"balance did not converge: relative imbalance {residual:.3e} > balance_rtol = {balance_rtol:.1e} after "
+            f"{iterations} trust-region iterations ({reason}); raise max_iterations or balance_rtol, or use "
             "method='auto'. Layers with singular values near zero make the orbit nearly non-closed "
             "and the problem ill-conditioned."
         )
@@ -526,7 +526,7 @@ def _act_layer(point, full, i):
     return W
 
 
-def align_orthogonal(point, reference, *, n_starts: int = 8, rng=0, max_sweeps: int = 2000, tol: float = 1e-13):
+def align_orthogonal(point, reference, *, n_starts: int = 8, rng=0, max_sweeps: int = 2000, rtol: float = 1e-13):
     """Register ``point`` to ``reference`` over the orthogonal subgroup (coupled Procrustes).
 
     Minimises ``sum_i ||R_i W_i R_{i-1}^T - U_i||_F^2`` over ``R_i`` in ``O(d_i)``
@@ -543,9 +543,9 @@ def align_orthogonal(point, reference, *, n_starts: int = 8, rng=0, max_sweeps: 
         Source of the random starts.
     max_sweeps : int
         Sweeps of block updates per start.
-    tol : float
+    rtol : float
         A start stops when the Riemannian gradient of the objective (the skew parts of
-        ``R_j M_j`` below) is below ``tol`` times ``||W||^2 + ||U||^2``, or after ``max_sweeps``.
+        ``R_j M_j`` below) is below ``rtol`` times ``||W||^2 + ||U||^2``, or after ``max_sweeps``.
 
     Returns
     -------
@@ -563,7 +563,7 @@ def align_orthogonal(point, reference, *, n_starts: int = 8, rng=0, max_sweeps: 
     objective. This is a local method; several starts make a global answer likely, not certain
     (research/ecosystem.md section 2.3 found 4 local minima among 30 starts at widths (8,6,6,6,8)).
     """
-    check_positive("tol", tol)
+    check_positive("rtol", rtol)
     check_count("max_sweeps", max_sweeps)
     point = as_point(point, "point")
     reference = as_point(reference, "reference", widths=widths_of(point))
@@ -591,10 +591,10 @@ def align_orthogonal(point, reference, *, n_starts: int = 8, rng=0, max_sweeps: 
     # linearly, and running every start to the tolerance costs n_starts times as much.
     best, best_value = None, np.inf
     for start in starts:
-        R, value = _procrustes_sweeps(point, reference, start, min(_SCREENING_SWEEPS, max_sweeps), tol)
+        R, value = _procrustes_sweeps(point, reference, start, min(_SCREENING_SWEEPS, max_sweeps), rtol)
         if value < best_value:
             best, best_value = R, value
-    best, _ = _procrustes_sweeps(point, reference, best, max_sweeps, tol)
+    best, _ = _procrustes_sweeps(point, reference, best, max_sweeps, rtol)
     return act_unchecked(point, best), best
 
 
@@ -626,14 +626,14 @@ def _check_rescaling_closed(point):
             )
 
 
-def balance_rescaling(point, *, tol: float = 1e-10, max_iterations: int = 100):
+def balance_rescaling(point, *, rtol: float = 1e-10, max_iterations: int = 100):
     """Minimal-norm point over positive diagonal rescalings (per-neuron balance).
 
     Parameters
     ----------
     point : tuple of ndarray
-    tol : float
-        Stop when ``||grad|| <= tol ||D . W||^2`` in log-scale coordinates.
+    rtol : float
+        Stop when ``||grad|| <= rtol ||D . W||^2`` in log-scale coordinates.
     max_iterations : int
         Newton iterations.
 
@@ -651,7 +651,7 @@ def balance_rescaling(point, *, tol: float = 1e-10, max_iterations: int = 100):
         If a nonzero weight lies on no input-to-output path of nonzero weights (the minimum is
         not attained).
     RuntimeError
-        If Newton's method does not reach ``tol`` in ``max_iterations``.
+        If Newton's method does not reach ``rtol`` in ``max_iterations``.
 
     Notes
     -----
@@ -661,7 +661,7 @@ def balance_rescaling(point, *, tol: float = 1e-10, max_iterations: int = 100):
     ``4`` times a grounded weighted graph Laplacian, positive definite on the neurons that carry
     weight once every weight lies on an input-output path. Damped Newton converges quadratically.
     """
-    check_positive("tol", tol)
+    check_positive("rtol", rtol)
     check_count("max_iterations", max_iterations)
     point = as_point(point, "point")
     widths = widths_of(point)
@@ -692,7 +692,7 @@ def balance_rescaling(point, *, tol: float = 1e-10, max_iterations: int = 100):
     active = np.diag(value_gradient_hessian(a)[2]) > 0  # neurons with no weight at all stay put
     for _ in range(max_iterations):
         value, grad, H = value_gradient_hessian(a)
-        if value == 0 or np.linalg.norm(grad) <= tol * value:
+        if value == 0 or np.linalg.norm(grad) <= rtol * value:
             break
         step = np.zeros_like(a)
         step[active] = np.linalg.solve(H[np.ix_(active, active)], -grad[active])
@@ -704,10 +704,10 @@ def balance_rescaling(point, *, tol: float = 1e-10, max_iterations: int = 100):
                 t *= 0.5
         a = a + t * step
     value, grad, _ = value_gradient_hessian(a)
-    if value > 0 and np.linalg.norm(grad) > tol * value:
+    if value > 0 and np.linalg.norm(grad) > rtol * value:
         raise RuntimeError(
             f"balance_rescaling did not converge in {max_iterations} Newton iterations "
-            f"(relative gradient {np.linalg.norm(grad) / value:.3e}); raise max_iterations or tol"
+            f"(relative gradient {np.linalg.norm(grad) / value:.3e}); raise max_iterations or rtol"
         )
     D = tuple(np.diag(np.exp(a[offsets[j] : offsets[j + 1]])) for j in range(h - 1))
     return act_unchecked(point, D), D
@@ -762,6 +762,7 @@ def well_conditioned(point, *, scale: float | None = None, mu: float = 0.3, stop
     stop : float
         Stop after a sweep whose steps all have condition number below ``stop``.
     max_sweeps : int
+        Most sweeps over the hidden layers; the result after the last one is returned.
 
     Returns
     -------

@@ -308,7 +308,7 @@ def test_hessian_inertia_at_a_non_critical_point_counts_every_eigenvalue():
     assert inertia.negative == int(np.sum(eigenvalues < -1e-9 * np.abs(eigenvalues).max()))
 
 
-@pytest.mark.parametrize("kwargs, message", [({"method": "qr"}, "method"), ({"tol": 0.0}, "tol"), ({"tol": 2.0}, "tol")])
+@pytest.mark.parametrize("kwargs, message", [({"method": "qr"}, "method"), ({"rtol": 0.0}, "rtol"), ({"rtol": 2.0}, "rtol")])
 def test_hessian_inertia_rejects_bad_options(kwargs, message):
     problem = _problem([2, 1], (2, 2, 2))
     with pytest.raises(ValueError, match=message):
@@ -490,22 +490,24 @@ def test_tolerances_are_checked(tol):
     problem = _problem([3, 2, 1], (3, 3, 3, 3))
     point = q.canonical_point(problem, (1,))
     chosen = q.fiber(problem, (1,))
-    for call in (
-        lambda: q.classify(problem, point, tol=tol),
-        lambda: q.is_critical(problem, point, tol=tol),
-        lambda: q.hessian_inertia(problem, point, tol=tol),
-        lambda: chosen.contains(point, tol=tol),
-        lambda: chosen.tangent_space(tol=tol),
-        lambda: q.fiber(problem, point, tol=tol),
-        lambda: q.unstable_directions(problem, point, tol=tol),
+    for name, call in (
+        ("rtol", lambda: q.classify(problem, point, rtol=tol)),
+        ("rtol", lambda: q.is_critical(problem, point, rtol=tol)),
+        ("rtol", lambda: q.hessian_inertia(problem, point, rtol=tol)),
+        ("rtol", lambda: chosen.contains(point, rtol=tol)),
+        ("rtol", lambda: chosen.tangent_space(rtol=tol)),
+        ("rtol", lambda: q.fiber(problem, point, rtol=tol)),
+        ("gradient_rtol", lambda: q.unstable_directions(problem, point, gradient_rtol=tol)),
+        ("hessian_rtol", lambda: q.stable_directions(problem, point, hessian_rtol=tol)),
+        ("gradient_rtol", lambda: q.convergence_rate(problem, q.canonical_point(problem, (1, 2, 3)), gradient_rtol=tol)),
     ):
-        with pytest.raises(ValueError, match=r"tol must be a finite number in \(0, 1\)"):
+        with pytest.raises(ValueError, match=rf"^{name} must be a finite number in \(0, 1\)"):
             call()
 
 
 def test_zero_eigenvalue_threshold():
     assert q.zero_eigenvalue_threshold([-2.0, 0.0, 1.0]) == 2.0 * q.ZERO_EIGENVALUE_RTOL
-    assert q.zero_eigenvalue_threshold([-2.0, 1.0], tol=1e-3, floor=0.5) == 0.5
+    assert q.zero_eigenvalue_threshold([-2.0, 1.0], rtol=1e-3, floor=0.5) == 0.5
     assert q.zero_eigenvalue_threshold([]) == 0.0
 
 

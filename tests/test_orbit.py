@@ -82,7 +82,7 @@ def test_balanced_point_minimises_the_norm_along_one_parameter_subgroups(shape):
 def test_trust_region_solver_agrees_with_the_closed_form(shape):
     point = q.act(q.init.small_random(shape, 1.0, rng=4), q.random_gl(shape, rng=5))
     f_min = q.orbit_infimum(point)
-    solved, g_solved = q.balance(point, method="trust_region", tol=1e-11)
+    solved, g_solved = q.balance(point, method="trust_region", balance_rtol=1e-11)
     closed, g_closed = q.balance(point)
     for balanced in (solved, closed):
         assert _imbalance(balanced) <= 1e-11
