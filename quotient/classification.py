@@ -43,6 +43,21 @@ def target_size(problem, point, norms) -> float:
     """Size of ``grad l(W)`` and of its rounding error: ``max(||Sigma||_2, prod_l ||W_l||_2)``.
 
     For a general loss of the end-to-end map, ``||grad l(W)||_2`` stands for ``||Sigma||_2``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem (square loss or a general loss of the end-to-end map).
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the problem's singular frame.
+    norms : ndarray, shape (h,)
+        The spectral norms of the layers of ``point`` (:func:`quotient._numerics.layer_norms`).
+
+    Returns
+    -------
+    float
+        ``max(||Sigma||_2, prod_l ||W_l||_2)`` (``||grad l(W)||_2`` for ``||Sigma||_2`` with a
+        general loss).
     """
     product = float(np.prod(norms))
     if problem.sigma is not None:
@@ -58,6 +73,20 @@ def gradient_size(problem, point) -> tuple[float, float]:
     (``grad_j = -B_j^T (Sigma - W) F_{j-1}^T``). The decisions (:func:`is_critical`) take it at a
     well-conditioned point of the orbit (:func:`well_conditioned`), where these products are
     not inflated by the symmetry.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem (square loss or a general loss of the end-to-end map).
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the problem's singular frame.
+
+    Returns
+    -------
+    norm : float
+        ``||grad L||``, the Euclidean norm over all layers.
+    relative : float
+        The relative size above (``inf`` when a product of norms vanishes under a non-zero block).
     """
     gradient = problem._gradient(point)
     norm = float(np.sqrt(squared_norm(gradient)))
@@ -75,7 +104,22 @@ def gradient_size(problem, point) -> tuple[float, float]:
 
 def orbit_point(problem, point):
     """:func:`well_conditioned` with the problem's scale ``sigma_1^{1/h}`` (the size of a
-    canonical layer) for the parts of the network that the orbit can shrink."""
+    canonical layer) for the parts of the network that the orbit can shrink.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem (square loss or a general loss of the end-to-end map).
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the problem's singular frame.
+
+    Returns
+    -------
+    z : tuple of ndarray
+        The well-conditioned point ``g . W`` of the orbit.
+    g : tuple of ndarray
+        ``(G_1, ..., G_{h-1})`` with ``z = act(point, g)``.
+    """
     sigma = getattr(problem, "sigma", None)
     scale = None
     if sigma is not None and np.size(sigma) and float(np.max(sigma)) > 0:
@@ -96,6 +140,17 @@ def orbit_resolution(g) -> float:
     sweep) was exceeded by a criticality test at ``0.73 eps kappa^2`` and by a coupling of
     ``classify`` (a canonical point of ``(3, 3, 3, 3)`` moved by condition ``1e5`` called a
     strict saddle) in ``benchmarks/landscape_invariance.py``.
+
+    Parameters
+    ----------
+    g : sequence of ndarray
+        ``(G_1, ..., G_{h-1})``, the element that maps the point to the well-conditioned one.
+
+    Returns
+    -------
+    float
+        ``eps kappa^2`` with ``kappa = max_i cond(G_i)`` (``eps`` for ``h = 1``, ``inf`` when a
+        ``G_i`` is numerically singular).
     """
     kappa = max((np.linalg.cond(G) for G in g), default=1.0)
     if not np.isfinite(kappa):
@@ -136,6 +191,29 @@ def relative_gradient(problem, point, rtol):
 
     Carrying the gradient computed at the point as given keeps its exact structure (a zero block
     stays zero), where recomputing it at the rounded ``z`` would add ``eps cond(g)^2`` of noise.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem (square loss or a general loss of the end-to-end map).
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the problem's singular frame.
+    rtol : float
+        Criticality tolerance, checked to lie in ``(0, 1)`` (it is not compared here).
+
+    Returns
+    -------
+    relative : float
+        The relative gradient at ``z`` (:func:`gradient_size`'s measure).
+    z : tuple of ndarray
+        The well-conditioned point of the orbit (:func:`orbit_point`).
+    g : tuple of ndarray
+        ``(G_1, ..., G_{h-1})`` with ``z = g . point``.
+
+    Raises
+    ------
+    ValueError
+        If ``rtol`` is not in ``(0, 1)`` or ``point`` does not fit the problem's widths.
     """
     rtol = check_tolerance(rtol)
     point = as_point(point, "point", widths=problem.widths)
@@ -162,7 +240,32 @@ def relative_gradient(problem, point, rtol):
 
 
 def require_critical(problem, point, rtol: float, name: str = "point"):
-    """Raise ``ValueError`` stating the gradient norm if ``point`` is not critical; return ``(z, g)``."""
+    """Raise ``ValueError`` stating the gradient norm if ``point`` is not critical; return ``(z, g)``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem (square loss or a general loss of the end-to-end map).
+    point : tuple of ndarray
+        ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the problem's singular frame.
+    rtol : float
+        Criticality tolerance of :func:`is_critical`, ``0 < rtol < 1``.
+    name : str
+        The argument's name in the error message.
+
+    Returns
+    -------
+    z : tuple of ndarray
+        The well-conditioned point of the orbit (:func:`orbit_point`).
+    g : tuple of ndarray
+        ``(G_1, ..., G_{h-1})`` with ``z = g . point``.
+
+    Raises
+    ------
+    ValueError
+        If the point is not critical (the message gives ``||grad L||`` and the relative gradient),
+        or if ``rtol`` or ``point`` is invalid.
+    """
     relative, z, g = relative_gradient(problem, point, rtol)
     if relative > max(rtol, orbit_resolution(g)):
         norm = float(np.sqrt(squared_norm(problem._gradient(point))))

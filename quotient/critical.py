@@ -120,7 +120,32 @@ def critical_values(problem, *, rtol: float = 1e-12) -> list[CriticalValue]:
 
 # ---------------------------------------------------------------------------------------- learned sets
 def learned_set(problem, learned, name: str = "learned") -> tuple[int, ...]:
-    """Validate a set of learned modes (1-based) and return it sorted."""
+    """Validate a set of learned modes (1-based) and return it sorted.
+
+    Parameters
+    ----------
+    problem : Problem
+        A square-loss problem (a target ``Sigma``).
+    learned : iterable of int or CriticalValue
+        1-based mode numbers (mode 1 carries the largest singular value), or a critical value,
+        which stands for its canonical learned set.
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    tuple of int
+        The modes, increasing.
+
+    Raises
+    ------
+    TypeError
+        If ``learned`` is not a sequence of integers.
+    ValueError
+        If a mode is out of range ``1..m``, repeated, has ``sigma = 0``, the set is larger than
+        ``r = min(widths)``, or (one layer) it is not every mode with ``sigma > 0``; or if
+        ``problem`` has no target ``Sigma``.
+    """
     require_square_loss(problem)
     if isinstance(learned, CriticalValue):
         learned = learned.learned
@@ -157,7 +182,20 @@ def learned_set(problem, learned, name: str = "learned") -> tuple[int, ...]:
 
 
 def critical_value_of(problem, learned) -> CriticalValue:
-    """The :class:`CriticalValue` whose alternatives hold the (validated) learned set."""
+    """The :class:`CriticalValue` whose alternatives hold the (validated) learned set.
+
+    Parameters
+    ----------
+    problem : Problem
+        A square-loss problem (a target ``Sigma``).
+    learned : iterable of int or CriticalValue
+        A learned set, validated by :func:`learned_set`.
+
+    Returns
+    -------
+    CriticalValue
+        The entry of :func:`critical_values` whose ``alternatives`` hold the set.
+    """
     learned = learned_set(problem, learned)
     for value in critical_values(problem):
         if learned in value.alternatives:
@@ -277,7 +315,20 @@ def minimum_threshold(problem) -> float:
 # ---------------------------------------------------------------------------------------- orbit representative
 # ---------------------------------------------------------------------------------------- criticality, values
 def value_of(problem, learned) -> float:
-    """``L_S = 1/2 sum_{i not in S} sigma_i^2``."""
+    """``L_S = 1/2 sum_{i not in S} sigma_i^2``.
+
+    Parameters
+    ----------
+    problem : Problem
+        A square-loss problem (a target ``Sigma``).
+    learned : iterable of int
+        A validated learned set ``S`` (1-based modes).
+
+    Returns
+    -------
+    float
+        ``L_S``, the loss at every critical point that learns ``S``.
+    """
     sigma = np.asarray(problem.sigma, dtype=float)
     mask = np.ones(sigma.size, dtype=bool)
     mask[[i - 1 for i in learned]] = False
@@ -285,7 +336,20 @@ def value_of(problem, learned) -> float:
 
 
 def same_value(problem, a: float, b: float) -> bool:
-    """Critical values are equal when closer than ``1e-12 max(1, L_{})`` (as in :func:`critical_values`)."""
+    """Critical values are equal when closer than ``1e-12 max(1, L_{})`` (as in :func:`critical_values`).
+
+    Parameters
+    ----------
+    problem : Problem
+        A square-loss problem (a target ``Sigma``).
+    a, b : float
+        Two critical values.
+
+    Returns
+    -------
+    bool
+        Whether ``|a - b| <= 1e-12 max(1, L_{})``, ``L_{} = 1/2 sum_i sigma_i^2`` the loss at zero.
+    """
     return abs(a - b) <= 1e-12 * max(1.0, 0.5 * float(np.sum(np.asarray(problem.sigma) ** 2)))
 
 

@@ -75,6 +75,20 @@ def zero_resolution(problem, z, g) -> float:
     bound ``eps kappa^2`` of :func:`orbit_resolution`, which at ``kappa ~ 2e7`` reaches ``0.1`` and would
     count true eigenvalues as zero; the smaller of the two is the threshold, so the test is
     never looser than the bound.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem (square loss or a general loss of the end-to-end map).
+    z : tuple of ndarray
+        The well-conditioned point ``g . W`` of the orbit (:func:`quotient.classification.orbit_point`).
+    g : sequence of ndarray
+        ``(G_1, ..., G_{h-1})`` that maps the given point to ``z``.
+
+    Returns
+    -------
+    float
+        ``min(eps kappa^2, sqrt(rho))``, a relative threshold for the zero eigenvalues at ``z``.
     """
     return min(orbit_resolution(g), float(np.sqrt(gradient_size(problem, z)[1])))
 

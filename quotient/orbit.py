@@ -853,6 +853,20 @@ def pull_back(vectors: np.ndarray, g, widths) -> np.ndarray:
 
     The action is linear in the point, ``L(g . W) = L(W)``, so ``H(W) = A^T H(g . W) A`` with
     ``A = D(g .)``; directions at ``g . W`` come back by ``A^{-1}``: ``D_i -> G_i^{-1} D_i G_{i-1}``.
+
+    Parameters
+    ----------
+    vectors : ndarray, shape (k, N) or (N,)
+        Flat tangent vectors at ``g . W`` (order of :func:`quotient.to_vector`), one per row.
+    g : sequence of ndarray
+        ``(G_1, ..., G_{h-1})``, invertible, ``G_i`` of shape ``(d_i, d_i)``.
+    widths : tuple of int
+        ``(d_0, ..., d_h)``.
+
+    Returns
+    -------
+    ndarray, shape (k, N)
+        The vectors ``g^{-1} . v`` at ``W``, flat, one per row.
     """
     layers = list(from_vector(np.atleast_2d(vectors), widths))
     h = len(layers)
