@@ -61,21 +61,11 @@ import warnings
 import numpy as np
 
 from ._numerics import squared_norm
-from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
-from .network import (
-    as_point,
-    check_count,
-    check_positive,
-    check_widths,
-    end_to_end,
-    from_vector,
-    n_params,
-    to_vector,
-    widths_of,
-)
+from .network import as_point, check_count, check_positive, check_widths, end_to_end, from_vector, n_params, to_vector, widths_of
 from .orbit import balanced_lift
 from .projection import pushforward
 from .rank_manifold import RankManifold
+from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
 
 
 def _import_geomstats():
@@ -631,14 +621,14 @@ def quotient_geodesic(a, b, times=11, *, align_starts: int = 16):
     return tuple(np.stack([p[i] for p in layers]) for i in range(len(widths) - 1))
 
 
-def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, rtol: float = 1e-10, max_iter: int = 200):
+def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, tol: float = 1e-10, max_iter: int = 200):
     """Frechet mean of points in the O(d) quotient (geomstats's ``FrechetMean`` with the ``QuotientMetric``).
 
     Minimises the Frechet function ``F([m]) = sum_k d([m], [x_k])^2`` over quotient points
     ``[m]``. geomstats's gradient descent with this metric is generalised Procrustes analysis: from
     a start ``m``, align every point to ``m`` (:meth:`OrthogonalBundle.align`) and replace ``m`` by
     the mean of the aligned points, until the mean of the logs ``align(x_k, m) - m`` has norm at
-    most ``rtol`` times the points' RMS norm. ``F`` has several local minima when the points are
+    most ``tol`` times the points' RMS norm. ``F`` has several local minima when the points are
     spread (the quotient is positively curved; 5 samples of a fiber at widths (2, 3, 2): three
     local minima, reached from different starts), so the descent runs from several starts and the
     lowest ``F`` wins.
@@ -652,7 +642,7 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, r
         makes the result independent of the order of the points.
     align_starts : int
         Starts of the alignment search for ``h >= 3``.
-    rtol : float
+    tol : float
         Relative stopping tolerance (see above).
     max_iter : int
         Iterations of each descent.
@@ -665,7 +655,7 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, r
     Raises
     ------
     RuntimeError
-        If no descent reaches ``rtol`` in ``max_iter`` iterations.
+        If no descent reaches ``tol`` in ``max_iter`` iterations.
 
     Notes
     -----
@@ -676,7 +666,7 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, r
     is likely, not certain.
     """
     points = _as_batch(points, "points")
-    check_positive("rtol", rtol)
+    check_positive("tol", tol)
     check_count("max_iter", max_iter)
     n_starts = len(points) if starts is None else min(check_count("starts", starts), len(points))
     widths = widths_of(points[0])
@@ -685,10 +675,10 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, r
     scale = max(float(np.sqrt(np.mean(np.sum(X**2, axis=-1)))), 1e-300)
     best, best_value, residuals = None, np.inf, []
     for start in X[:n_starts]:
-        mean = _gradient_descent_mean(quotient_space, X, start, (rtol * scale) ** 2 / space.dim, max_iter)
+        mean = _gradient_descent_mean(quotient_space, X, start, (tol * scale) ** 2 / space.dim, max_iter)
         residual = float(np.linalg.norm(np.mean(quotient_space.metric.log(X, mean), axis=0)))
         residuals.append(residual)
-        if len(points) > 1 and residual > rtol * scale * (1 + 1e-6):
+        if len(points) > 1 and residual > tol * scale * (1 + 1e-6):
             continue
         value = float(np.sum(quotient_space.metric.squared_dist(X, mean)))
         if value < best_value:
@@ -696,7 +686,7 @@ def frechet_mean(points, *, starts: int | None = None, align_starts: int = 16, r
     if best is None:
         raise RuntimeError(
             f"frechet_mean did not converge in max_iter = {max_iter} iterations from any of {n_starts} starts: "
-            f"the mean log has norm at least {min(residuals):.3e} > rtol * RMS norm = {rtol * scale:.3e}"
+            f"the mean log has norm at least {min(residuals):.3e} > tol * RMS norm = {tol * scale:.3e}"
         )
     return from_vector(space.fiber_bundle.align(best, X[0]), widths)
 

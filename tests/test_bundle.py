@@ -469,7 +469,7 @@ def test_frechet_mean_minimises_the_frechet_function_and_is_invariant():
     points = [_layer(samples, k) for k in range(5)]
     space = ParameterSpace(widths)
     quotient = space.equip_with_quotient()
-    mean = frechet_mean(points, rtol=1e-12)
+    mean = frechet_mean(points, tol=1e-12)
     best = _frechet_function(quotient, mean, points)
     rng = np.random.default_rng(9)
     m = q.to_vector(mean)
@@ -479,16 +479,16 @@ def test_frechet_mean_minimises_the_frechet_function_and_is_invariant():
     assert all(_frechet_function(quotient, p, points) > best for p in points)
     # moving the samples along their orbits, and reordering them, does not change the mean orbit
     moved = [q.act(p, q.random_orthogonal(widths, rng=10 + k)) for k, p in enumerate(points[::-1])]
-    assert quotient.metric.dist(q.to_vector(frechet_mean(moved, rtol=1e-12)), m) < 1e-8
+    assert quotient.metric.dist(q.to_vector(frechet_mean(moved, tol=1e-12)), m) < 1e-8
     # F has several local minima here: one start (the last sample) ends in a worse one
-    single = frechet_mean(points[4:] + points[:4], starts=1, rtol=1e-12)
+    single = frechet_mean(points[4:] + points[:4], starts=1, tol=1e-12)
     assert _frechet_function(quotient, single, points) > best + 0.1
     with pytest.raises(TypeError, match="points"):
         frechet_mean(np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"points\[1\] has widths"):
         frechet_mean([points[0], q.init.small_random((2, 4, 2), 1.0, rng=0)])
     with pytest.raises(RuntimeError, match="did not converge"):
-        frechet_mean(points, max_iter=1, rtol=1e-14)
+        frechet_mean(points, max_iter=1, tol=1e-14)
 
 
 # ------------------------------------------------------------------------------- geomstats's generic test cases
