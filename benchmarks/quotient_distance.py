@@ -17,7 +17,7 @@ import numpy as np
 from quotient.bundle import ParameterSpace
 from quotient.network import from_vector
 from quotient.orbit import _procrustes_sweeps
-from quotient.symmetry import _haar_orthogonal
+from quotient._numerics import haar_orthogonal
 
 WIDTHS = [(3, 4, 4, 3), (3, 4, 4, 4, 3)]
 
@@ -26,7 +26,7 @@ def oracle(widths, x, y, starts, rng):
     a, b = from_vector(x, widths), from_vector(y, widths)
     best = np.inf
     for _ in range(starts):
-        R = tuple(_haar_orthogonal(d, rng) for d in widths[1:-1])
+        R = tuple(haar_orthogonal(d, rng) for d in widths[1:-1])
         best = min(best, _procrustes_sweeps(b, a, R, 500, 1e-12)[1], _procrustes_sweeps(a, b, R, 500, 1e-12)[1])
     return best
 

@@ -5,26 +5,19 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 ``README.md`` for a tour and ``math.md``-style formulas in every docstring.
 """
 
+from .classification import classify, is_critical, learned_modes
+from .hessian import (
+    DENSE_LIMIT,
+    hessian_inertia,
+    hessian_operator,
+    Inertia,
+    ZERO_EIGENVALUE_RTOL,
+    zero_eigenvalue_threshold,
+)
 from . import groups, init
 from ._io import FileFormatError
 from .conservation import ConservationLaws, LieAlgebraTrace, balancedness_rank, count_conservation_laws, lie_algebra_dimension
-from .critical import (
-    DENSE_LIMIT,
-    ZERO_EIGENVALUE_RTOL,
-    CriticalValue,
-    Inertia,
-    canonical_point,
-    classify,
-    critical_values,
-    global_minimum,
-    hessian_inertia,
-    hessian_operator,
-    is_critical,
-    learned_modes,
-    minimum_threshold,
-    well_conditioned,
-    zero_eigenvalue_threshold,
-)
+from .critical import canonical_point, critical_values, CriticalValue, global_minimum, minimum_threshold
 from .discretisation import DescentStudy, charge_increment, descent_vs_flow
 from .ensemble import Ensemble, ensemble_flow
 from .fiber import Fiber, fiber
@@ -44,13 +37,14 @@ from .network import (
     widths_of,
 )
 from .orbit import (
-    OrbitNotClosedError,
     align_orthogonal,
     balance,
     balance_rescaling,
     balanced_lift,
     is_closed_orbit,
     orbit_infimum,
+    OrbitNotClosedError,
+    well_conditioned,
 )
 from .problem import Problem
 from .projection import (

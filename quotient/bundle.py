@@ -60,7 +60,8 @@ import warnings
 
 import numpy as np
 
-from .network import _squared_norm, as_point, check_count, check_positive, check_widths, end_to_end, from_vector, n_params, to_vector, widths_of
+from ._numerics import squared_norm
+from .network import as_point, check_count, check_positive, check_widths, end_to_end, from_vector, n_params, to_vector, widths_of
 from .orbit import balanced_lift
 from .projection import pushforward
 from .rank_manifold import RankManifold
@@ -599,7 +600,7 @@ class OrthogonalBundle(_RepresentedQuotient):
         if len(point) <= 2:
             return forward  # exact
         backward = self.group.inverse(self.group.representative(reference, point, n_starts=self.n_starts, rng=0)[1])
-        values = [_squared_norm(tuple(a - b for a, b in zip(self.group.act(point, R), reference))) for R in (forward, backward)]
+        values = [squared_norm(tuple(a - b for a, b in zip(self.group.act(point, R), reference))) for R in (forward, backward)]
         return forward if values[0] <= values[1] else backward
 
 

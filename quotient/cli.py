@@ -434,9 +434,9 @@ def _explore(args) -> int:
 
 def _explore_figures(problem, trajectory):
     """The pictures of one explore run, by file name, and lines for the summary about them."""
-    from .critical import classify
+    from .classification import classify
     from .fiber import fiber
-    from .network import _squared_norm
+    from ._numerics import squared_norm
     from .plot import conservation_drift, critical_graph, hessian_spectrum, loss_curve, quotient_trajectory
     from .plot import singular_value_curves
     from .projection import project
@@ -458,7 +458,7 @@ def _explore_figures(problem, trajectory):
         where = "the critical point nearest the final point"
     except (RuntimeError, ValueError):
         point, where = final, "the final point (no nearby critical point found)"
-    distance = float(np.sqrt(_squared_norm([a - b for a, b in zip(point, final)])))
+    distance = float(np.sqrt(squared_norm([a - b for a, b in zip(point, final)])))
     kind = classify(problem, point).replace("_", " ")
     modes = ",".join(map(str, learned))
     title = f"Hessian at {where}\n(distance {distance:.1e} from the final point): learned {{{modes}}}, {kind}"
@@ -508,9 +508,11 @@ def _fiber(args) -> int:
     from tqdm import tqdm
 
     from ._io import StagedFolder, stage_hook
-    from .critical import _gradient_size, classify, critical_values, hessian_inertia
+    from .critical import critical_values
+    from .classification import classify, gradient_size
+    from .hessian import hessian_inertia
     from .fiber import fiber
-    from .network import _squared_norm
+    from ._numerics import squared_norm
     from .plot import fiber_samples
 
     problem = _problem(args, (3, 3, 3, 3))
@@ -529,9 +531,9 @@ def _fiber(args) -> int:
     points = [tuple(layer[k] for layer in samples) for k in range(args.samples)]
     classes = [classify(problem, point) for point in tqdm(points, desc="classify", unit="point", leave=False,
                                                           disable=True if args.quiet else None)]  # fmt: skip
-    relative = max(_gradient_size(problem, point)[1] for point in points)
+    relative = max(gradient_size(problem, point)[1] for point in points)
     losses = np.array([problem.loss(point) for point in points])
-    norms = np.sqrt(_squared_norm(samples))
+    norms = np.sqrt(squared_norm(samples))
     minimum = critical_values(problem)[0]
     modes = ",".join(map(str, chosen.learned))
     sigma_text = ", ".join(f"{s:.4g}" for s in problem.sigma)

@@ -39,7 +39,6 @@ gradient flows", NeurIPS 2023 (arXiv:2307.00144).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

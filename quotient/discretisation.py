@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._numerics import squared_norm
 from .flow import gradient_descent, gradient_flow
-from .network import _squared_norm, as_point, check_positive, conserved_quantities
+from .network import as_point, check_positive, conserved_quantities
 
 __all__ = ["DescentStudy", "descent_vs_flow", "charge_increment"]
 
@@ -44,7 +45,7 @@ def charge_increment(problem, point, step: float):
 
 
 def _norm(matrices) -> float:
-    return float(np.sqrt(_squared_norm(matrices)))
+    return float(np.sqrt(squared_norm(matrices)))
 
 @dataclass(frozen=True, eq=False)
 class DescentStudy:

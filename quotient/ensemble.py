@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from ._numerics import readonly
 from . import _ode
 from ._io import FileFormatError, load_run, save_run
 from .critical import minimum_threshold
@@ -23,7 +24,7 @@ from .flow import (
     _precision_guard,
 )
 from .network import as_point, end_to_end
-from .problem import Problem, _readonly
+from .problem import Problem
 
 __all__ = ["Ensemble", "ensemble_flow"]
 
@@ -92,11 +93,11 @@ class Ensemble:
 
     def __post_init__(self):
         for name in ("times", "loss", "gradient_norm", "conservation_drift", "converged_time"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
+            object.__setattr__(self, name, readonly(getattr(self, name)))
         status = np.array(self.member_status, dtype=np.int64)
         status.flags.writeable = False
         object.__setattr__(self, "member_status", status)
-        object.__setattr__(self, "points", tuple(_readonly(layer) for layer in self.points))
+        object.__setattr__(self, "points", tuple(readonly(layer) for layer in self.points))
 
     @property
     def success(self) -> bool:

@@ -32,27 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from .critical import (
-    ZERO_EIGENVALUE_RTOL,
-    CriticalValue,
-    _check_tolerance,
-    _critical_value_of,
-    _learned_set,
-    _pull_back,
-    _relative_gradient,
-    _require_critical,
-    _resolution,
-    _zero_resolution,
-    _same_value,
-    _value_of,
-    canonical_point,
-    hessian_inertia,
-    learned_modes,
-    zero_eigenvalue_threshold,
-)
+from ._numerics import as_generator, check_tolerance, readonly
+from .classification import learned_modes, orbit_resolution, relative_gradient, require_critical
+from .critical import CriticalValue, canonical_point, critical_value_of, learned_set, same_value, value_of
+from .hessian import ZERO_EIGENVALUE_RTOL, hessian_inertia, zero_eigenvalue_threshold, zero_resolution
 from .network import as_point, backward_products, forward_products, from_vector, to_vector
-from .init import _rng
-from .problem import Problem, _readonly
+from .orbit import pull_back
+from .problem import Problem
+from .symmetry import act, random_gl
 
 __all__ = ["MAX_SAMPLES", "Fiber", "fiber"]
 
@@ -219,8 +206,6 @@ def _groups(indices, sigma):
 
 
 def _random_critical_point(problem: Problem, S, rng, spread: float, structure: bool, local: float | None):
-    from .symmetry import act, random_gl
-
     h = problem.depth
     sigma = np.asarray(problem.sigma)
     intervals = _intervals(problem, S, rng, structure)
@@ -344,9 +329,10 @@ class Fiber:
 
     Build one with :func:`fiber`.
 
-    Attributes
+    Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     value : float
         The critical value ``L_S = 1/2 sum_{i not in S} sigma_i^2``.
     learned : tuple of int
@@ -369,23 +355,36 @@ class Fiber:
     point: tuple | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "representative", tuple(_readonly(layer) for layer in self.representative))
+        object.__setattr__(self, "representative", tuple(readonly(layer) for layer in self.representative))
         if self.point is not None:
-            object.__setattr__(self, "point", tuple(_readonly(np.array(layer, dtype=float)) for layer in self.point))
+            object.__setattr__(self, "point", tuple(readonly(np.array(layer, dtype=float)) for layer in self.point))
 
     def __repr__(self) -> str:
         modes = ",".join(map(str, self.learned))
         return f"Fiber(L = {self.value:.6g}, learned {{{modes}}}, widths {self.problem.widths})"
 
     # ------------------------------------------------------------------ membership
-    def contains(self, point, tol: float = 1e-8) -> bool:
+    def contains(self, point, rtol: float = 1e-8) -> bool:
         """Whether ``point`` is a critical point with this fiber's value.
 
         Parameters
         ----------
         point : tuple of ndarray
-        tol : float
-            Criticality tolerance, ``0 < tol < 1`` (:func:`quotient.is_critical`).
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the problem's singular frame.
+        rtol : float
+            Criticality tolerance, ``0 < rtol < 1`` (:func:`quotient.is_critical`).
+
+        Returns
+        -------
+        bool
+            Whether the point is critical (relative gradient at most ``rtol``, raised to the
+            rounding level carried by the move to a well-conditioned point) and its learned set
+            has this fiber's value.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not fit the problem's widths or ``rtol`` is not in ``(0, 1)``.
 
         Notes
         -----
@@ -397,14 +396,14 @@ class Fiber:
         values, so no tolerance on the loss is needed, and none grows with the layer norms.
         """
         point = as_point(point, "point", widths=self.problem.widths)
-        relative, z, g = _relative_gradient(self.problem, point, tol)
-        return relative <= max(tol, _resolution(g)) and _same_value(self.problem, _value_of(self.problem, learned_modes(self.problem, z)), self.value)
+        relative, z, g = relative_gradient(self.problem, point, rtol)
+        return relative <= max(rtol, orbit_resolution(g)) and same_value(self.problem, value_of(self.problem, learned_modes(self.problem, z)), self.value)
 
-    def _check_member(self, point, tol: float, name: str = "point"):
+    def _check_member(self, point, rtol: float, name: str = "point"):
         point = as_point(point, name, widths=self.problem.widths)
-        z, g = _require_critical(self.problem, point, tol, name)
-        value = _value_of(self.problem, learned_modes(self.problem, z))
-        if not _same_value(self.problem, value, self.value):
+        z, g = require_critical(self.problem, point, rtol, name)
+        value = value_of(self.problem, learned_modes(self.problem, z))
+        if not same_value(self.problem, value, self.value):
             raise ValueError(f"{name} is critical but its value {value:.6g} is not this fiber's value {self.value:.6g}")
         return point, z, g
 
@@ -417,6 +416,7 @@ class Fiber:
         n : int
             Number of samples.
         rng : numpy.random.Generator or int or None
+            Source of randomness: a ``numpy.random.Generator``, a seed (an integer >= 0) or ``None`` (fresh entropy).
         spread : float
             Size of the moves: the hidden changes of basis ``G_i`` have singular values
             ``exp(spread z)`` (``z`` standard normal), and the edge weights of each interval are
@@ -439,6 +439,14 @@ class Fiber:
             A batch of points, layer ``i`` of shape ``(n, d_i, d_{i-1})``; each one is critical
             with this fiber's value (:meth:`contains`).
 
+        Raises
+        ------
+        ValueError
+            If ``n`` is not an integer in ``[0, MAX_SAMPLES]``, or ``spread`` or ``local`` is out
+            of range.
+        TypeError
+            If ``rng`` is neither ``None``, a seed nor a Generator.
+
         Notes
         -----
         Each sample picks a learned set among :attr:`alternatives` (only :attr:`learned` with
@@ -458,7 +466,7 @@ class Fiber:
             raise ValueError(f"spread must be a non-negative finite number; got {spread!r}")
         if local is not None and not (np.isfinite(local) and local > 0):
             raise ValueError(f"local must be a positive finite number; got {local!r}")
-        generator = _rng(rng)
+        generator = as_generator(rng)
         choices = [self.learned] if local is not None else list(self.alternatives)
         points = [
             _random_critical_point(self.problem, choices[generator.integers(len(choices))], generator, spread, structure, local)
@@ -471,7 +479,7 @@ class Fiber:
         )
 
     # ------------------------------------------------------------------ local geometry
-    def tangent_space(self, point=None, *, tol: float = ZERO_EIGENVALUE_RTOL) -> np.ndarray:
+    def tangent_space(self, point=None, *, rtol: float = ZERO_EIGENVALUE_RTOL) -> np.ndarray:
         """Orthonormal basis of the tangent space of the critical set at a point of the fiber.
 
         Parameters
@@ -479,7 +487,7 @@ class Fiber:
         point : tuple of ndarray, optional
             A point of the fiber (default :attr:`point` when the fiber was built from one, else
             :attr:`representative`).
-        tol : float
+        rtol : float
             Zero threshold for the Hessian eigenvalues (:func:`quotient.zero_eigenvalue_threshold`)
             at a well-conditioned point of the orbit.
 
@@ -516,16 +524,16 @@ class Fiber:
         points, at the representative and at moved points. Dense: ``N`` Hessian-vector products
         and an ``eigh``.
         """
-        tol = _check_tolerance(tol)
+        rtol = check_tolerance(rtol)
         if point is None:
             point = self.representative if self.point is None else self.point
         point, z, g = self._check_member(point, 1e-8)
         eigenvalues, vectors = np.linalg.eigh(self.problem.hessian(z))
-        threshold = zero_eigenvalue_threshold(eigenvalues, tol=max(tol, _zero_resolution(self.problem, z, g)))
+        threshold = zero_eigenvalue_threshold(eigenvalues, rtol=max(rtol, zero_resolution(self.problem, z, g)))
         kernel = vectors[:, np.abs(eigenvalues) <= threshold].T
         if kernel.shape[0] == 0:
             return kernel.copy()
-        basis = np.linalg.qr(_pull_back(kernel, g, self.problem.widths).T)[0]
+        basis = np.linalg.qr(pull_back(kernel, g, self.problem.widths).T)[0]
         return basis.T.copy()
 
     @property
@@ -539,17 +547,18 @@ class Fiber:
         """
         return hessian_inertia(self.problem, self.representative if self.point is None else self.point).zero
 
-    def nearest(self, point, *, penalties=(1.0, 1e2, 1e4, 1e6, 1e8), steps: int = 20, tol: float = 1e-8):
+    def nearest(self, point, *, penalties=(1.0, 1e2, 1e4, 1e6, 1e8), steps: int = 20, rtol: float = 1e-8):
         """The point of the fiber closest to ``point`` (a local minimiser of the distance).
 
         Parameters
         ----------
         point : tuple of ndarray
+            ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the problem's singular frame.
         penalties : sequence of float
             Weights ``mu`` of the penalty continuation (see Notes).
         steps : int
             Gauss-Newton steps that finish the projection.
-        tol : float
+        rtol : float
             Membership tolerance of the answer (:meth:`contains`).
 
         Returns
@@ -580,7 +589,7 @@ class Fiber:
             x = _project(self.problem, S, y, penalties, steps)
             candidate = from_vector(x, self.problem.widths)
             distance = float(np.linalg.norm(x - y))
-            if distance < best_distance and self.contains(candidate, tol):
+            if distance < best_distance and self.contains(candidate, rtol):
                 best, best_distance = tuple(layer.copy() for layer in candidate), distance
         if best is None:
             raise RuntimeError(
@@ -590,18 +599,19 @@ class Fiber:
         return best
 
 
-def fiber(problem: Problem, point_or_critical_value, *, tol: float = 1e-8) -> Fiber:
+def fiber(problem: Problem, point_or_critical_value, *, rtol: float = 1e-8) -> Fiber:
     """The fiber of a critical value: every critical point with that loss.
 
     Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     point_or_critical_value : CriticalValue, sequence of int, or tuple of ndarray
         A critical value (:func:`quotient.critical_values`), a learned set (1-based modes), or a
         critical point: its value (from its learned set, :func:`quotient.learned_modes`) is then
         used, and the fiber's :attr:`Fiber.dimension` and :meth:`Fiber.tangent_space` describe
         the fiber at that point.
-    tol : float
+    rtol : float
         Criticality tolerance for a point (see :func:`quotient.classify`).
 
     Returns
@@ -619,14 +629,14 @@ def fiber(problem: Problem, point_or_critical_value, *, tol: float = 1e-8) -> Fi
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     argument = point_or_critical_value
     if isinstance(argument, CriticalValue):
-        value = _critical_value_of(problem, argument.learned)
+        value = critical_value_of(problem, argument.learned)
         if abs(value.value - argument.value) > 1e-9 * max(1.0, abs(value.value)):
             raise ValueError(f"{argument} is not a critical value of {problem}")
     elif isinstance(argument, (tuple, list)) and all(isinstance(i, (int, np.integer)) for i in argument):
-        value = _critical_value_of(problem, _learned_set(problem, argument))
+        value = critical_value_of(problem, learned_set(problem, argument))
     else:
         point = as_point(argument, "point", widths=problem.widths)
-        z, _ = _require_critical(problem, point, tol)
-        value = _critical_value_of(problem, learned_modes(problem, z))
+        z, _ = require_critical(problem, point, rtol)
+        value = critical_value_of(problem, learned_modes(problem, z))
         return Fiber(problem, value.value, value.learned, value.alternatives, canonical_point(problem, value.learned), point)
     return Fiber(problem, value.value, value.learned, value.alternatives, canonical_point(problem, value.learned))

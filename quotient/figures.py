@@ -20,11 +20,13 @@ from matplotlib.figure import Figure
 
 from tqdm import tqdm
 
+from .classification import classify
+from ._numerics import squared_norm
 from . import init, plot
-from .critical import canonical_point, classify, critical_values
+from .critical import canonical_point, critical_values
 from .fiber import fiber
 from .flow import gradient_descent, gradient_flow
-from .network import _squared_norm, conserved_quantities
+from .network import conserved_quantities
 from .problem import Problem
 from .saddle import stable_directions, unstable_directions
 from .symmetry import act, identity, random_orthogonal, random_rescaling
@@ -98,7 +100,7 @@ def balanced_vs_unbalanced() -> Figure:
     g = tuple(np.diag([4.0, 1.0, 0.25]) @ np.linalg.qr(rng.standard_normal((3, 3)))[0] for _ in range(2))
     unbalanced = act(balanced, g)  # same W(0), C(0) far from 0
     runs = [_flow(problem, point, 60.0, samples=_log_times(60.0, 1500)) for point in (balanced, unbalanced)]
-    C = [np.sqrt(_squared_norm(conserved_quantities(point))) for point in (balanced, unbalanced)]
+    C = [np.sqrt(squared_norm(conserved_quantities(point))) for point in (balanced, unbalanced)]
     labels = [rf"balanced start, $\|C\| = {C[0]:.0f}$", rf"unbalanced start, $\|C\| = {C[1]:.2g}$"]
     figure = Figure(figsize=(12.0, 8.6), layout="constrained")
     panels = figure.subplot_mosaic(
@@ -307,7 +309,7 @@ def level_set_teleport() -> Figure:
     point = _scalar(1.2, 0.5)
     # the best of the GL elements g = e^s, |s| <= 0.8, for the gradient norm (what teleportation maximises)
     moves = [act(point, (np.array([[np.exp(s)]]),)) for s in np.linspace(-0.8, 0.8, 161)]
-    moved = max(moves, key=lambda p: _squared_norm(problem.gradient(p)))
+    moved = max(moves, key=lambda p: squared_norm(problem.gradient(p)))
     figure = plot.level_set_teleport(problem, point, moved)
     figure.suptitle(
         "Teleportation on the scalar chain 1-1-1, $L = \\frac{1}{2}(2 - w_2 w_1)^2$: moving along the GL orbit keeps the loss\n"

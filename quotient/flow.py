@@ -9,10 +9,11 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _ode
+from ._numerics import readonly, squared_norm
 from ._io import FileFormatError, load_run, save_run
 from .critical import minimum_threshold
-from .network import _squared_norm, as_point, check_positive, conserved_quantities, end_to_end, from_vector, to_vector
-from .problem import Problem, SquareLoss, _readonly
+from .network import as_point, check_positive, conserved_quantities, end_to_end, from_vector, to_vector
+from .problem import Problem, SquareLoss
 
 __all__ = ["Trajectory", "gradient_flow", "gradient_descent"]
 
@@ -70,8 +71,8 @@ class Trajectory:
 
     def __post_init__(self):
         for name in ("times", "loss", "gradient_norm", "conservation_drift"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
-        object.__setattr__(self, "points", tuple(_readonly(layer) for layer in self.points))
+            object.__setattr__(self, name, readonly(getattr(self, name)))
+        object.__setattr__(self, "points", tuple(readonly(layer) for layer in self.points))
 
     @property
     def success(self) -> bool:
@@ -138,11 +139,11 @@ def _diagnostics(problem: Problem, points):
     """
     loss = problem.end_to_end_loss.value(end_to_end(points))
     gradient = problem._gradient(points)
-    gradient_norm = np.sqrt(_squared_norm(gradient))
+    gradient_norm = np.sqrt(squared_norm(gradient))
     charges = conserved_quantities(points)
     if charges:
         drift = np.sqrt(sum(np.sum((C - C[..., :1, :, :]) ** 2, axis=(-2, -1)) for C in charges))
-        scale = _squared_norm(points)
+        scale = squared_norm(points)
         drift = drift / np.maximum(np.maximum(scale, scale[..., :1]), np.finfo(float).tiny)
     else:
         drift = np.zeros(points[0].shape[:-2])
@@ -591,7 +592,7 @@ def gradient_descent(
         for k in range(1, n_steps + 1):
             gradient = problem._gradient(point)
             n_rhs += 1
-            gradient_norm = np.sqrt(_squared_norm(gradient))
+            gradient_norm = np.sqrt(squared_norm(gradient))
             if gradient_tol is not None and gradient_norm < gradient_tol:
                 status, message = 1, "gradient norm below gradient_tol"
                 break

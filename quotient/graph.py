@@ -31,7 +31,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .critical import CriticalValue, _require_square, critical_values
+from ._numerics import require_square_loss
+from .critical import CriticalValue, critical_values
+from .problem import Problem
 
 __all__ = ["CriticalGraph", "Plateau", "critical_graph", "nearest_critical", "plateaus"]
 
@@ -56,11 +58,9 @@ def _blocks(sigma: np.ndarray) -> list[np.ndarray]:
 
 
 def _check_problem(problem, name: str = "problem"):
-    from .problem import Problem
-
     if not isinstance(problem, Problem):
         raise TypeError(f"{name} must be a quotient.Problem; got {type(problem).__name__}")
-    _require_square(problem)
+    require_square_loss(problem)
 
 
 def _nearest(problem, W: np.ndarray):
@@ -211,7 +211,7 @@ def _as_maps(problem, W, name: str) -> np.ndarray:
 class Plateau:
     """A rest of a run near the critical maps of one critical value.
 
-    Attributes
+    Parameters
     ----------
     critical_value : CriticalValue
         The value rested at, labelled as in :func:`quotient.critical_values`.
@@ -328,7 +328,10 @@ def plateaus(problem, times, W, *, band: float = 0.1) -> list[Plateau]:
 class CriticalGraph(NamedTuple):
     """The critical values joined by the heteroclinic connections between them.
 
-    Attributes
+    ``graph[0]`` and ``graph[1]`` are the nodes and edges, so the graph can be passed wherever a
+    ``(nodes, edges)`` pair is expected.
+
+    Parameters
     ----------
     nodes : tuple of CriticalValue
         As :func:`critical_values` lists them (increasing loss); node ``n`` is ``nodes[n]``.
@@ -338,9 +341,6 @@ class CriticalGraph(NamedTuple):
     kinds : tuple of str
         For each edge, ``"learn"`` (one more mode learned) or ``"swap"`` (a learned mode exchanged
         for a larger unlearned one).
-
-    ``graph[0]`` and ``graph[1]`` are the nodes and edges, so the graph can be passed wherever a
-    ``(nodes, edges)`` pair is expected.
     """
 
     nodes: tuple
@@ -348,7 +348,24 @@ class CriticalGraph(NamedTuple):
     kinds: tuple
 
     def index(self, learned) -> int:
-        """Node holding the learned set ``learned`` (a tuple of 1-based modes or a CriticalValue)."""
+        """Node holding the learned set ``learned``.
+
+        Parameters
+        ----------
+        learned : sequence of int or CriticalValue
+            A learned set (1-based mode numbers, in any order) or a critical value, which stands
+            for its canonical learned set.
+
+        Returns
+        -------
+        int
+            The index ``n`` of the node whose value has ``learned`` among its alternatives.
+
+        Raises
+        ------
+        ValueError
+            If no critical value of the graph learns exactly these modes.
+        """
         if isinstance(learned, CriticalValue):
             learned = learned.learned
         learned = tuple(sorted(learned))
@@ -358,10 +375,33 @@ class CriticalGraph(NamedTuple):
         raise ValueError(f"no critical value learns the modes {learned}")
 
     def has_edge(self, a: int, b: int) -> bool:
+        """Whether a flow line runs from node ``a`` to node ``b``.
+
+        Parameters
+        ----------
+        a, b : int
+            Node indices (positions in :attr:`nodes`), ``a`` the source (higher loss).
+
+        Returns
+        -------
+        bool
+            Whether ``(a, b)`` is one of :attr:`edges`.
+        """
         return (a, b) in self.edges
 
     def successors(self, a: int) -> tuple[int, ...]:
-        """Nodes reached from node ``a`` by one edge, in increasing order."""
+        """Nodes reached from node ``a`` by one edge, in increasing order.
+
+        Parameters
+        ----------
+        a : int
+            Index of the source node in :attr:`nodes`.
+
+        Returns
+        -------
+        tuple of int
+            The targets ``b`` of the edges ``(a, b)``, increasing.
+        """
         return tuple(b for (source, b) in self.edges if source == a)
 
     def path(self, plateaus) -> tuple[int, ...]:
@@ -370,6 +410,17 @@ class CriticalGraph(NamedTuple):
         Consecutive nodes of a flow that rests at every saddle it passes are joined by an edge;
         :meth:`has_edge` tells where the plateaus skipped one (a saddle passed too quickly to rest
         there, or several modes learned at once).
+
+        Parameters
+        ----------
+        plateaus : sequence of Plateau
+            The rests of one run in time order, as :func:`plateaus` returns them; each plateau's
+            critical value must be a node of this graph.
+
+        Returns
+        -------
+        tuple of int
+            Node indices in visiting order, consecutive repeats merged into one.
         """
         visited: list[int] = []
         for plateau in plateaus:

@@ -37,8 +37,9 @@ import abc
 import numpy as np
 from scipy.linalg import expm
 
-from .init import _rng
+from ._numerics import act_unchecked, as_generator, haar_orthogonal, is_batch
 from .network import as_point, check_positive, check_widths, conserved_quantities, from_vector, to_vector
+from .orbit import align_orthogonal, balance, balance_rescaling
 
 __all__ = [
     "GROUPS",
@@ -58,27 +59,7 @@ _ORTHOGONALITY_TOL = 1e-10
 _ALGEBRA_RTOL = 1e-10
 
 
-def _is_batch(point) -> bool:
-    """Whether a point-like tuple carries one leading batch axis (3-D layers)."""
-    return isinstance(point, (tuple, list)) and len(point) > 0 and np.ndim(point[0]) == 3
-
-
 # ------------------------------------------------------------------- group-independent arithmetic
-def _act(point, g):
-    """``W_i -> G_i W_i G_{i-1}^{-1}`` for checked inputs; batches of points broadcast."""
-    h = len(point)
-    full = (None,) + tuple(g) + (None,)
-    layers = []
-    for i in range(1, h + 1):
-        W = point[i - 1]
-        if full[i - 1] is not None:  # W G^{-1} = (G^{-T} W^T)^T, a solve rather than an inverse
-            W = np.swapaxes(np.linalg.solve(full[i - 1].T, np.swapaxes(W, -1, -2)), -1, -2)
-        if full[i] is not None:
-            W = full[i] @ W
-        layers.append(W)
-    return tuple(layers)
-
-
 def _infinitesimal_action(point, xi):
     """``(xi_i W_i - W_i xi_{i-1})_{i=1..h}`` with ``xi_0 = xi_h = 0``, for checked inputs."""
     full = (None,) + tuple(xi) + (None,)
@@ -153,13 +134,6 @@ def compose(g, k) -> tuple[np.ndarray, ...]:
             raise ValueError(f"G_{i} and K_{i} must be square matrices of one shape; got {G.shape} and {K.shape}")
         out.append(G @ K)
     return tuple(out)
-
-
-def _haar_orthogonal(d: int, generator: np.random.Generator) -> np.ndarray:
-    # QR of a Gaussian matrix with the signs of R's diagonal moved into Q is Haar on O(d)
-    # (Mezzadri 2007).
-    Q, R = np.linalg.qr(generator.standard_normal((d, d)))
-    return Q * np.sign(np.diag(R))
 
 
 def _check_spread(spread) -> float:
@@ -455,7 +429,7 @@ class HiddenGroup(abc.ABC):
             seed nor ``None``.
         """
         spread = _check_spread(spread)
-        generator = _rng(rng)
+        generator = as_generator(rng)
         return tuple(self._random_factor(d, generator, spread) for d in self.hidden)
 
     # -------------------------------------------------------------------------- Lie algebra
@@ -577,7 +551,7 @@ class HiddenGroup(abc.ABC):
 
     # -------------------------------------------------------------------------- action
     def _point(self, point, name: str = "point"):
-        return as_point(point, name, widths=self._widths, batch=_is_batch(point))
+        return as_point(point, name, widths=self._widths, batch=is_batch(point))
 
     def act(self, point, g):
         """The action ``W_i -> G_i W_i G_{i-1}^{-1}`` (``G_0 = I``, ``G_h = I``).
@@ -602,7 +576,7 @@ class HiddenGroup(abc.ABC):
         inverse.
         """
         point = self._point(point)
-        return _act(point, self.check(g))
+        return act_unchecked(point, self.check(g))
 
     def infinitesimal_action(self, point, xi):
         """The vertical vector ``d/dt act(point, exp(t xi))`` at ``t = 0``.
@@ -719,7 +693,7 @@ class HiddenGroup(abc.ABC):
         if rtol is not None:
             check_positive("rtol", rtol, zero=True)
         point = as_point(point, "point", widths=self._widths)
-        tangent = as_point(tangent, "tangent", widths=self._widths, batch=_is_batch(tangent))
+        tangent = as_point(tangent, "tangent", widths=self._widths, batch=is_batch(tangent))
         basis = _orthonormal_image(self.action_matrix(point), rtol)
         projected = (to_vector(tangent) @ basis) @ basis.T
         return _unflatten(projected, self._widths)
@@ -746,7 +720,7 @@ class HiddenGroup(abc.ABC):
             ``tangent - vertical_projection(point, tangent)``, same shapes as ``tangent``.
         """
         vertical = self.vertical_projection(point, tangent, rtol)
-        tangent = as_point(tangent, "tangent", widths=self._widths, batch=_is_batch(tangent))
+        tangent = as_point(tangent, "tangent", widths=self._widths, batch=is_batch(tangent))
         return tuple(V - P for V, P in zip(tangent, vertical))
 
 
@@ -786,7 +760,7 @@ class GeneralLinear(HiddenGroup):
         # G = Q diag(exp(spread z)) Q' with Q, Q' Haar orthogonal and z standard normal: log cond(G)
         # is of order spread and both signs of the determinant occur.
         scales = np.exp(spread * generator.standard_normal(d))
-        return (_haar_orthogonal(d, generator) * scales) @ _haar_orthogonal(d, generator)
+        return (haar_orthogonal(d, generator) * scales) @ haar_orthogonal(d, generator)
 
     def moment_map(self, point):
         """``mu_i = W_i W_i^T - W_{i+1}^T W_{i+1} = -C_i`` (``C_i`` of :func:`quotient.conserved_quantities`).
@@ -828,7 +802,6 @@ class GeneralLinear(HiddenGroup):
         OrbitNotClosedError
             If the orbit is not closed (see :func:`quotient.balance`).
         """
-        from .orbit import balance  # orbit builds on this module
 
         return balance(self._point(point), **options)
 
@@ -866,7 +839,7 @@ class Orthogonal(HiddenGroup):
         return basis
 
     def _random_factor(self, d, generator, spread):
-        return _haar_orthogonal(d, generator)
+        return haar_orthogonal(d, generator)
 
     def moment_map(self, point):
         """Identically zero: returns ``h - 1`` zero ``(d_i, d_i)`` arrays (batched if the point is).
@@ -908,7 +881,7 @@ class Orthogonal(HiddenGroup):
             is the one registered to a reference.
         **options
             Passed to :func:`quotient.align_orthogonal` (``n_starts``, ``rng``, ``max_sweeps``,
-            ``tol``).
+            ``rtol``).
 
         Returns
         -------
@@ -927,7 +900,6 @@ class Orthogonal(HiddenGroup):
                 "Orthogonal.representative needs reference=: every point of an orthogonal orbit has the "
                 "same norm, so the representative is the point of the orbit nearest a reference point"
             )
-        from .orbit import align_orthogonal  # orbit builds on this module
 
         return align_orthogonal(self._point(point), reference, **options)
 
@@ -1014,7 +986,6 @@ class Rescaling(HiddenGroup):
         OrbitNotClosedError
             If a weight lies on no input-output path of nonzero weights.
         """
-        from .orbit import balance_rescaling  # orbit builds on this module
 
         return balance_rescaling(self._point(point), **options)
 

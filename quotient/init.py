@@ -26,26 +26,14 @@ spectral          ``dd_{i,k}/dt = (prod_{l != i} d_{l,k}) (sigma_k - prod_l d_{l
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
 
+from ._numerics import as_generator, chain_point
 from .network import check_widths
 
 __all__ = ["small_random", "orthogonal", "balanced", "delta_balanced", "aligned", "decoupled", "spectral"]
-
-
-def _rng(rng) -> np.random.Generator:
-    """``rng`` as a Generator: ``None`` (fresh entropy), a seed (an integer >= 0) or a Generator."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (np.random.SeedSequence, np.random.BitGenerator)):
-        return np.random.default_rng(rng)
-    if isinstance(rng, bool) or not isinstance(rng, (numbers.Integral, np.integer)):
-        raise TypeError(f"rng must be None, an integer seed >= 0 or a numpy Generator; got {rng!r}")
-    if rng < 0:
-        raise ValueError(f"rng: a seed must be an integer >= 0; got {rng!r}")
-    return np.random.default_rng(int(rng))
 
 
 def _widths(widths_or_problem) -> tuple[int, ...]:
@@ -63,11 +51,6 @@ def _stiefel(generator: np.random.Generator, n: int, k: int) -> np.ndarray:
     """Haar-distributed ``(n, k)`` matrix with orthonormal columns (``k <= n``)."""
     Q, R = np.linalg.qr(generator.standard_normal((n, k)))
     return Q * np.where(np.diag(R) < 0, -1.0, 1.0)
-
-
-def _chain(frames, strengths):
-    """``W_i = O_i diag(strengths[i-1]) O_{i-1}^T`` for frames ``O_0..O_h`` of shape ``(d_i, k)``."""
-    return tuple(frames[i] @ (strengths[i - 1][:, None] * frames[i - 1].T) for i in range(1, len(frames)))
 
 
 def small_random(widths, scale: float = 1e-2, rng=None):
@@ -103,7 +86,7 @@ def small_random(widths, scale: float = 1e-2, rng=None):
     """
     widths = _widths(widths)
     scale = _check_scale(scale)
-    generator = _rng(rng)
+    generator = as_generator(rng)
     return tuple(scale * generator.standard_normal((widths[i], widths[i - 1])) for i in range(1, len(widths)))
 
 
@@ -140,7 +123,7 @@ def orthogonal(widths, scale: float = 1e-2, rng=None):
     """
     widths = _widths(widths)
     scale = _check_scale(scale)
-    generator = _rng(rng)
+    generator = as_generator(rng)
     layers = []
     for i in range(1, len(widths)):
         rows, cols = widths[i], widths[i - 1]
@@ -196,7 +179,7 @@ def balanced(widths, end_to_end=None, *, scale: float = 1e-2, rng=None):
     (True, True)
     """
     widths = _widths(widths)
-    generator = _rng(rng)
+    generator = as_generator(rng)
     h, d_0, d_h, r = len(widths) - 1, widths[0], widths[-1], min(widths)
     if end_to_end is None:
         scale = _check_scale(scale)
@@ -220,7 +203,7 @@ def balanced(widths, end_to_end=None, *, scale: float = 1e-2, rng=None):
         U, values, Vt = U[:, :k], values[:k], Vt[:k]
     k = values.size
     frames = [Vt.T] + [_stiefel(generator, widths[i], k) for i in range(1, h)] + [U]
-    return _chain(frames, np.tile(values ** (1.0 / h), (h, 1)))
+    return chain_point(frames, np.tile(values ** (1.0 / h), (h, 1)))
 
 
 def _delta_paths(widths, deltas):
@@ -229,8 +212,6 @@ def _delta_paths(widths, deltas):
     Returns ``(paths, None)`` with ``paths`` a list of ``(start, end, squared_weights, count)``, or
     ``(None, reason)``. See :func:`delta_balanced` for the mathematics.
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     h = len(widths) - 1
     delta = np.concatenate([[0.0], deltas, [0.0]])  # delta[i] for layer i; the ends carry none
     prefix = np.concatenate([[0.0], np.cumsum(deltas)])  # prefix[k] = delta_1 + ... + delta_k
@@ -367,7 +348,7 @@ def delta_balanced(widths, deltas, *, scale: float = 1.0, rng=None):
                 layers[edge - 1][units[edge - start], units[edge - start - 1]] = np.sqrt(w2)
             for i in range(start, end + 1):
                 used[i] += 1
-    generator = _rng(rng)
+    generator = as_generator(rng)
     frames = [_stiefel(generator, d, d) for d in widths]
     return tuple(frames[i] @ layers[i - 1] @ frames[i - 1].T for i in range(1, h + 1))
 
@@ -424,7 +405,7 @@ def decoupled(widths, strengths):
     values = _mode_strengths(widths, strengths, "strengths")
     k = values.shape[1]
     frames = [np.eye(d, k) for d in widths]
-    return _chain(frames, values)
+    return chain_point(frames, values)
 
 
 def aligned(widths, strengths, *, rng=None):
@@ -464,9 +445,9 @@ def aligned(widths, strengths, *, rng=None):
     widths = _widths(widths)
     values = _mode_strengths(widths, strengths, "strengths")
     k = values.shape[1]
-    generator = _rng(rng)
+    generator = as_generator(rng)
     frames = [np.eye(widths[0], k)] + [_stiefel(generator, d, k) for d in widths[1:-1]] + [np.eye(widths[-1], k)]
-    return _chain(frames, values)
+    return chain_point(frames, values)
 
 
 def spectral(widths, u, *, rng=None):

@@ -13,9 +13,13 @@ like ``exp(-2 lambda_min t)``. Gradient descent is stable there for steps below
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import eigh
+from scipy.sparse.linalg import eigsh
 
-from .critical import DENSE_LIMIT, ZERO_EIGENVALUE_RTOL, _require_critical, _same_value, _value_of, global_minimum
-from .critical import hessian_operator, learned_modes, zero_eigenvalue_threshold
+from ._numerics import check_tolerance
+from .classification import learned_modes, require_critical
+from .critical import canonical_point, global_minimum, same_value, value_of
+from .hessian import DENSE_LIMIT, ZERO_EIGENVALUE_RTOL, hessian_operator, zero_eigenvalue_threshold
 from .network import as_point
 
 __all__ = ["convergence_rate", "sharpest_direction", "sharpness", "stable_step"]
@@ -25,8 +29,6 @@ _DENSE_LIMIT = DENSE_LIMIT  # parameters; above it the sharpness is found by Lan
 
 def _canonical_minimum(problem):
     """The balanced canonical global minimum: the top ``min(r, m)`` modes with ``sigma > 0`` learned."""
-    from .critical import canonical_point
-
     if getattr(problem, "sigma", None) is None:
         raise ValueError(
             "without a point, convergence_rate, sharpness and stable_step need a square-loss problem with "
@@ -36,36 +38,37 @@ def _canonical_minimum(problem):
     return canonical_point(problem, [k + 1 for k in range(min(problem.rank_bound, sigma.size)) if sigma[k] > 0])
 
 
-def _check_minimum(problem, point, tol):
+def _check_minimum(problem, point, gradient_rtol):
     """Criticality (:func:`quotient.is_critical`) and, for the square loss, the learned set's value
     against :func:`quotient.global_minimum`: both GL-invariant, as :func:`quotient.classify`."""
-    _require_critical(problem, point, tol)
+    require_critical(problem, point, check_tolerance(gradient_rtol, "gradient_rtol"))
     if getattr(problem, "sigma", None) is not None:
-        value = _value_of(problem, learned_modes(problem, point))
+        value = value_of(problem, learned_modes(problem, point))
         best = global_minimum(problem)
-        if not _same_value(problem, value, best):
+        if not same_value(problem, value, best):
             raise ValueError(
                 f"point is a critical point but not a global minimum: its value {value:.6g} exceeds the "
                 f"global minimum {best:.6g} (a saddle; see quotient.critical_values)"
             )
 
 
-def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float = ZERO_EIGENVALUE_RTOL) -> float:
+def convergence_rate(problem, point=None, *, gradient_rtol: float = 1e-6, eigenvalue_rtol: float = ZERO_EIGENVALUE_RTOL) -> float:
     """Exponential rate at which the loss gap decays near a global minimum: ``2 lambda_min``.
 
     Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     point : tuple of ndarray, optional
         A global minimum (e.g. the end of a converged flow); by default
         the canonical global minimum (:func:`quotient.canonical_point` of the top
         ``min(r, m)`` modes). The rate is local to the point: unbalanced minima have other
         Hessians and other rates.
-    tol : float
+    gradient_rtol : float
         Criticality tolerance of :func:`quotient.is_critical`; for the square loss the point's
         learned set must moreover have the value :func:`quotient.global_minimum`.
-    eig_rtol : float
-        Eigenvalues below ``eig_rtol * lambda_max`` in absolute value count as zero
+    eigenvalue_rtol : float
+        Eigenvalues below ``eigenvalue_rtol * lambda_max`` in absolute value count as zero
         (:func:`quotient.zero_eigenvalue_threshold`).
 
     Returns
@@ -90,12 +93,12 @@ def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float 
         If the point is not a global minimum (gradient, loss or a negative Hessian eigenvalue).
     """
     point = _canonical_minimum(problem) if point is None else as_point(point, "point", widths=problem.widths)
-    _check_minimum(problem, point, tol)
+    _check_minimum(problem, point, gradient_rtol)
     eigenvalues = np.linalg.eigvalsh(problem.hessian(point))
     top = float(np.abs(eigenvalues).max())
     if top == 0:
         raise ValueError("the Hessian vanishes at point: no exponential rate (e.g. a zero target)")
-    threshold = zero_eigenvalue_threshold(eigenvalues, tol=eig_rtol)
+    threshold = zero_eigenvalue_threshold(eigenvalues, rtol=eigenvalue_rtol)
     if eigenvalues[0] < -threshold:
         raise ValueError(f"the Hessian has a negative eigenvalue {eigenvalues[0]:.3e}: point is not a minimum")
     return 2.0 * float(eigenvalues[eigenvalues > threshold].min())
@@ -103,6 +106,19 @@ def convergence_rate(problem, point=None, *, tol: float = 1e-6, eig_rtol: float 
 
 def sharpness(problem, point=None) -> float:
     """Largest Hessian eigenvalue ``lambda_max`` at ``point`` (default: the canonical global minimum).
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem; points are in its singular frame.
+    point : tuple of ndarray, optional
+        ``(W_1, ..., W_h)``, a global minimum; default the canonical global minimum
+        (:func:`quotient.canonical_point` of the top modes).
+
+    Returns
+    -------
+    float
+        ``lambda_max``, the first value of :func:`sharpest_direction`.
 
     Notes
     -----
@@ -119,6 +135,7 @@ def sharpest_direction(problem, point=None) -> tuple[float, np.ndarray]:
     Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     point : tuple of ndarray, optional
         ``(W_1, ..., W_h)``; default the canonical global minimum.
 
@@ -133,9 +150,6 @@ def sharpest_direction(problem, point=None) -> tuple[float, np.ndarray]:
     Dense (LAPACK ``evr``, the top eigenpair only) up to ``DENSE_LIMIT`` parameters, Lanczos
     (``eigsh`` on :meth:`Problem.hvp`, ``tol = 1e-12``) above.
     """
-    from scipy.linalg import eigh
-    from scipy.sparse.linalg import eigsh
-
     point = _canonical_minimum(problem) if point is None else as_point(point, "point", widths=problem.widths)
     n = problem.n_params
     if n <= _DENSE_LIMIT:
@@ -152,5 +166,18 @@ def stable_step(problem, point=None) -> float:
     sharpest direction is amplified by ``|1 - step lambda_max| > 1`` and, since the balanced
     minimum is the flattest one, no global minimum is stable. At the canonical minimum it is
     ``2 / (h sigma_1^{2-2/h})``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem; points are in its singular frame.
+    point : tuple of ndarray, optional
+        ``(W_1, ..., W_h)``, a global minimum; default the canonical global minimum
+        (:func:`quotient.canonical_point` of the top modes).
+
+    Returns
+    -------
+    float
+        ``2 / lambda_max`` with ``lambda_max`` of :func:`sharpness`.
     """
     return 2.0 / sharpness(problem, point)

@@ -260,11 +260,6 @@ def n_params(widths) -> int:
     return sum(widths[i] * widths[i - 1] for i in range(1, len(widths)))
 
 
-def _squared_norm(point) -> np.ndarray:
-    """``sum_i ||W_i||_F^2`` over the layers (or any matrices), batched over their leading axes."""
-    return sum(np.sum(layer**2, axis=(-2, -1)) for layer in point)
-
-
 def forward_products(point) -> list:
     """Forward partial products ``F_j = W_j ... W_1`` for ``j = 0..h``.
 

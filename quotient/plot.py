@@ -17,7 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .critical import critical_values, zero_eigenvalue_threshold
+from .hessian import zero_eigenvalue_threshold
+from .critical import critical_values
 from .graph import critical_graph as _critical_graph
 from .graph import plateaus
 from .network import (

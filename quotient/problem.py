@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._numerics import readonly
 from .network import (
     check_positive,
     as_array,
@@ -31,12 +32,6 @@ __all__ = ["Problem", "SquareLoss", "check_data"]
 
 #: Most parameters ``N`` for which :meth:`Problem.hessian` assembles the dense ``(N, N)`` matrix.
 HESSIAN_LIMIT = 8000
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array = np.array(array, dtype=np.float64)
-    array.flags.writeable = False
-    return array
 
 
 def _transpose(array: np.ndarray) -> np.ndarray:
@@ -166,7 +161,7 @@ class Problem:
         object.__setattr__(self, "widths", check_widths(self.widths))
         for name in ("target", "sigma", "output_frame", "input_map"):
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, _readonly(getattr(self, name)))
+                object.__setattr__(self, name, readonly(getattr(self, name)))
         if self.end_to_end_loss is None:
             if self.target is None:
                 raise ValueError("a Problem needs a target Sigma or an end_to_end_loss")

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .critical import _require_square
+from ._numerics import is_batch, readonly, require_square_loss, squared_norm
 from .flow import Trajectory, _integrate
 from .graph import nearest_critical
-from .network import _squared_norm, as_point, backward_products, conserved_quantities, end_to_end, forward_products, widths_of
-from .problem import Problem, _readonly
+from .network import as_point, backward_products, conserved_quantities, end_to_end, forward_products, widths_of
+from .problem import Problem
 from .rank_manifold import RankManifold
-from .symmetry import _is_batch
 
 __all__ = [
     "quotient_map",
@@ -52,7 +51,7 @@ def quotient_map(point):
         which the gradient flow keeps fixed; ``C = 0`` on the balanced points, the minimal-norm
         points of the closed orbits.
     """
-    point = as_point(point, "point", batch=_is_batch(point))
+    point = as_point(point, "point", batch=is_batch(point))
     return end_to_end(point), conserved_quantities(point)
 
 
@@ -71,7 +70,7 @@ def pushforward(point, tangent) -> np.ndarray:
     ndarray, shape (d_h, d_0)
         Vertical tangent vectors (:func:`quotient.vertical_vector`) push forward to zero.
     """
-    batch = _is_batch(point)
+    batch = is_batch(point)
     point = as_point(point, "point", batch=batch)
     tangent = as_point(tangent, "tangent", widths=widths_of(point), batch=batch)
     forward, backward = forward_products(point), backward_products(point)
@@ -139,7 +138,7 @@ def projected_velocity(problem: Problem, point) -> np.ndarray:
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
-    batch = _is_batch(point)
+    batch = is_batch(point)
     point = as_point(point, "point", widths=problem.widths, batch=batch)
     velocity = tuple(-G for G in problem._gradient(point))
     return pushforward(point, velocity)
@@ -222,7 +221,7 @@ def _balanced_end_to_end(problem: Problem, start, name: str, balance_rtol: float
         return _check_end_to_end(problem, start, name)
     point = as_point(start, name, widths=problem.widths)
     for i, C in enumerate(conserved_quantities(point), start=1):
-        scale = _squared_norm((point[i - 1], point[i]))
+        scale = squared_norm((point[i - 1], point[i]))
         imbalance = float(np.linalg.norm(C))
         if imbalance > balance_rtol * scale:
             raise ValueError(
@@ -302,7 +301,7 @@ class QuotientTrajectory:
 
     def __post_init__(self):
         for name in ("times", "end_to_end", "singular_values", "coordinates", "critical_value", "critical_distance"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
+            object.__setattr__(self, name, readonly(getattr(self, name)))
         object.__setattr__(self, "learned", tuple(tuple(S) for S in self.learned))
 
     def __len__(self) -> int:
@@ -316,7 +315,7 @@ class QuotientTrajectory:
     @classmethod
     def from_end_to_end(cls, problem: Problem, times, W) -> QuotientTrajectory:
         """Build one from sample times ``(T,)`` and end-to-end maps ``(T, d_h, d_0)`` (square loss)."""
-        _require_square(problem)
+        require_square_loss(problem)
         times = np.asarray(times, dtype=np.float64)
         W = np.asarray(W, dtype=np.float64)
         m = problem.sigma.size
@@ -354,7 +353,7 @@ def project(trajectory: Trajectory) -> QuotientTrajectory:
     """
     if not isinstance(trajectory, Trajectory):
         raise TypeError(f"trajectory must be a quotient.Trajectory; got {type(trajectory).__name__}")
-    _require_square(trajectory.problem)
+    require_square_loss(trajectory.problem)
     return QuotientTrajectory.from_end_to_end(trajectory.problem, trajectory.times, trajectory.end_to_end)
 
 
@@ -431,7 +430,7 @@ def reduced_flow(
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
-    _require_square(problem)
+    require_square_loss(problem)
     W0 = _balanced_end_to_end(problem, W0, "W0", balance_rtol)
     manifold = rank_manifold(problem, _stratum_rank(problem, W0, rank, rank_rtol, "W0"))
     shape = W0.shape

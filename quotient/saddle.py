@@ -40,20 +40,12 @@ import numpy as np
 from scipy.linalg import null_space, orth
 from scipy.sparse.linalg import eigsh
 
-from .critical import (
-    DENSE_LIMIT,
-    ZERO_EIGENVALUE_RTOL,
-    _layer_norms,
-    _pull_back,
-    _require_critical,
-    _same_value,
-    _value_of,
-    global_minimum,
-    hessian_inertia,
-    hessian_operator,
-    learned_modes,
-)
-from .network import _squared_norm, as_point, backward_products, forward_products, from_vector, to_vector
+from ._numerics import check_tolerance, layer_norms, squared_norm
+from .classification import learned_modes, require_critical
+from .critical import global_minimum, same_value, value_of
+from .hessian import DENSE_LIMIT, ZERO_EIGENVALUE_RTOL, hessian_inertia, hessian_operator
+from .network import as_point, backward_products, forward_products, from_vector, to_vector
+from .orbit import pull_back
 from .problem import Problem
 
 __all__ = ["SaddleDirection", "stable_directions", "unstable_directions"]
@@ -63,13 +55,14 @@ __all__ = ["SaddleDirection", "stable_directions", "unstable_directions"]
 class SaddleDirection:
     """A direction in which the gradient flow leaves (unstable) or reaches (stable) a saddle.
 
-    Attributes
+    Parameters
     ----------
     point : tuple of ndarray
         The saddle.
     direction : tuple of ndarray
         Unit tangent vector at ``point`` (Euclidean norm over all layers is 1).
     kind : {"unstable", "stable"}
+        Whether the flow leaves the saddle along the direction or reaches it.
     order : int
         Order of the first non-zero term of ``L(curve(v)) - L(point)``: 2 for a Hessian
         eigenvector, ``g`` (the number of edges switched on) for a mode curve.
@@ -81,6 +74,10 @@ class SaddleDirection:
         The unlearned mode switched on, 1-based (``"mode"`` only).
     invariant : bool
         Whether the gradient flow started at ``curve(v)`` stays on the curve.
+    _chain : tuple or None
+        Internal (built by :func:`unstable_directions` / :func:`stable_directions` for
+        ``"mode"`` directions): ``(vectors, base, signs, frame)`` of the mode's chain of unit
+        vectors, from which :meth:`curve` builds the exact curve; ``None`` for Hessian directions.
     """
 
     point: tuple
@@ -99,6 +96,16 @@ class SaddleDirection:
         ``"hessian"``: the straight line ``point + v * direction`` (tangent to the unstable or
         stable manifold, not on it). ``"mode"``: the curve of the module docstring, with ``v``
         the size of each switched-on edge in the orthogonal frame of the chain.
+
+        Parameters
+        ----------
+        v : float
+            Curve parameter, ``v >= 0``; ``v = 0`` is the saddle itself.
+
+        Returns
+        -------
+        tuple of ndarray
+            The point ``(W_1, ..., W_h)`` at ``v``, same shapes as :attr:`point`.
         """
         if self._chain is None:
             return tuple(W + v * D for W, D in zip(self.point, self.direction))
@@ -137,7 +144,7 @@ def _complement_basis(V: np.ndarray, p: np.ndarray) -> np.ndarray | None:
     return np.column_stack([V, rest])
 
 
-def _mode_chain(problem: Problem, point, i: int, tol: float):
+def _mode_chain(problem: Problem, point, i: int, rtol: float):
     """The chain of unlearned mode ``i`` (0-based) at a critical point, or ``None``.
 
     Returns ``(vectors, base, gap, frame, orthogonal)``: unit chain vectors ``n_0 = f_i, ...,
@@ -147,7 +154,7 @@ def _mode_chain(problem: Problem, point, i: int, tol: float):
     """
     h = len(point)
     widths = problem.widths
-    norms = _layer_norms(point)
+    norms = layer_norms(point)
     F, B = forward_products(point), backward_products(point)
     f = np.zeros(widths[0])
     f[i] = 1.0
@@ -155,7 +162,7 @@ def _mode_chain(problem: Problem, point, i: int, tol: float):
     e[i] = 1.0
 
     def nonzero(x, scale):
-        return np.linalg.norm(x) > tol * scale
+        return np.linalg.norm(x) > rtol * scale
 
     # tail: x_j = F_j f_i, j = 0..b
     tail = [f]
@@ -185,8 +192,8 @@ def _mode_chain(problem: Problem, point, i: int, tol: float):
     # gap vectors z_j in ker W_{j+1} outside range W_j, j = b+1..a-1
     gap_vectors = {}
     for j in range(b + 1, a):
-        kernel = null_space(point[j], rcond=tol)  # W_{j+1} is point[j]
-        outside = null_space(point[j - 1].T, rcond=tol)  # (range W_j)^perp
+        kernel = null_space(point[j], rcond=rtol)  # W_{j+1} is point[j]
+        outside = null_space(point[j - 1].T, rcond=rtol)  # (range W_j)^perp
         if kernel.shape[1] == 0 or outside.shape[1] == 0:
             return None
         U, s, Vt = np.linalg.svd(outside.T @ kernel)
@@ -228,14 +235,14 @@ def _mode_chain(problem: Problem, point, i: int, tol: float):
     return vectors, base, gap, (None if orthogonal else tuple(frame)), orthogonal
 
 
-def _mode_directions(problem: Problem, point, kind: str, tol: float, min_order: int = 3):
+def _mode_directions(problem: Problem, point, kind: str, rtol: float, min_order: int = 3):
     h = len(point)
     sigma = np.asarray(problem.sigma)
     out = []
     for i in range(sigma.size):
         if sigma[i] <= 0:
             continue
-        chain = _mode_chain(problem, point, i, tol)
+        chain = _mode_chain(problem, point, i, rtol)
         if chain is None:
             continue
         vectors, base, gap, frame, orthogonal = chain
@@ -246,7 +253,7 @@ def _mode_directions(problem: Problem, point, kind: str, tol: float, min_order: 
         if kind == "stable":
             signs[np.argmax(gap)] = -1.0  # the first switched-on edge negative: product -1
         tangent = [_from_frame(signs[j] * gap[j] * np.outer(vectors[j + 1], vectors[j]), frame, j) for j in range(h)]
-        size = np.sqrt(_squared_norm(tangent))
+        size = np.sqrt(squared_norm(tangent))
         out.append(
             SaddleDirection(
                 point, tuple(D / size for D in tangent), kind, order, "mode",
@@ -256,7 +263,7 @@ def _mode_directions(problem: Problem, point, kind: str, tol: float, min_order: 
     return out
 
 
-def _hessian_directions(problem: Problem, point, z, g, kind: str, tol: float, dense_limit: int):
+def _hessian_directions(problem: Problem, point, z, g, kind: str, rtol: float, dense_limit: int):
     """Hessian directions of one sign at ``point``; the count is the inertia of the orbit (at ``z``).
 
     Unstable: the negative eigenvectors at the well-conditioned ``z = g . point`` carried back by the
@@ -267,7 +274,7 @@ def _hessian_directions(problem: Problem, point, z, g, kind: str, tol: float, de
     ``-H(point)`` is not transported by the action (only by its orthogonal subgroup).
     """
     n = problem.n_params
-    inertia = hessian_inertia(problem, z, tol=tol, dense_limit=dense_limit)
+    inertia = hessian_inertia(problem, z, rtol=rtol, dense_limit=dense_limit)
     count = inertia.negative if kind == "unstable" else inertia.positive
     if count == 0:
         return []
@@ -280,7 +287,7 @@ def _hessian_directions(problem: Problem, point, z, g, kind: str, tol: float, de
         operator = hessian_operator(problem, at)
         values, vectors = eigsh(operator, k=count, which="SA" if kind == "unstable" else "LA", tol=1e-12)
     if kind == "unstable":
-        Q = np.linalg.qr(_pull_back(vectors.T, g, problem.widths).T)[0]
+        Q = np.linalg.qr(pull_back(vectors.T, g, problem.widths).T)[0]
         HQ = np.stack([to_vector(problem._hvp(point, from_vector(Q[:, k].copy(), problem.widths))) for k in range(count)], axis=1)
         values, ritz = np.linalg.eigh(0.5 * (Q.T @ HQ + HQ.T @ Q))
         vectors = Q @ ritz
@@ -291,26 +298,28 @@ def _hessian_directions(problem: Problem, point, z, g, kind: str, tol: float, de
     ]
 
 
-def _saddle(problem: Problem, point, tol: float):
+def _saddle(problem: Problem, point, rtol: float):
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
+    rtol = check_tolerance(rtol, "gradient_rtol")
     point = as_point(point, "point", widths=problem.widths)
-    z, g = _require_critical(problem, point, tol)
-    minimum = _same_value(problem, _value_of(problem, learned_modes(problem, z)), global_minimum(problem))
+    z, g = require_critical(problem, point, rtol)
+    minimum = same_value(problem, value_of(problem, learned_modes(problem, z)), global_minimum(problem))
     return tuple(np.array(layer) for layer in point), minimum, z, g
 
 
-def unstable_directions(problem: Problem, point, *, tol: float = 1e-8, hessian_tol: float = ZERO_EIGENVALUE_RTOL, dense_limit: int = DENSE_LIMIT):
+def unstable_directions(problem: Problem, point, *, gradient_rtol: float = 1e-8, hessian_rtol: float = ZERO_EIGENVALUE_RTOL, dense_limit: int = DENSE_LIMIT):
     """The directions in which the gradient flow leaves a saddle.
 
     Parameters
     ----------
     problem : Problem
+        The learning problem; points are in its singular frame.
     point : tuple of ndarray
         A critical point.
-    tol : float
+    gradient_rtol : float
         Criticality and rank tolerance (as in :func:`quotient.classify`).
-    hessian_tol : float
+    hessian_rtol : float
         Zero threshold for Hessian eigenvalues (as in :func:`quotient.hessian_inertia`).
     dense_limit : int
         Largest ``N`` for which the Hessian eigenvectors are computed densely (ARPACK beyond).
@@ -337,20 +346,21 @@ def unstable_directions(problem: Problem, point, *, tol: float = 1e-8, hessian_t
     whose spare hidden units are all taken by tails and heads of directions ``Sigma`` ignores
     has no mode curve: the escape first has to move along the fiber, and none is returned.
     """
-    point, minimum, z, g = _saddle(problem, point, tol)
+    point, minimum, z, g = _saddle(problem, point, gradient_rtol)
+    hessian_rtol = check_tolerance(hessian_rtol, "hessian_rtol")
     if minimum:
         return []
-    return _hessian_directions(problem, point, z, g, "unstable", hessian_tol, dense_limit) + _mode_directions(
-        problem, point, "unstable", tol
+    return _hessian_directions(problem, point, z, g, "unstable", hessian_rtol, dense_limit) + _mode_directions(
+        problem, point, "unstable", gradient_rtol
     )
 
 
-def stable_directions(problem: Problem, point, *, tol: float = 1e-8, hessian_tol: float = ZERO_EIGENVALUE_RTOL, dense_limit: int = DENSE_LIMIT):
+def stable_directions(problem: Problem, point, *, gradient_rtol: float = 1e-8, hessian_rtol: float = ZERO_EIGENVALUE_RTOL, dense_limit: int = DENSE_LIMIT):
     """The directions along which the gradient flow comes back to a critical point.
 
     Parameters
     ----------
-    problem, point, tol, hessian_tol, dense_limit
+    problem, point, gradient_rtol, hessian_rtol, dense_limit
         As in :func:`unstable_directions`.
 
     Returns
@@ -385,8 +395,9 @@ def stable_directions(problem: Problem, point, *, tol: float = 1e-8, hessian_tol
     curves are not returned: at points whose chains split non-orthogonally (e.g. samples of
     :meth:`Fiber.sample`, which apply random GL elements) only the Hessian directions are.
     """
-    point, minimum, z, g = _saddle(problem, point, tol)
-    directions = _hessian_directions(problem, point, z, g, "stable", hessian_tol, dense_limit)
+    point, minimum, z, g = _saddle(problem, point, gradient_rtol)
+    hessian_rtol = check_tolerance(hessian_rtol, "hessian_rtol")
+    directions = _hessian_directions(problem, point, z, g, "stable", hessian_rtol, dense_limit)
     if not minimum:
-        directions += [d for d in _mode_directions(problem, point, "stable", tol) if d.invariant]
+        directions += [d for d in _mode_directions(problem, point, "stable", gradient_rtol) if d.invariant]
     return directions

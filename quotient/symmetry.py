@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._numerics import is_batch
 from .groups import GROUPS, GeneralLinear, Orthogonal, Rescaling, as_group, compose, inverse
-from .groups import _act, _is_batch  # noqa: F401  (re-exported for bundle.py and projection.py)
 from .network import as_point, widths_of
 
 __all__ = [
@@ -49,7 +49,7 @@ __all__ = [
 
 def _group_for(group, point):
     """The group object of ``group`` (a name or an object) for the widths of ``point``."""
-    point = as_point(point, "point", batch=_is_batch(point))
+    point = as_point(point, "point", batch=is_batch(point))
     return as_group(group, widths_of(point)), point
 
 

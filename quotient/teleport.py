@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .critical import is_critical
+from .classification import is_critical
+from ._numerics import as_generator
 from .minimum import sharpest_direction
-from .init import _rng  # the package's one rng check (no public name yet)
 from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
 from .network import as_point, check_count, check_positive, check_widths, from_vector, widths_of
 from .problem import Problem
@@ -257,7 +257,7 @@ def random_element(widths, size: float, *, group="gl", rng=None) -> tuple[np.nda
     size = check_positive("size", size)
     widths = check_widths(widths)
     group = _check_group(group, widths)
-    generator = _rng(rng)
+    generator = as_generator(rng)
     hidden = tuple(widths[1:-1])
     scales = [np.exp(size * generator.uniform(-1.0, 1.0, d)) for d in hidden]
     if group == "rescaling":

@@ -14,14 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quotient as q
-from quotient.critical import _gradient_size
+from quotient.classification import gradient_size
 
 
 def _problem(sigma, widths):
     return q.Problem.from_sigma(np.asarray(sigma, dtype=float), widths)
 
 
-def _squared_norm(point):
+def squared_norm(point):
     return sum(float(np.sum(layer**2)) for layer in point)
 
 
@@ -75,7 +75,7 @@ def test_canonical_point_is_a_balanced_critical_point_of_minimal_norm(sigma, wid
     problem = _problem(sigma, widths)
     point = q.canonical_point(problem, learned)
     h = len(widths) - 1
-    norm, relative = _gradient_size(problem, point)
+    norm, relative = gradient_size(problem, point)
     assert norm <= 1e-12 and relative <= 1e-14
     expected = np.zeros_like(problem.target)
     for j in learned:
@@ -83,7 +83,7 @@ def test_canonical_point_is_a_balanced_critical_point_of_minimal_norm(sigma, wid
     assert np.allclose(q.end_to_end(point), expected, atol=1e-14)
     assert problem.loss(point) == pytest.approx(0.5 * sum(s**2 for k, s in enumerate(sigma, 1) if k not in learned))
     assert all(np.abs(C).max() <= 1e-14 for C in q.conserved_quantities(point))
-    assert _squared_norm(point) == pytest.approx(h * sum(sigma[j - 1] ** (2 / h) for j in learned))
+    assert squared_norm(point) == pytest.approx(h * sum(sigma[j - 1] ** (2 / h) for j in learned))
 
 
 def test_canonical_point_accepts_a_critical_value():
@@ -308,7 +308,7 @@ def test_hessian_inertia_at_a_non_critical_point_counts_every_eigenvalue():
     assert inertia.negative == int(np.sum(eigenvalues < -1e-9 * np.abs(eigenvalues).max()))
 
 
-@pytest.mark.parametrize("kwargs, message", [({"method": "qr"}, "method"), ({"tol": 0.0}, "tol"), ({"tol": 2.0}, "tol")])
+@pytest.mark.parametrize("kwargs, message", [({"method": "qr"}, "method"), ({"rtol": 0.0}, "rtol"), ({"rtol": 2.0}, "rtol")])
 def test_hessian_inertia_rejects_bad_options(kwargs, message):
     problem = _problem([2, 1], (2, 2, 2))
     with pytest.raises(ValueError, match=message):
@@ -475,10 +475,11 @@ def test_well_conditioned_stays_on_the_orbit_and_balances_closed_orbits():
 
 
 def test_classify_at_widths_20_20_20_does_not_enumerate_subsets(monkeypatch):
-    from quotient import critical
+    from quotient import classification, critical
 
     problem = q.Problem.from_sigma(np.linspace(2.0, 1.0, 20), (20, 20, 20))
-    monkeypatch.setattr(critical, "critical_values", lambda *a, **k: pytest.fail("2^m enumeration"))
+    for module in (critical, classification):  # wherever classify could reach the enumeration
+        monkeypatch.setattr(module, "critical_values", lambda *a, **k: pytest.fail("2^m enumeration"), raising=False)
     assert q.classify(problem, q.canonical_point(problem, range(1, 11))) == "strict_saddle"  # h = 2
     assert q.classify(problem, q.canonical_point(problem, range(1, 21))) == "global_minimum"
     assert q.learned_modes(problem, q.canonical_point(problem, (2, 5, 19))) == (2, 5, 19)
@@ -489,22 +490,24 @@ def test_tolerances_are_checked(tol):
     problem = _problem([3, 2, 1], (3, 3, 3, 3))
     point = q.canonical_point(problem, (1,))
     chosen = q.fiber(problem, (1,))
-    for call in (
-        lambda: q.classify(problem, point, tol=tol),
-        lambda: q.is_critical(problem, point, tol=tol),
-        lambda: q.hessian_inertia(problem, point, tol=tol),
-        lambda: chosen.contains(point, tol=tol),
-        lambda: chosen.tangent_space(tol=tol),
-        lambda: q.fiber(problem, point, tol=tol),
-        lambda: q.unstable_directions(problem, point, tol=tol),
+    for name, call in (
+        ("rtol", lambda: q.classify(problem, point, rtol=tol)),
+        ("rtol", lambda: q.is_critical(problem, point, rtol=tol)),
+        ("rtol", lambda: q.hessian_inertia(problem, point, rtol=tol)),
+        ("rtol", lambda: chosen.contains(point, rtol=tol)),
+        ("rtol", lambda: chosen.tangent_space(rtol=tol)),
+        ("rtol", lambda: q.fiber(problem, point, rtol=tol)),
+        ("gradient_rtol", lambda: q.unstable_directions(problem, point, gradient_rtol=tol)),
+        ("hessian_rtol", lambda: q.stable_directions(problem, point, hessian_rtol=tol)),
+        ("gradient_rtol", lambda: q.convergence_rate(problem, q.canonical_point(problem, (1, 2, 3)), gradient_rtol=tol)),
     ):
-        with pytest.raises(ValueError, match=r"tol must be a finite number in \(0, 1\)"):
+        with pytest.raises(ValueError, match=rf"^{name} must be a finite number in \(0, 1\)"):
             call()
 
 
 def test_zero_eigenvalue_threshold():
     assert q.zero_eigenvalue_threshold([-2.0, 0.0, 1.0]) == 2.0 * q.ZERO_EIGENVALUE_RTOL
-    assert q.zero_eigenvalue_threshold([-2.0, 1.0], tol=1e-3, floor=0.5) == 0.5
+    assert q.zero_eigenvalue_threshold([-2.0, 1.0], rtol=1e-3, floor=0.5) == 0.5
     assert q.zero_eigenvalue_threshold([]) == 0.0
 
 

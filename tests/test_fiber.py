@@ -13,7 +13,7 @@ from scipy.optimize import minimize
 
 import quotient as q
 from quotient.cli import FIBER_FILES, main
-from quotient.critical import _gradient_size
+from quotient.classification import gradient_size
 
 
 def _problem(sigma, widths):
@@ -58,7 +58,7 @@ def test_samples_are_critical_points_at_the_fiber_value(sigma, widths):
         chosen = q.fiber(problem, value)
         assert chosen.value == value.value and chosen.learned == value.learned
         for point in _points(chosen.sample(12, rng=7, spread=1.0)):
-            norm, relative = _gradient_size(problem, point)
+            norm, relative = gradient_size(problem, point)
             assert relative <= 1e-12
             assert problem.loss(point) == pytest.approx(value.value, abs=1e-10 * max(1.0, _norm(point) ** len(point)))
             assert chosen.contains(point)
@@ -81,9 +81,9 @@ def test_samples_with_arbitrarily_large_norm_stay_in_the_fiber():
             assert norms.max() > {2.0: 1e2, 3.0: 1e3}[spread]
             # At spread 3 some hidden GL moves have condition numbers ~3e7: contains holds at
             # its default tol because criticality is measured at a well-conditioned point of the
-            # orbit with the rounding level eps kappa^2 of the map there (critical._resolution).
+            # orbit with the rounding level eps kappa^2 of the map there (classification.orbit_resolution).
             assert all(chosen.contains(p) for p in points)
-            assert all(_gradient_size(problem, p)[1] <= 1e-9 for p in points)
+            assert all(gradient_size(problem, p)[1] <= 1e-9 for p in points)
 
 
 def test_structure_moves_reach_strata_an_orbit_does_not():

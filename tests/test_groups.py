@@ -308,7 +308,7 @@ def test_gl_representative_is_balanced_of_minimal_norm_in_the_orbit(widths, seed
     # ~CONDITION on each side: the balance is determined to eps CONDITION^2 (measured: 2.5e-8 at
     # widths (1, 2, 2, 1), 2e-11 at (1, 3, 1), over 30 seeds).
     tol = 10 * np.finfo(float).eps * CONDITION**2
-    rep, g = group.representative(point, tol=tol)
+    rep, g = group.representative(point, balance_rtol=tol)
     group.check(g)
     for G in g:
         np.testing.assert_allclose(G, G.T, rtol=0, atol=1e-14 * np.linalg.norm(G))
