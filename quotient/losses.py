@@ -1,25 +1,177 @@
-"""Losses of the end-to-end map beyond the whitened square loss.
+"""Losses of the end-to-end map: the protocol they follow, the whitened square loss and others.
 
-A loss ``l`` of the end-to-end map ``W`` (shape ``(d_h, d_0)``) is any object with three methods,
-each broadcasting over leading axes of ``W`` and ``dW``:
+A loss ``l`` of the end-to-end map ``W`` (shape ``(d_h, d_0)``) is any object with the three
+methods of :class:`EndToEndLoss`, each broadcasting over leading axes of ``W`` and ``dW``:
 
 * ``value(W)`` -> ``l(W)``, shape ``W.shape[:-2]``;
 * ``gradient(W)`` -> ``grad l(W)``, shape of ``W``;
-* ``hvp(W, dW)`` -> ``Hess l(W)[dW]``.
+* ``hvp(W, dW)`` -> ``Hess l(W)[dW]``, shape of ``dW``.
 
 ``Problem.from_loss(loss, widths)`` turns one into a network problem; the layer gradient is
 ``B_j^T grad l(W) F_{j-1}^T`` and the conserved quantities ``C_i`` are conserved for every such loss
-(Du, Hu & Lee 2018). :class:`quotient.problem.SquareLoss` is the whitened square loss.
+(Du, Hu & Lee 2018). :class:`SquareLoss` is the whitened square loss of ``Problem.from_sigma`` and
+``Problem.from_data``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["CovarianceSquareLoss", "PseudoHuberLoss", "LogisticLoss"]
+__all__ = ["EndToEndLoss", "SquareLoss", "CovarianceSquareLoss", "PseudoHuberLoss", "LogisticLoss", "check_loss"]
+
+#: The methods of :class:`EndToEndLoss`, in the order :func:`check_loss` names them.
+LOSS_METHODS = ("value", "gradient", "hvp")
+
+
+@runtime_checkable
+class EndToEndLoss(Protocol):
+    """What :class:`quotient.Problem` calls on a loss ``l`` of the end-to-end map ``W = W_h ... W_1``.
+
+    Every method broadcasts over the leading axes of its arguments (the flows evaluate batches of
+    points at once); ``W`` and ``dW`` have shape ``(..., d_h, d_0)``.
+    """
+
+    def value(self, W: np.ndarray) -> np.ndarray:
+        """``l(W)``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape W.shape[:-2]
+            The loss of each map.
+        """
+
+    def gradient(self, W: np.ndarray) -> np.ndarray:
+        """``grad l(W)``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape of W
+            The Euclidean gradient of ``l`` at each map.
+        """
+
+    def hvp(self, W: np.ndarray, dW: np.ndarray) -> np.ndarray:
+        """``Hess l(W)[dW]``, the Hessian-vector product.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+        dW : ndarray, shape (..., d_h, d_0)
+            Directions, broadcast against ``W``.
+
+        Returns
+        -------
+        ndarray, shape of dW
+            The second derivative of ``l`` at ``W`` applied to ``dW``.
+        """
+
+
+def check_loss(loss, name: str = "loss") -> EndToEndLoss:
+    """``loss`` if it has the methods of :class:`EndToEndLoss`.
+
+    Parameters
+    ----------
+    loss : object
+        A candidate loss of the end-to-end map.
+    name : str
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    EndToEndLoss
+        ``loss`` itself.
+
+    Raises
+    ------
+    TypeError
+        If a method of :data:`LOSS_METHODS` is missing or not callable; the message names them.
+    """
+    missing = [method for method in LOSS_METHODS if not callable(getattr(loss, method, None))]
+    if missing:
+        raise TypeError(
+            f"{name} must be a loss of the end-to-end map with methods {', '.join(LOSS_METHODS)} "
+            f"(quotient.losses.EndToEndLoss); {type(loss).__name__} lacks {', '.join(missing)}"
+        )
+    return loss
+
+
+
+@dataclass(frozen=True, eq=False)
+class SquareLoss:
+    """``l(W) = 1/2 ||W - Sigma||_F^2``, the whitened square loss: gradient ``W - Sigma``, Hessian the identity.
+
+    The loss of :meth:`quotient.Problem.from_sigma` and :meth:`~quotient.Problem.from_data`
+    (``Sigma`` the rectangular diagonal target in the singular frame); only runs of this loss can
+    be saved to files.
+
+    Attributes
+    ----------
+    target : ndarray, shape (d_h, d_0)
+        ``Sigma``.
+    """
+
+    target: np.ndarray
+
+    def value(self, W: np.ndarray) -> np.ndarray:
+        """``1/2 ||W - Sigma||_F^2``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape W.shape[:-2]
+            The loss of each map.
+        """
+        return 0.5 * np.sum((W - self.target) ** 2, axis=(-2, -1))
+
+    def gradient(self, W: np.ndarray) -> np.ndarray:
+        """``W - Sigma``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape of W
+            The residuals, the gradient of the loss.
+        """
+        return W - self.target
+
+    def hvp(self, W: np.ndarray, dW: np.ndarray) -> np.ndarray:
+        """``dW``: the Hessian is the identity.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps (the Hessian does not depend on them).
+        dW : ndarray, shape (..., d_h, d_0)
+            Directions.
+
+        Returns
+        -------
+        ndarray, shape of dW
+            ``dW`` itself.
+        """
+        return dW
 
 
 def _matrix(name, value, shape=None) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .losses import EndToEndLoss, SquareLoss, check_loss
 from .network import (
     check_positive,
     as_array,
@@ -27,7 +28,7 @@ from .network import (
     to_vector,
 )
 
-__all__ = ["Problem", "SquareLoss", "check_data"]
+__all__ = ["Problem", "check_data"]
 
 #: Most parameters ``N`` for which :meth:`Problem.hessian` assembles the dense ``(N, N)`` matrix.
 HESSIAN_LIMIT = 8000
@@ -108,26 +109,6 @@ def check_data(X, Y, widths=None, *, rcond: float = 1e-10) -> tuple[np.ndarray, 
 
 
 @dataclass(frozen=True, eq=False)
-class SquareLoss:
-    """``l(W) = 1/2 ||W - Sigma||_F^2`` with gradient ``W - Sigma`` and Hessian the identity.
-
-    Any loss of the end-to-end map used by :class:`Problem` has the same three methods; each
-    takes ``W`` of shape ``(..., d_h, d_0)`` and broadcasts over leading axes.
-    """
-
-    target: np.ndarray
-
-    def value(self, W: np.ndarray) -> np.ndarray:
-        return 0.5 * np.sum((W - self.target) ** 2, axis=(-2, -1))
-
-    def gradient(self, W: np.ndarray) -> np.ndarray:
-        return W - self.target
-
-    def hvp(self, W: np.ndarray, dW: np.ndarray) -> np.ndarray:
-        return dW
-
-
-@dataclass(frozen=True, eq=False)
 class Problem:
     """A deep linear network learning problem in the singular frame of its data.
 
@@ -149,9 +130,10 @@ class Problem:
     offset : float
         Data loss minus reduced loss, ``1/2 (||Y||_F^2 - ||Sigma_yx||_F^2)`` (0 for
         :meth:`from_sigma`).
-    end_to_end_loss : SquareLoss or any loss of the end-to-end map
-        The loss ``l`` of the end-to-end map; ``L(W_1..W_h) = l(W_h ... W_1)``. Any object with
-        ``value``, ``gradient`` and ``hvp`` (see :mod:`quotient.losses`).
+    end_to_end_loss : EndToEndLoss
+        The loss ``l`` of the end-to-end map; ``L(W_1..W_h) = l(W_h ... W_1)``: any object with
+        the methods of the protocol :class:`quotient.losses.EndToEndLoss` (``value``,
+        ``gradient``, ``hvp``); :class:`quotient.losses.SquareLoss` of ``target`` by default.
     """
 
     widths: tuple[int, ...]
@@ -160,7 +142,7 @@ class Problem:
     output_frame: np.ndarray
     input_map: np.ndarray
     offset: float = 0.0
-    end_to_end_loss: SquareLoss = field(default=None, repr=False)
+    end_to_end_loss: EndToEndLoss | None = field(default=None, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "widths", check_widths(self.widths))
@@ -171,6 +153,8 @@ class Problem:
             if self.target is None:
                 raise ValueError("a Problem needs a target Sigma or an end_to_end_loss")
             object.__setattr__(self, "end_to_end_loss", SquareLoss(self.target))
+        else:
+            check_loss(self.end_to_end_loss, "end_to_end_loss")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -215,7 +199,7 @@ class Problem:
                 )
             target = np.zeros((d_h, d_0))
             target[np.arange(m), np.arange(m)] = values
-            return cls(widths, target, values, np.eye(d_h), np.eye(d_0))
+            return cls(widths=widths, target=target, sigma=values, output_frame=np.eye(d_h), input_map=np.eye(d_0))
         if values.ndim == 2:
             if values.shape != (d_h, d_0):
                 raise ValueError(
@@ -267,9 +251,9 @@ class Problem:
 
         Parameters
         ----------
-        loss : object
-            With methods ``value(W)``, ``gradient(W)`` and ``hvp(W, dW)`` for ``W`` of shape
-            ``(..., d_h, d_0)``, e.g. :class:`quotient.losses.CovarianceSquareLoss`,
+        loss : EndToEndLoss
+            With the methods of :class:`quotient.losses.EndToEndLoss`: ``value(W)``,
+            ``gradient(W)`` and ``hvp(W, dW)`` for ``W`` of shape ``(..., d_h, d_0)``, e.g. :class:`quotient.losses.CovarianceSquareLoss`,
             :class:`~quotient.losses.PseudoHuberLoss`, :class:`~quotient.losses.LogisticLoss`.
         widths : sequence of int
             ``(d_0, ..., d_h)``.
@@ -289,9 +273,7 @@ class Problem:
             If its gradient at ``W = 0`` does not have shape ``(d_h, d_0)``.
         """
         widths = check_widths(widths)
-        missing = [name for name in ("value", "gradient", "hvp") if not callable(getattr(loss, name, None))]
-        if missing:
-            raise TypeError(f"loss must have methods value, gradient and hvp of the end-to-end map; {type(loss).__name__} lacks {missing}")
+        check_loss(loss, "loss")
         d_0, d_h = widths[0], widths[-1]
         probe = np.zeros((d_h, d_0))
         gradient_shape = np.shape(loss.gradient(probe))
@@ -300,7 +282,7 @@ class Problem:
                 f"loss does not act on end-to-end maps of shape (d_h, d_0) = {(d_h, d_0)} for widths {widths}: "
                 f"its gradient at W = 0 has shape {gradient_shape}"
             )
-        return cls(widths, None, None, np.eye(d_h), np.eye(d_0), 0.0, loss)
+        return cls(widths=widths, target=None, sigma=None, output_frame=np.eye(d_h), input_map=np.eye(d_0), end_to_end_loss=loss)
 
     @classmethod
     def _from_cross_covariance(cls, widths, cross, whitening, offset) -> Problem:
@@ -309,7 +291,7 @@ class Problem:
         U, values, Vt = np.linalg.svd(cross, full_matrices=True)
         target = np.zeros((d_h, d_0))
         target[np.arange(m), np.arange(m)] = values
-        return cls(widths, target, values, U, Vt @ whitening, float(offset))
+        return cls(widths=widths, target=target, sigma=values, output_frame=U, input_map=Vt @ whitening, offset=float(offset))
 
     # ------------------------------------------------------------------ frames
     @property

@@ -29,14 +29,14 @@ __all__ = ["sweep", "load_sweep", "read_config", "run_name", "FolderLockedError"
 _FORMAT = "quotient.sweep/1"
 
 # settings that change what a run computes: a folder holds runs of one set of them only
-_SETTINGS = ("sigma", "d_in", "d_out", "t_final", "gradient_tol", "rtol", "atol", "n_samples")
+_SETTINGS = ("sigma", "d_in", "d_out", "t_final", "gradient_atol", "rtol", "atol", "n_samples")
 _DEFAULTS = (None, None, None, 1e4, 1e-6, 1e-8, 1e-10, 501)  # of _SETTINGS, as in sweep()
 _GRID = ("depths", "widths", "init_scales", "seeds")
 _CONFIG_KEYS = {
     None: ("out",),
     "problem": ("sigma", "d_in", "d_out"),
     "grid": _GRID,
-    "flow": ("t_final", "gradient_tol", "rtol", "atol", "n_samples"),
+    "flow": ("t_final", "gradient_atol", "rtol", "atol", "n_samples"),
     "cluster": ("scheduler", "n_workers", "processes"),
 }
 
@@ -71,7 +71,7 @@ def _positive(name, value):
     return float(value)
 
 
-def _settings(sigma, d_in, d_out, t_final, gradient_tol, rtol, atol, n_samples) -> dict:
+def _settings(sigma, d_in, d_out, t_final, gradient_atol, rtol, atol, n_samples) -> dict:
     if isinstance(sigma, (str, bytes)) or not hasattr(sigma, "__iter__"):
         raise TypeError(f"sigma must be a list of target singular values; got {sigma!r}")
     values = np.asarray(list(sigma))
@@ -95,7 +95,7 @@ def _settings(sigma, d_in, d_out, t_final, gradient_tol, rtol, atol, n_samples) 
         "sigma": [float(s) for s in values],
         **dims,
         "t_final": _positive("t_final", t_final),
-        "gradient_tol": None if gradient_tol is None else _positive("gradient_tol", gradient_tol),
+        "gradient_atol": None if gradient_atol is None else _positive("gradient_atol", gradient_atol),
         "rtol": _positive("rtol", rtol),
         "atol": _positive("atol", atol),
         "n_samples": int(n_samples),
@@ -133,7 +133,7 @@ def _run(spec: dict, settings: dict):
     point0 = init.small_random(widths, spec["init_scale"], rng=spec["seed"])
     trajectory = gradient_flow(
         problem, point0, settings["t_final"], rtol=settings["rtol"], atol=settings["atol"],
-        t_eval=settings["n_samples"], gradient_tol=settings["gradient_tol"], progress=False, throw=False,
+        t_eval=settings["n_samples"], gradient_atol=settings["gradient_atol"], progress=False, throw=False,
     )  # fmt: skip
     minimum = global_minimum(problem)
     visited = plateaus(problem, trajectory.times, trajectory.end_to_end)
@@ -250,7 +250,7 @@ def sweep(
     d_in: int | None = None,
     d_out: int | None = None,
     t_final: float = 1e4,
-    gradient_tol: float | None = 1e-6,
+    gradient_atol: float | None = 1e-6,
     rtol: float = 1e-8,
     atol: float = 1e-10,
     n_samples: int = 501,
@@ -277,8 +277,8 @@ def sweep(
         Seeds of the init; an integer ``n`` means ``0, ..., n - 1``.
     d_in, d_out : int, optional
         Input and output widths (default ``len(sigma)``).
-    t_final, gradient_tol, rtol, atol : float
-        Passed to :func:`~quotient.flow.gradient_flow` (runs stop at ``gradient_tol``).
+    t_final, gradient_atol, rtol, atol : float
+        Passed to :func:`~quotient.flow.gradient_flow` (runs stop at ``gradient_atol``).
     n_samples : int
         Samples stored per run (evenly spaced up to the stopping time).
     scheduler : str or distributed.Client, optional
@@ -309,7 +309,7 @@ def sweep(
         If another live sweep holds the lock ``out/sweep.lock`` (the message names its process id);
         a lock left by a dead process is taken over.
     """
-    settings = _settings(sigma, d_in, d_out, t_final, gradient_tol, rtol, atol, n_samples)
+    settings = _settings(sigma, d_in, d_out, t_final, gradient_atol, rtol, atol, n_samples)
     grid = _grid(depths, widths, init_scales, seeds)
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, numbers.Integral) or n_workers < 1):
         raise ValueError(f"n_workers must be a positive integer; got {n_workers!r}")

@@ -92,7 +92,7 @@ def test_covariance_loss_flow_reaches_least_squares_but_not_along_the_whitened_p
     raw = q.Problem.from_loss(q.CovarianceSquareLoss.from_data(X, Y), widths)
     whitened = q.Problem.from_data(X, Y, widths)
     point0 = init.small_random(widths, 0.3, rng=9)
-    trajectory = q.gradient_flow(raw, point0, 200.0, gradient_tol=1e-9, **FLOW)
+    trajectory = q.gradient_flow(raw, point0, 200.0, gradient_atol=1e-9, **FLOW)
     W_ls = np.linalg.lstsq(X.T, Y.T, rcond=None)[0].T
     assert trajectory.loss[-1] == pytest.approx(0.5 * np.sum((Y - W_ls @ X) ** 2), rel=1e-9)
     np.testing.assert_allclose(q.end_to_end(trajectory.point(-1)), W_ls, atol=1e-6)

@@ -82,7 +82,7 @@ def run(problem):
     """Depth 3 from a small init: plateaus at S = {}, {1}, {1,2}, then the minimum {1,2,3}."""
     times = np.r_[0.0, np.geomspace(1e-2, 500.0, 300)]
     point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
-    # to t_final, no gradient_tol: where a tolerance stops the flow depends on the last bits of the
+    # to t_final, no gradient_atol: where a tolerance stops the flow depends on the last bits of the
     # steps (5e-4 of the time span between OpenBLAS kernels, benchmarks/picture_kernels.py);
     # DOP853 pinned: the conservation-drift baseline is this method's drift curve
     return q.gradient_flow(problem, point0, 500.0, t_eval=times, method="DOP853", progress=False)

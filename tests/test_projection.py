@@ -272,7 +272,7 @@ def test_nearest_critical_labels_tied_values_as_critical_values_does():
     learned, found, distance = q.nearest_critical(problem, 2.0 * np.outer(u, u))
     assert learned == (1,) and found == 2.5 and distance < 1e-14
     # project() uses the same labels
-    quotient_run = projection.QuotientTrajectory.from_end_to_end(problem, [0.0], np.diag([0.0, 2.0, 0.0])[None])
+    quotient_run = q.quotient_flow.QuotientTrajectory.from_end_to_end(problem, [0.0], np.diag([0.0, 2.0, 0.0])[None])
     assert quotient_run.learned == ((1,),)
 
 
