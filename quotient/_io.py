@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import tempfile
 import zipfile
 import zlib
@@ -329,8 +330,6 @@ def _exchange(a: str, b: str) -> bool:
 def stage_hook(stage: str) -> None:
     """Test hook: ``QUOTIENT_TEST_KILL_AT=<stage>`` kills this process with SIGKILL at ``stage``."""
     if os.environ.get("QUOTIENT_TEST_KILL_AT") == stage:
-        import signal
-
         os.kill(os.getpid(), signal.SIGKILL)
 
 

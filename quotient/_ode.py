@@ -394,7 +394,7 @@ def diagnostics(problem: Problem, points):
     ``(B, T, d_i, d_{i-1})`` for an ensemble); the drift is measured from the first time.
     """
     loss = problem.end_to_end_loss.value(end_to_end(points))
-    gradient = problem._gradient(points)
+    gradient = problem.unchecked_gradient(points)
     gradient_norm = np.sqrt(_squared_norm(gradient))
     charges = conserved_quantities(points)
     if charges:
@@ -428,7 +428,7 @@ def flat_gradient(problem: Problem, lead: tuple[int, ...] = ()):
     ``lead``), ``gradient(y)`` returns the flat gradient. This is the right-hand side ``solve_ivp``
     calls thousands of times, so a call does no validation, no concatenation and no allocation
     beyond its result and ``G``: the slices and the buffers of the forward products are made
-    once here, and :meth:`Problem._gradient` writes the layers of the gradient straight into
+    once here, and :meth:`Problem.unchecked_gradient` writes the layers of the gradient straight into
     views of the flat result.
     """
     widths, h, n = problem.widths, problem.depth, problem.n_params
@@ -445,7 +445,7 @@ def flat_gradient(problem: Problem, lead: tuple[int, ...] = ()):
 
     def gradient(y):
         flat = np.empty(lead + (n,))
-        problem._gradient(layers(y), out=views(flat), forward=forward)
+        problem.unchecked_gradient(layers(y), out=views(flat), forward=forward)
         return flat
 
     return layers, gradient
@@ -470,14 +470,14 @@ def flat_hessian(problem: Problem):
     """``y -> Hess L(y)``, the dense ``(N, N)`` Hessian on flat states (the Jacobian of the flow, negated).
 
     The ``N`` Hessian-vector products along the unit vectors run as one batched
-    :meth:`Problem._hvp`, with the unit vectors made once here; symmetrised like
+    :meth:`Problem.unchecked_hvp`, with the unit vectors made once here; symmetrised like
     :meth:`Problem.hessian`.
     """
     layers, _ = flat_gradient(problem)
     basis = from_vector(np.eye(problem.n_params), problem.widths)
 
     def hessian(y):
-        H = to_vector(problem._hvp(layers(y), basis))
+        H = to_vector(problem.unchecked_hvp(layers(y), basis))
         H += H.T
         H *= 0.5
         return H
@@ -491,7 +491,7 @@ def banded_block_hessian(problem: Problem, members: int):
     The state is ``B`` flat points one after the other (shape ``(B N,)``), so the Hessian of the
     sum of the members' losses is block diagonal, each block one member's ``(N, N)`` Hessian:
     banded with half-bandwidth ``N - 1``. Returned as ``J[N - 1 + i - j, j]`` of shape
-    ``(2N - 1, B N)``; the ``B N`` Hessian-vector products are one batched :meth:`Problem._hvp`.
+    ``(2N - 1, B N)``; the ``B N`` Hessian-vector products are one batched :meth:`Problem.unchecked_hvp`.
     """
     n = problem.n_params
     layers, _ = flat_gradient(problem, (members, 1))
@@ -502,7 +502,7 @@ def banded_block_hessian(problem: Problem, members: int):
     rows = np.tile(rows, members)
 
     def hessian(y):
-        blocks = to_vector(problem._hvp(layers(y), basis))  # (B, N, N): row b is H e_b, i.e. column b
+        blocks = to_vector(problem.unchecked_hvp(layers(y), basis))  # (B, N, N): row b is H e_b, i.e. column b
         packed = np.zeros((2 * n - 1, members * n))
         packed[rows, columns] = 0.5 * (blocks + np.swapaxes(blocks, 1, 2)).transpose(0, 2, 1).reshape(-1)
         return packed

@@ -358,7 +358,7 @@ def _gradient_size(problem, point) -> tuple[float, float]:
     well-conditioned point of the orbit (:func:`well_conditioned`), where these products are
     not inflated by the symmetry.
     """
-    gradient = problem._gradient(point)
+    gradient = problem.unchecked_gradient(point)
     norm = float(np.sqrt(_squared_norm(gradient)))
     norms = _layer_norms(point)
     target = _target_size(problem, point, norms)
@@ -606,7 +606,7 @@ def _relative_gradient(problem, point, tol):
     tol = _check_tolerance(tol)
     point = as_point(point, "point", widths=problem.widths)
     z, g = _orbit_point(problem, point)
-    gradient = list(problem._gradient(point))
+    gradient = list(problem.unchecked_gradient(point))
     h = len(point)
     try:
         for j in range(h):
@@ -615,7 +615,7 @@ def _relative_gradient(problem, point, tol):
             if j > 0:
                 gradient[j] = gradient[j] @ g[j - 1].T
     except np.linalg.LinAlgError:  # pragma: no cover - g numerically singular: recompute at z
-        gradient = list(problem._gradient(z))
+        gradient = list(problem.unchecked_gradient(z))
     norms = _layer_norms(z)
     target = _target_size(problem, z, norms)
     relative = 0.0
@@ -631,7 +631,7 @@ def _require_critical(problem, point, tol: float, name: str = "point"):
     """Raise ``ValueError`` stating the gradient norm if ``point`` is not critical; return ``(z, g)``."""
     relative, z, g = _relative_gradient(problem, point, tol)
     if relative > max(tol, _resolution(g)):
-        norm = float(np.sqrt(_squared_norm(problem._gradient(point))))
+        norm = float(np.sqrt(_squared_norm(problem.unchecked_gradient(point))))
         raise ValueError(
             f"{name} is not a critical point: ||grad L|| = {norm:.3e} (relative to the size of its "
             f"partial products at a well-conditioned point of its orbit {relative:.3e} > tol = {tol:g})"
@@ -840,7 +840,7 @@ def hessian_operator(problem, point, scale: float = 1.0, shift: float = 0.0) -> 
 
     def matvec(x):
         x = np.asarray(x, dtype=np.float64).reshape(n)
-        return to_vector(problem._hvp(point, from_vector(x, widths))) / scale + shift * x
+        return to_vector(problem.unchecked_hvp(point, from_vector(x, widths))) / scale + shift * x
 
     return LinearOperator((n, n), matvec=matvec, dtype=np.float64)
 
@@ -914,7 +914,7 @@ def _sketch_inertia(problem, point, tol: float, floor: float, start: int = 64, o
     rng = np.random.default_rng(0)
 
     def apply(rows):  # H applied to each row of a (k, N) array, one batched hvp
-        return to_vector(problem._hvp(point, from_vector(rows, widths)))
+        return to_vector(problem.unchecked_hvp(point, from_vector(rows, widths)))
 
     k = min(start, n)
     while True:

@@ -296,7 +296,7 @@ def gradient_descent(
     bar = tqdm(total=n_steps, desc="gradient descent", disable=None if progress else True, leave=False)
     with bar, np.errstate(over="ignore", invalid="ignore"):
         for k in range(1, n_steps + 1):
-            gradient = problem._gradient(point)
+            gradient = problem.unchecked_gradient(point)
             n_rhs += 1
             gradient_norm = np.sqrt(_squared_norm(gradient))
             if gradient_atol is not None and gradient_norm < gradient_atol:

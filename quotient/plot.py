@@ -16,6 +16,7 @@ import itertools
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from scipy.linalg import expm
 
 from .critical import critical_values, zero_eigenvalue_threshold
 from .graph import critical_graph as _critical_graph
@@ -944,8 +945,6 @@ def _exponentials(xi, times, group: str) -> list:
             continue
         values, vectors = np.linalg.eig(Z)
         if np.linalg.cond(vectors) > 1e6:  # nearly defective: eigenvectors lose the digits
-            from scipy.linalg import expm
-
             factors.append(np.stack([expm(t * Z) for t in times]))
             continue
         inverse = np.linalg.inv(vectors)

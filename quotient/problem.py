@@ -359,20 +359,51 @@ class Problem:
     def gradient(self, point):
         """Gradient of the loss as a point.
 
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the singular frame.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(grad_{W_1} L, ..., grad_{W_h} L)``, of the shapes of the layers.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not have the problem's widths or is not finite.
+
         Notes
         -----
         ``grad_{W_j} L = B_j^T G F_{j-1}^T`` with ``G = grad l(W)``, ``F_{j-1} = W_{j-1} ... W_1``
         and ``B_j = W_h ... W_{j+1}``. ``B_j^T G`` is accumulated as ``W_{j+1}^T (B_{j+1}^T G)``,
-        so one gradient costs ``3h - 3`` matrix products.
+        so one gradient costs ``3h - 3`` matrix products. :meth:`unchecked_gradient` is the same
+        computation without the validation.
         """
-        return self._gradient(as_point(point, "point", widths=self.widths))
+        return self.unchecked_gradient(as_point(point, "point", widths=self.widths))
 
-    def _gradient(self, point, out=None, forward=None):
-        """The gradient without validation; batched over leading axes.
+    def unchecked_gradient(self, point, out=None, forward=None):
+        """The gradient of :meth:`gradient` without validation, batched over leading axes: the trusted kernel.
 
-        ``out`` (layers of the gradient's shapes) receives the result and ``forward`` (arrays for
-        ``F_2 .. F_h`` at indices ``2 .. h``) the forward products, when given: the flows call
-        this thousands of times on the same shapes, and writing in place saves the allocations.
+        For callers inside the package that have checked ``point`` already (the flows call this
+        thousands of times on the same shapes): nothing is converted or checked.
+
+        Parameters
+        ----------
+        point : tuple of ndarray
+            Float64 layers ``W_i`` of shape ``(..., d_i, d_{i-1})`` with the problem's widths; the
+            leading axes broadcast (a batch of points).
+        out : tuple of ndarray, optional
+            Layers of the gradient's shapes that receive the result (written in place).
+        forward : list, optional
+            Arrays for the forward products ``F_2 .. F_h`` at indices ``2 .. h`` (shapes
+            ``(..., d_j, d_0)``), written in place instead of allocated.
+
+        Returns
+        -------
+        tuple of ndarray
+            The gradient's layers (``out`` itself when given), shapes ``(..., d_i, d_{i-1})``.
         """
         h = len(point)
         if out is None:
@@ -392,7 +423,23 @@ class Problem:
     def hvp(self, point, direction):
         """Exact Hessian-vector product ``H(point)[direction]`` as a point.
 
-        ``direction`` may carry a leading batch axis (one product per direction).
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` in the singular frame.
+        direction : sequence of array_like
+            A tangent vector ``(D_1, ..., D_h)`` of the layers' shapes, or a batch of them with a
+            leading axis (``D_i`` of shape ``(k, d_i, d_{i-1})``: one product per direction).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``H D`` in layer form, shapes of ``direction``.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` or ``direction`` does not have the problem's widths or is not finite.
 
         Notes
         -----
@@ -400,14 +447,30 @@ class Problem:
         ``(H D)_j = (B_j^T dG + dB_j^T G) F_{j-1}^T + B_j^T G dF_{j-1}^T`` with
         ``dG = Hess l(W)[dW]``, ``dW = dF_h``, ``dF_j = W_j dF_{j-1} + D_j F_{j-1}`` and
         ``B_j^T dG + dB_j^T G = W_{j+1}^T (...)_{j+1} + D_{j+1}^T B_{j+1}^T G``:
-        ``O(h)`` matrix products (math-spec section 2.3).
+        ``O(h)`` matrix products (math-spec section 2.3). :meth:`unchecked_hvp` is the same
+        computation without the validation.
         """
         point = as_point(point, "point", widths=self.widths)
         batched = np.ndim(direction[0]) == 3 if isinstance(direction, (tuple, list)) and direction else False
         direction = as_point(direction, "direction", widths=self.widths, batch=batched)
-        return self._hvp(point, direction)
+        return self.unchecked_hvp(point, direction)
 
-    def _hvp(self, point, direction):
+    def unchecked_hvp(self, point, direction):
+        """The product of :meth:`hvp` without validation, batched over leading axes: the trusted kernel.
+
+        Parameters
+        ----------
+        point : tuple of ndarray
+            Float64 layers ``W_i`` of shape ``(..., d_i, d_{i-1})`` with the problem's widths.
+        direction : tuple of ndarray
+            Float64 ``D_i`` of shape ``(..., d_i, d_{i-1})``; leading axes broadcast against
+            ``point``'s (e.g. ``N`` unit directions at one point give the dense Hessian).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``H D`` in layer form, new arrays of the broadcast shapes ``(..., d_i, d_{i-1})``.
+        """
         h = len(point)
         forward = forward_products(point)
         d_forward = [None, direction[0]]  # dF_j, dF_0 = 0
@@ -446,7 +509,7 @@ class Problem:
             )
         point = as_point(point, "point", widths=self.widths)
         basis = from_vector(np.eye(self.n_params), self.widths)
-        H = to_vector(self._hvp(point, basis))
+        H = to_vector(self.unchecked_hvp(point, basis))
         return 0.5 * (H + H.T)
 
     # ------------------------------------------------------------------ adjacency form

@@ -55,7 +55,7 @@ def projected_velocity(problem: Problem, point) -> np.ndarray:
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
     batch = _is_batch(point)
     point = as_point(point, "point", widths=problem.widths, batch=batch)
-    velocity = tuple(-G for G in problem._gradient(point))
+    velocity = tuple(-G for G in problem.unchecked_gradient(point))
     return pushforward(point, velocity)
 
 

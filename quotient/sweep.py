@@ -22,7 +22,12 @@ import tomllib
 import numpy as np
 from tqdm import tqdm
 
+from . import init
 from ._io import FileFormatError, FolderLockedError, lock_folder, read_meta, read_npz, stale_partial, write_json
+from .critical import global_minimum
+from .flow import gradient_flow
+from .graph import plateaus
+from .problem import Problem
 
 __all__ = ["sweep", "load_sweep", "read_config", "run_name", "FolderLockedError"]
 
@@ -122,12 +127,6 @@ def _grid(depths, widths, init_scales, seeds) -> list[dict]:
 # ---------------------------------------------------------------------------------------- one run
 def _run(spec: dict, settings: dict):
     """Integrate one run and summarise it; executed on a dask worker. Returns a Trajectory."""
-    from . import init
-    from .critical import global_minimum
-    from .flow import gradient_flow
-    from .graph import plateaus
-    from .problem import Problem
-
     widths = (settings["d_in"],) + (spec["width"],) * (spec["depth"] - 1) + (settings["d_out"],)
     problem = Problem.from_sigma(np.array(settings["sigma"]), widths)
     point0 = init.small_random(widths, spec["init_scale"], rng=spec["seed"])

@@ -45,7 +45,7 @@ from .init import _rng  # the package's one rng check (no public name yet)
 from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
 from .network import as_point, check_count, check_positive, check_widths, from_vector, widths_of
 from .problem import Problem
-from .symmetry import act, moment_map
+from .symmetry import act, moment_map, random_orthogonal
 
 __all__ = [
     "OBJECTIVES",
@@ -252,8 +252,6 @@ def random_element(widths, size: float, *, group="gl", rng=None) -> tuple[np.nda
     ``[-1, 1]^{d_i}`` (``group="gl"``), or ``G_i = diag(exp(size u))`` (``"rescaling"``): every
     singular value of ``G_i`` lies in ``[e^{-size}, e^{size}]``.
     """
-    from .symmetry import random_orthogonal
-
     size = check_positive("size", size)
     widths = check_widths(widths)
     group = _check_group(group, widths)

@@ -1,5 +1,7 @@
 """Batched flows (quotient/ensemble.py) and the batched right-hand side they share with gradient_flow."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -127,6 +129,24 @@ def test_save_and_load(tmp_path):
         ensemble.save(path)
     with pytest.raises(ValueError, match="not a quotient ensemble"):
         q.Ensemble.load(q.gradient_flow(problem, ensemble[0].point(0), 1.0, progress=False).save(tmp_path / "t.npz"))
+
+
+def test_files_written_before_the_tolerance_rename_load(tmp_path):
+    problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2))
+    ensemble = q.ensemble_flow(problem, _stack(_starts(problem, 2, 0.5, 3)), 1e3, t_eval=11, gradient_atol=1e-4, progress=False)
+    path = ensemble.save(tmp_path / "ensemble.npz")
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays["meta"]))
+    meta["gradient_tol"] = meta.pop("gradient_atol")  # the header's name until issue 15
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    loaded = q.Ensemble.load(tmp_path / "old.npz")
+    assert loaded.gradient_atol == 1e-4 and loaded.status is q.flow.Status.GRADIENT_BOUND == ensemble.status
+    del meta["gradient_tol"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "broken.npz", **arrays)
+    with pytest.raises(q.FileFormatError, match="lacks 'gradient_atol'"):
+        q.Ensemble.load(tmp_path / "broken.npz")
 
 
 def test_indexing_gives_member_trajectories():

@@ -1,5 +1,6 @@
 """Gradient flow, gradient descent and trajectories (quotient/flow.py)."""
 
+import json
 import os
 
 import numpy as np
@@ -139,6 +140,33 @@ def test_save_never_overwrites_unless_asked(tmp_path):
     assert len(q.Trajectory.load(path)) == len(trajectory)
     with pytest.raises(ValueError, match="must end in '.npz'"):
         trajectory.save(tmp_path / "run.txt")
+
+
+def test_status_is_one_enumeration_that_files_store_as_integers(tmp_path):
+    problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2))
+    point0 = q.init.small_random(problem.widths, 0.3, rng=2)
+    reached = q.gradient_flow(problem, point0, 0.5, progress=False)
+    bounded = q.gradient_flow(problem, point0, 1e3, gradient_atol=1e-6, progress=False)
+    failed = q.gradient_descent(problem, point0, 1e3, 10, progress=False, throw=False)
+    descended = q.gradient_descent(problem, point0, 0.05, 3, progress=False)
+    Status = q.flow.Status
+    for run, status, message in (
+        (reached, Status.FINAL_TIME, q.flow.status_message(Status.FINAL_TIME)),
+        (bounded, Status.GRADIENT_BOUND, "gradient norm below gradient_atol"),
+        (failed, Status.FAILED, failed.message),
+        (descended, Status.FINAL_TIME, "reached the last of 3 steps"),
+    ):
+        assert run.status is status and run.status == int(status) and run.message == message
+        assert run.success == (status >= 0)
+    assert "too large" in failed.message
+    path = bounded.save(tmp_path / "run.npz")
+    assert json.loads(str(np.load(path)["meta"]))["status"] == 1  # an integer in the file, as before the enumeration
+    assert q.Trajectory.load(path).status is Status.GRADIENT_BOUND
+    assert q.flow.status_message(0, final_time="--t-final") == "reached --t-final"
+    with pytest.raises(ValueError, match="failure"):
+        q.flow.status_message(Status.FAILED)
+    with pytest.raises(ValueError):
+        q.flow.status_message(2)
 
 
 def test_load_refuses_other_files(tmp_path):
