@@ -28,9 +28,10 @@ class Ensemble:
 
     ``ensemble[k]`` is member ``k`` as a :class:`~quotient.flow.Trajectory`; ``len(ensemble)`` is ``B``.
 
-    Attributes
+    Parameters
     ----------
     problem : Problem
+        The problem whose gradient flow every member follows.
     times : ndarray, shape (T,)
         The shared sample times.
     points : tuple of ndarray
@@ -46,10 +47,12 @@ class Ensemble:
         Each member's :class:`~quotient.flow.Status` as an integer: ``1`` the member reached
         ``gradient_atol``; ``0`` it did not by the last time; ``-1`` the solver failed.
     method : str
+        The method asked for (:func:`ensemble_flow`'s ``method``); ``meta["solver"]`` says what ran.
     rtol, atol : float
         The tolerances asked for, per member (with shared steps the solver ran with them divided
         by ``sqrt(B)``).
     gradient_atol : float or None
+        The bound on ``||grad L||`` the members stopped at, or ``None`` (no early stop).
     n_rhs : int
         Number of gradient evaluations: batched ones (each evaluates all ``B`` members) with
         shared steps, single-member ones (all members and passes) without.
@@ -93,6 +96,7 @@ class Ensemble:
 
     @property
     def success(self) -> bool:
+        """Whether the run did not fail (``status`` is not ``Status.FAILED``)."""
         return self.status >= 0
 
     def __len__(self) -> int:
@@ -140,6 +144,18 @@ class Ensemble:
 
         Written through a temporary file and never over an existing one unless ``overwrite``.
 
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, ending in ``.npz``.
+        overwrite : bool
+            Replace an existing file at ``path``.
+
+        Returns
+        -------
+        str
+            The path written.
+
         Raises
         ------
         FileExistsError
@@ -152,6 +168,17 @@ class Ensemble:
     @classmethod
     def load(cls, path) -> Ensemble:
         """Read an ensemble written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A ``.npz`` file of :meth:`save` (files from before issue 15, whose header names the
+            bound ``gradient_tol``, load too).
+
+        Returns
+        -------
+        Ensemble
+            Equal in every array and setting to the one saved.
 
         Raises
         ------
@@ -195,6 +222,7 @@ def ensemble_flow(
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` whose gradient every member follows.
     points : tuple of ndarray
         The starts, stacked: layers ``W_i`` of shape ``(B, d_i, d_{i-1})``.
     t_final : float
@@ -239,6 +267,20 @@ def ensemble_flow(
     Returns
     -------
     Ensemble
+        The ``B`` runs on the shared times; ``meta["solver"]`` says what ran,
+        ``meta["shared_steps"]`` whether the steps were shared.
+
+    Raises
+    ------
+    TypeError
+        If ``problem`` is not a :class:`Problem`, ``shared_steps`` is not a bool or ``None``, or
+        ``method`` is neither a name nor a solver class.
+    ValueError
+        If ``points`` is not a stacked batch of the problem's widths or is empty, a tolerance or
+        ``t_final`` is not positive, ``t_eval`` is invalid (or ``None`` without shared steps),
+        or ``method`` or ``until`` is unknown.
+    RuntimeError
+        If the solver fails for a member and ``throw`` is true.
 
     Notes
     -----

@@ -156,7 +156,7 @@ def hessian_spectra() -> Figure:
     grid = figure.subplots(2, 4, sharex=True)
     for axes, value in zip(grid.flat, sorted(values, key=lambda v: -v.value)):
         point = canonical_point(problem, value.learned)
-        title = f"$S = {plot._learned_label(value.learned)}$, $L_S = {value.value:g}$: {names[classify(problem, point)]}"
+        title = f"$S = {plot.learned_label(value.learned)}$, $L_S = {value.value:g}$: {names[classify(problem, point)]}"
         plot.hessian_spectrum(problem, point, axes=axes, title=title)
     figure.suptitle(
         rf"Hessian at the canonical critical points $\Sigma_S$ of all {len(values)} critical values (widths 3-3-3-3, "

@@ -20,13 +20,19 @@ __all__ = ["Status", "status_message", "Trajectory", "gradient_flow", "gradient_
 class Trajectory:
     """Samples of a gradient flow or gradient descent run.
 
-    Attributes
+    Made by :func:`gradient_flow`, :func:`gradient_descent` and :meth:`load`; the arrays are
+    stored read-only.
+
+    Parameters
     ----------
     problem : Problem
+        The problem whose loss was descended.
     times : ndarray, shape (T,)
+        Sample times, increasing (``k * step`` for descent).
     points : tuple of ndarray
         Layers with a leading time axis, ``W_i`` of shape ``(T, d_i, d_{i-1})``.
     loss : ndarray, shape (T,)
+        ``L`` at the samples.
     gradient_norm : ndarray, shape (T,)
         ``||grad L||`` (Euclidean norm over all layers).
     conservation_drift : ndarray, shape (T,)
@@ -79,13 +85,25 @@ class Trajectory:
 
     @property
     def success(self) -> bool:
+        """Whether the run did not fail (``status`` is not ``Status.FAILED``)."""
         return self.status >= 0
 
     def __len__(self) -> int:
         return self.times.size
 
     def point(self, k: int):
-        """The point at sample ``k`` as a tuple of layers."""
+        """The point at sample ``k`` as a tuple of layers.
+
+        Parameters
+        ----------
+        k : int
+            Sample index, negative from the end (``-1``: the last sample).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(W_1(t_k), ..., W_h(t_k))``, read-only views.
+        """
         return tuple(layer[k] for layer in self.points)
 
     @property
@@ -98,6 +116,18 @@ class Trajectory:
 
         The file is written to a temporary name first and moved into place, so an existing file
         is never left half-written; it is replaced only when ``overwrite`` is true.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, ending in ``.npz``.
+        overwrite : bool
+            Replace an existing file at ``path``.
+
+        Returns
+        -------
+        str
+            The path written.
 
         Raises
         ------
@@ -113,6 +143,16 @@ class Trajectory:
     @classmethod
     def load(cls, path) -> Trajectory:
         """Read a trajectory written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A ``.npz`` file of :meth:`save`.
+
+        Returns
+        -------
+        Trajectory
+            Equal in every array and setting to the one saved; ``status`` a :class:`Status`.
 
         Raises
         ------
@@ -148,6 +188,7 @@ def gradient_flow(
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` whose gradient is followed.
     point0 : tuple of ndarray
         Initial layers ``(W_1, ..., W_h)`` in the problem's singular frame.
     t_final : float
@@ -195,6 +236,17 @@ def gradient_flow(
     Trajectory
         ``meta["solver"]`` says what ran (e.g. ``"auto"`` resolved to LSODA with the exact
         Hessian), ``meta["n_hessians"]`` how many dense Hessians it evaluated.
+
+    Raises
+    ------
+    TypeError
+        If ``problem`` is not a :class:`Problem`, or ``method`` is neither a name nor a solver class.
+    ValueError
+        If ``point0`` does not have the problem's widths, a tolerance or ``t_final`` is not
+        positive, ``t_eval`` is not increasing inside ``[0, t_final]``, ``method`` or ``until``
+        is unknown, or ``until="minimum"`` on a problem with a general loss.
+    RuntimeError
+        If the solver fails and ``throw`` is true (the message says where and what to try).
 
     Notes
     -----
@@ -259,7 +311,9 @@ def gradient_descent(
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` descended.
     point0 : tuple of ndarray
+        Initial layers ``(W_1, ..., W_h)`` in the problem's singular frame.
     step : float
         Step size, positive. Near a global minimum descent is stable for
         ``step < 2 / lambda_max(Hessian)``.
@@ -279,6 +333,16 @@ def gradient_descent(
     Trajectory
         ``times`` are ``k * step``. The conserved quantities are not conserved by descent: each
         step changes ``C_i`` by exactly ``step^2 (G_{i+1}^T G_{i+1} - G_i G_i^T)``.
+
+    Raises
+    ------
+    TypeError
+        If ``problem`` is not a :class:`Problem`.
+    ValueError
+        If ``point0`` does not have the problem's widths, ``step`` or ``gradient_atol`` is not
+        positive, or ``n_steps`` or ``record_every`` is not a positive integer.
+    RuntimeError
+        If the iterates overflow and ``throw`` is true.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")

@@ -200,14 +200,22 @@ class CovarianceSquareLoss:
     (``W* = S_yx S_xx^{-1}`` when ``S_xx`` is invertible and the widths allow it), the path to it
     is not (math-spec 1.2).
 
-    Attributes
+    Parameters
     ----------
-    input_covariance : ndarray, shape (d_0, d_0)
-        ``S_xx``, symmetric positive semidefinite.
-    cross_covariance : ndarray, shape (d_h, d_0)
-        ``S_yx``.
+    input_covariance : array_like, shape (d_0, d_0)
+        ``S_xx``, symmetric positive semidefinite (``X X^T`` of the inputs).
+    cross_covariance : array_like, shape (d_h, d_0)
+        ``S_yx`` (``Y X^T``).
     constant : float
-        ``c``.
+        ``c``, the value at ``W = 0`` (``1/2 ||Y||_F^2`` for the data loss).
+
+    Raises
+    ------
+    TypeError
+        If a matrix does not hold real numbers.
+    ValueError
+        If ``input_covariance`` is not symmetric positive semidefinite, the shapes do not match,
+        or an entry is not finite.
     """
 
     input_covariance: np.ndarray
@@ -231,7 +239,27 @@ class CovarianceSquareLoss:
 
     @classmethod
     def from_data(cls, X, Y) -> CovarianceSquareLoss:
-        """``1/2 ||Y - W X||_F^2`` for inputs ``X`` of shape ``(d_0, n)`` and targets ``Y`` of shape ``(d_h, n)``."""
+        """The loss ``1/2 ||Y - W X||_F^2`` of data ``(X, Y)``, unwhitened.
+
+        Parameters
+        ----------
+        X : array_like, shape (d_0, n)
+            Inputs, one sample per column.
+        Y : array_like, shape (d_h, n)
+            Targets, one sample per column.
+
+        Returns
+        -------
+        CovarianceSquareLoss
+            With ``S_xx = X X^T``, ``S_yx = Y X^T`` and ``c = 1/2 ||Y||_F^2``.
+
+        Raises
+        ------
+        TypeError
+            If ``X`` or ``Y`` does not hold real numbers.
+        ValueError
+            If they are not matrices, are not finite, or their sample counts differ.
+        """
         X, Y = _matrix("X", X), _matrix("Y", Y)
         if X.shape[1] != Y.shape[1]:
             raise ValueError(f"X and Y must have the same number of samples (columns); got {X.shape[1]} and {Y.shape[1]}")
@@ -243,6 +271,18 @@ class CovarianceSquareLoss:
         return self.cross_covariance.shape
 
     def value(self, W):
+        """``1/2 tr(W S_xx W^T) - tr(W S_yx^T) + c``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape W.shape[:-2]
+            The loss of each map.
+        """
         return (
             0.5 * np.sum((W @ self.input_covariance) * W, axis=(-2, -1))
             - np.sum(W * self.cross_covariance, axis=(-2, -1))
@@ -250,9 +290,35 @@ class CovarianceSquareLoss:
         )
 
     def gradient(self, W):
+        """``W S_xx - S_yx``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape of W
+            The gradient of the loss at each map.
+        """
         return W @ self.input_covariance - self.cross_covariance
 
     def hvp(self, W, dW):
+        """``dW S_xx``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+        dW : ndarray, shape (..., d_h, d_0)
+            Directions, broadcast against ``W``.
+
+        Returns
+        -------
+        ndarray, shape of dW
+            The Hessian of the loss at ``W`` applied to ``dW``.
+        """
         return dW @ self.input_covariance
 
 
@@ -264,11 +330,20 @@ class PseudoHuberLoss:
     (``R^2 / 2``) for small residuals, linear (``delta |R|``) for large ones. Gradient
     ``R / sqrt(1 + (R/delta)^2)``, Hessian ``dW -> dW (1 + (R/delta)^2)^{-3/2}`` (entrywise).
 
-    Attributes
+    Parameters
     ----------
-    target : ndarray, shape (d_h, d_0)
+    target : array_like, shape (d_h, d_0)
+        The end-to-end map the residual ``R = W - target`` is measured from.
     delta : float
-        Transition scale, positive.
+        Transition scale, positive: residuals well below it are penalised quadratically, well
+        above it linearly.
+
+    Raises
+    ------
+    TypeError
+        If ``target`` does not hold real numbers.
+    ValueError
+        If ``target`` is not a finite matrix or ``delta`` is not a positive finite number.
     """
 
     target: np.ndarray
@@ -282,18 +357,57 @@ class PseudoHuberLoss:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(d_h, d_0)``, the shape of the end-to-end map."""
         return self.target.shape
 
     def value(self, W):
+        """``sum_ab delta^2 (sqrt(1 + (R_ab / delta)^2) - 1)``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape W.shape[:-2]
+            The loss of each map.
+        """
         R = W - self.target
         # delta^2 (sqrt(1 + x) - 1) = R^2 / (sqrt(1 + x) + 1), x = (R / delta)^2: no cancellation at small R
         return np.sum(R**2 / (np.sqrt(1.0 + (R / self.delta) ** 2) + 1.0), axis=(-2, -1))
 
     def gradient(self, W):
+        """``R / sqrt(1 + (R / delta)^2)``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape of W
+            The gradient of the loss at each map.
+        """
         R = W - self.target
         return R / np.sqrt(1.0 + (R / self.delta) ** 2)
 
     def hvp(self, W, dW):
+        """``dW (1 + (R / delta)^2)^{-3/2}``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+        dW : ndarray, shape (..., d_h, d_0)
+            Directions, broadcast against ``W``.
+
+        Returns
+        -------
+        ndarray, shape of dW
+            The Hessian of the loss at ``W`` applied to ``dW``.
+        """
         ratio = (W - self.target) / self.delta
         return dW * (1.0 + ratio**2) ** -1.5
 
@@ -307,10 +421,19 @@ class LogisticLoss:
     gradient ``-(Y * sigmoid(-Z)) X^T``, Hessian ``dW -> (Y^2 sigmoid(Z) sigmoid(-Z) * (dW X)) X^T``.
     On separable data it has no minimiser (``||W|| -> infinity`` along the flow).
 
-    Attributes
+    Parameters
     ----------
-    inputs : ndarray, shape (d_0, n)
-    labels : ndarray, shape (d_h, n)
+    inputs : array_like, shape (d_0, n)
+        ``X``, one sample per column.
+    labels : array_like, shape (d_h, n)
+        ``Y``: ``+-1`` labels, or real margins, one sample per column.
+
+    Raises
+    ------
+    TypeError
+        If ``inputs`` or ``labels`` does not hold real numbers.
+    ValueError
+        If they are not finite matrices or their sample counts differ.
     """
 
     inputs: np.ndarray
@@ -327,17 +450,56 @@ class LogisticLoss:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(d_h, d_0)``, the shape of the end-to-end map."""
         return (self.labels.shape[0], self.inputs.shape[0])
 
     def value(self, W):
+        """``sum_{a, n} log(1 + exp(-Y_an (W X)_an))``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape W.shape[:-2]
+            The loss of each map.
+        """
         margins = self.labels * (W @ self.inputs)
         return np.sum(np.logaddexp(0.0, -margins), axis=(-2, -1))
 
     def gradient(self, W):
+        """``-(Y * sigmoid(-Z)) X^T, Z = Y * (W X)``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+
+        Returns
+        -------
+        ndarray, shape of W
+            The gradient of the loss at each map.
+        """
         margins = self.labels * (W @ self.inputs)
         return -(self.labels * expit(-margins)) @ self.inputs.T
 
     def hvp(self, W, dW):
+        """``(Y^2 sigmoid(Z) sigmoid(-Z) * (dW X)) X^T``.
+
+        Parameters
+        ----------
+        W : ndarray, shape (..., d_h, d_0)
+            End-to-end maps.
+        dW : ndarray, shape (..., d_h, d_0)
+            Directions, broadcast against ``W``.
+
+        Returns
+        -------
+        ndarray, shape of dW
+            The Hessian of the loss at ``W`` applied to ``dW``.
+        """
         margins = self.labels * (W @ self.inputs)
         curvature = self.labels**2 * expit(margins) * expit(-margins)
         return (curvature * (dW @ self.inputs)) @ self.inputs.T

@@ -74,8 +74,8 @@ def _axes(axes, *, projection=None, width: float = 6.4, height: float = 4.0):
     return _figure(width, height).add_subplot(projection=projection)
 
 
-def _learned_label(learned) -> str:
-    """``S`` as mathtext: ``\\{1,3\\}`` (``\\emptyset`` when nothing is learned)."""
+def learned_label(learned) -> str:
+    """``S`` as mathtext: ``\\{1,3\\}`` (``\\emptyset`` when nothing is learned); also used by :mod:`quotient.figures`."""
     return r"\{" + ",".join(str(i) for i in learned) + r"\}" if learned else r"\emptyset"
 
 
@@ -244,7 +244,7 @@ def loss_curve(
     axes.set_ylabel(r"loss $L = \frac{1}{2}\,\|\Sigma - W_h \cdots W_1\|_F^2$")
     if any(label is not None for label in labels):
         axes.legend(loc="best", fontsize=8, frameon=True, framealpha=0.9)
-    _level_labels(axes, [v.value for v in shown], ["$S = " + _learned_label(v.learned) + "$" for v in shown])
+    _level_labels(axes, [v.value for v in shown], ["$S = " + learned_label(v.learned) + "$" for v in shown])
     return axes.get_figure()
 
 
@@ -374,7 +374,7 @@ def quotient_trajectory(
                     *([c] for c in corner), s=_CORNER_SIZE, facecolor="none", edgecolor="0.2", linewidth=1.2,
                     marker="D", zorder=4, **depth,
                 )  # fmt: skip
-                text = "$" + _learned_label(learned) + "$"
+                text = "$" + learned_label(learned) + "$"
                 if three:  # above the corner when the last mode is learned, below it otherwise
                     top = modes[2] in learned
                     axes.text(*corner, text + "  ", fontsize=9, color="0.2", ha="right", va="bottom" if top else "top")
@@ -457,7 +457,7 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
             )  # fmt: skip
     for n, node in enumerate(nodes):
         axes.annotate(
-            "$" + _learned_label(node.learned) + "$", (x[n], y[n]), xytext=(5, 0), textcoords="offset points",
+            "$" + learned_label(node.learned) + "$", (x[n], y[n]), xytext=(5, 0), textcoords="offset points",
             va="center", fontsize=7.5, color="black" if on_path[n] else "0.35",
         )  # fmt: skip
     handles, names = axes.get_legend_handles_labels()
@@ -900,7 +900,7 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
     if three:
         axes.set_zlabel(axis_names[2])
         _tidy_3d(axes, nbins=5)
-    title = f"fiber of $L_S = {fiber.value:.4g}$, $S = {_learned_label(fiber.learned)}$: {n} critical points"
+    title = f"fiber of $L_S = {fiber.value:.4g}$, $S = {learned_label(fiber.learned)}$: {n} critical points"
     if not scalar:
         title += "\naxes: " + r"$\mathrm{slog}\, x = \mathrm{sign}(x) \log_{10}(1 + |x|)$ of the layer norms"
     axes.set_title(title, fontsize=10)

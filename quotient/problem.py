@@ -112,9 +112,10 @@ def check_data(X, Y, widths=None, *, rcond: float = 1e-10) -> tuple[np.ndarray, 
 class Problem:
     """A deep linear network learning problem in the singular frame of its data.
 
-    Build one with :meth:`from_sigma` or :meth:`from_data` rather than directly.
+    Build one with :meth:`from_sigma`, :meth:`from_data` or :meth:`from_loss` rather than
+    directly; a direct call takes every field by keyword.
 
-    Attributes
+    Parameters
     ----------
     widths : tuple of int
         ``(d_0, ..., d_h)``.
@@ -134,6 +135,14 @@ class Problem:
         The loss ``l`` of the end-to-end map; ``L(W_1..W_h) = l(W_h ... W_1)``: any object with
         the methods of the protocol :class:`quotient.losses.EndToEndLoss` (``value``,
         ``gradient``, ``hvp``); :class:`quotient.losses.SquareLoss` of ``target`` by default.
+
+    Raises
+    ------
+    ValueError
+        If ``widths`` are not positive integers, or neither ``target`` nor ``end_to_end_loss``
+        is given.
+    TypeError
+        If ``end_to_end_loss`` lacks a method of the protocol.
     """
 
     widths: tuple[int, ...]
@@ -313,6 +322,21 @@ class Problem:
         """Map a point from the singular frame to the network acting on the raw data.
 
         ``W_1 -> W_1 V^T Sigma_xx^{-1/2}`` and ``W_h -> U W_h``; hidden layers are unchanged.
+
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` in the singular frame (as the flows return them).
+
+        Returns
+        -------
+        tuple of ndarray
+            The layers of the same network in the data frame, shapes ``(d_i, d_{i-1})``.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not have the problem's widths or is not finite.
         """
         layers = list(as_point(point, "point", widths=self.widths))
         layers[0] = layers[0] @ self.input_map
@@ -320,7 +344,23 @@ class Problem:
         return tuple(layers)
 
     def from_data_frame(self, point):
-        """Inverse of :meth:`to_data_frame`."""
+        """Inverse of :meth:`to_data_frame`: a network on the raw data, seen in the singular frame.
+
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` of a network acting on the user's inputs.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``W_1 -> W_1 (V^T Sigma_xx^{-1/2})^{-1}`` and ``W_h -> U^T W_h``, hidden layers unchanged.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not have the problem's widths or is not finite.
+        """
         layers = list(as_point(point, "point", widths=self.widths))
         layers[0] = np.linalg.solve(self.input_map.T, layers[0].T).T
         layers[-1] = self.output_frame.T @ layers[-1]
@@ -352,7 +392,23 @@ class Problem:
 
     # ------------------------------------------------------------------ loss and derivatives
     def loss(self, point) -> float:
-        """``L(W_1..W_h) = l(W_h ... W_1)``; for the square loss ``1/2 ||Sigma - W||_F^2``."""
+        """``L(W_1..W_h) = l(W_h ... W_1)``; for the square loss ``1/2 ||Sigma - W||_F^2``.
+
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` in the singular frame.
+
+        Returns
+        -------
+        float
+            The loss (without :attr:`offset`: :meth:`data_loss` adds it).
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not have the problem's widths or is not finite.
+        """
         point = as_point(point, "point", widths=self.widths)
         return float(self.end_to_end_loss.value(end_to_end(point)))
 
@@ -496,6 +552,16 @@ class Problem:
 
         Assembled from ``N`` Hessian-vector products in one batched call; meant for small networks.
 
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` in the singular frame.
+
+        Returns
+        -------
+        ndarray, shape (N, N)
+            ``Hess L(point)``, symmetrised: ``(H + H^T) / 2`` of the products.
+
         Raises
         ------
         ValueError
@@ -514,7 +580,18 @@ class Problem:
 
     # ------------------------------------------------------------------ adjacency form
     def adjacency_target(self) -> np.ndarray:
-        """``E``: the ``(n_v, n_v)`` matrix with ``Sigma`` at block ``(h, 0)``, zeros elsewhere."""
+        """``E``: the ``(n_v, n_v)`` matrix with ``Sigma`` at block ``(h, 0)``, zeros elsewhere.
+
+        Returns
+        -------
+        ndarray, shape (n_v, n_v)
+            ``n_v = d_0 + ... + d_h``, blocks in the order of :func:`quotient.network.block_slices`.
+
+        Raises
+        ------
+        ValueError
+            If the problem has a general loss (:meth:`from_loss`) and so no target.
+        """
         if self.target is None:
             raise ValueError("this problem has a general loss (Problem.from_loss) and no target Sigma")
         blocks = block_slices(self.widths)
@@ -524,7 +601,18 @@ class Problem:
         return E
 
     def adjacency_loss(self, A) -> float:
-        """``l`` read off ``A^h``; for the square loss ``1/2 ||E - A^h||_F^2``."""
+        """``l`` read off ``A^h``; for the square loss ``1/2 ||E - A^h||_F^2``.
+
+        Parameters
+        ----------
+        A : array_like, shape (n_v, n_v)
+            An adjacency matrix with the layers ``W_i`` at blocks ``(i, i - 1)``.
+
+        Returns
+        -------
+        float
+            ``l`` of the block ``(h, 0)`` of ``A^h``, which is the end-to-end map.
+        """
         A = np.asarray(A, dtype=np.float64)
         blocks = block_slices(self.widths)
         power = np.linalg.matrix_power(A, self.depth)
@@ -537,6 +625,21 @@ class Problem:
         square loss). This is the unconstrained gradient over all ``(n_v, n_v)`` matrices; it has
         the block-shift pattern, so the flow ``dA/dt = -grad`` stays on it. Dense: costs
         ``O(h n_v^3)``; the layer form :meth:`gradient` is the fast path.
+
+        Parameters
+        ----------
+        A : array_like, shape (n_v, n_v)
+            An adjacency matrix, ``n_v = d_0 + ... + d_h``.
+
+        Returns
+        -------
+        ndarray, shape (n_v, n_v)
+            The gradient of ``A -> l(A^h[block h, block 0])``.
+
+        Raises
+        ------
+        ValueError
+            If ``A`` does not have shape ``(n_v, n_v)``.
         """
         A = np.asarray(A, dtype=np.float64)
         n_v = sum(self.widths)

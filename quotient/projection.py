@@ -96,6 +96,12 @@ def pullback(point, end_to_end_covector) -> tuple:
         A point-shaped tangent vector with ``<pullback(point, Y), V> = <Y, pushforward(point, V)>``
         for every ``V``; for ``Y = grad l(W)`` it is the layer gradient of ``l(W_h ... W_1)``. It is
         horizontal (orthogonal to the GL orbit).
+
+    Raises
+    ------
+    ValueError
+        If ``point`` is not a point (layers whose shapes chain, finite) or ``Y`` does not have
+        shape ``(d_h, d_0)``.
     """
     point = as_point(point, "point")
     d_0, d_h = point[0].shape[1], point[-1].shape[0]
@@ -118,7 +124,27 @@ def rank_manifold(problem: Problem, rank: int) -> RankManifold:
     """The quotient of the balanced points of rank ``rank``: :class:`quotient.RankManifold`.
 
     The ``(d_h, d_0)`` matrices of rank ``rank`` with the balanced-lift metric of depth ``h``
-    (Bah et al. 2022), on which :func:`reduced_flow` is the Riemannian gradient flow of the loss.
+    (Bah et al. 2022), on which :func:`quotient.reduced_flow` is the Riemannian gradient flow of
+    the loss.
+
+    Parameters
+    ----------
+    problem : Problem
+        Supplies the shape ``(d_h, d_0)`` of the end-to-end maps and the depth ``h`` of the metric.
+    rank : int
+        The rank ``k`` of the matrices, at most ``min(widths)``.
+
+    Returns
+    -------
+    RankManifold
+        The manifold of ``(d_h, d_0)`` matrices of rank ``rank``, metric of depth ``h``.
+
+    Raises
+    ------
+    TypeError
+        If ``problem`` is not a :class:`Problem`.
+    ValueError
+        If ``rank`` is not an integer in ``[0, min(d_0, d_h)]`` (raised by :class:`RankManifold`).
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")

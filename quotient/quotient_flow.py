@@ -41,6 +41,7 @@ def projected_velocity(problem: Problem, point) -> np.ndarray:
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` whose gradient flow is pushed forward.
     point : tuple of ndarray
         A point or a batch of points.
 
@@ -50,6 +51,13 @@ def projected_velocity(problem: Problem, point) -> np.ndarray:
         The push-forward of ``-grad L``. In general it depends on the point and not only on ``W``
         (the flow is not closed on the quotient); on the balanced points it equals
         :func:`reduced_velocity` of ``W``.
+
+    Raises
+    ------
+    TypeError
+        If ``problem`` is not a :class:`Problem`.
+    ValueError
+        If ``point`` does not have the problem's widths or is not finite.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a quotient.Problem; got {type(problem).__name__}")
@@ -90,6 +98,8 @@ def reduced_velocity(problem: Problem, W, *, rank: int | None = None, rank_rtol:
 
     Raises
     ------
+    TypeError
+        If ``problem`` is not a :class:`Problem`.
     ValueError
         If a point is not balanced (its end-to-end map does not follow this flow: use
         :func:`projected_velocity`), if ``rank`` or the rank of ``W`` exceeds ``min(widths)``, or
@@ -174,10 +184,14 @@ def _check_end_to_end(problem: Problem, W, name: str) -> np.ndarray:
 class QuotientTrajectory:
     """A trajectory seen in the quotient: the end-to-end map over time.
 
-    Attributes
+    Made by :func:`project`, :func:`reduced_flow` or :meth:`from_end_to_end`; arrays read-only.
+
+    Parameters
     ----------
     problem : Problem
+        The square-loss problem whose critical values label the samples.
     times : ndarray, shape (T,)
+        Sample times.
     end_to_end : ndarray, shape (T, d_h, d_0)
         ``W(t)`` in the problem's singular frame.
     singular_values : ndarray, shape (T, m)
@@ -218,7 +232,27 @@ class QuotientTrajectory:
 
     @classmethod
     def from_end_to_end(cls, problem: Problem, times, W) -> QuotientTrajectory:
-        """Build one from sample times ``(T,)`` and end-to-end maps ``(T, d_h, d_0)`` (square loss)."""
+        """Build one from sample times and end-to-end maps, labelling each by its nearest critical map.
+
+        Parameters
+        ----------
+        problem : Problem
+            A square-loss problem (its ``sigma`` sets the coordinates and the labels).
+        times : array_like, shape (T,)
+            Sample times.
+        W : array_like, shape (T, d_h, d_0)
+            The end-to-end maps at those times, in the singular frame.
+
+        Returns
+        -------
+        QuotientTrajectory
+            With singular values, mode coordinates and nearest critical labels computed.
+
+        Raises
+        ------
+        ValueError
+            If the problem has a general loss (:meth:`Problem.from_loss`): no critical values.
+        """
         _require_square(problem)
         times = np.asarray(times, dtype=np.float64)
         W = np.asarray(W, dtype=np.float64)
@@ -247,9 +281,12 @@ def project(trajectory: Trajectory) -> QuotientTrajectory:
     Returns
     -------
     QuotientTrajectory
+        ``W(t) = W_h(t) ... W_1(t)`` at the run's times, labelled by the nearest critical maps.
 
     Raises
     ------
+    TypeError
+        If ``trajectory`` is not a :class:`quotient.Trajectory`.
     ValueError
         If the run's problem has a general loss (:meth:`Problem.from_loss`): the trajectory is
         labelled by the critical values of the square loss. :func:`quotient.end_to_end` of the
@@ -282,6 +319,7 @@ def reduced_flow(
     Parameters
     ----------
     problem : Problem
+        A square-loss problem: supplies ``Sigma`` and the depth ``h``.
     W0 : array_like, shape (d_h, d_0), or tuple of ndarray
         Initial end-to-end map (singular frame), of rank at most ``min(widths)``, standing for its
         balanced lifts; or a balanced point ``(W_1, ..., W_h)`` (``C_i = 0``), whose end-to-end map
@@ -310,6 +348,7 @@ def reduced_flow(
     Returns
     -------
     QuotientTrajectory
+        The samples of ``W(t)``, labelled by their nearest critical maps.
 
     Notes
     -----
@@ -326,6 +365,8 @@ def reduced_flow(
 
     Raises
     ------
+    TypeError
+        If ``problem`` is not a :class:`Problem`.
     ValueError
         If ``W0`` is an unbalanced point (its end-to-end map does not follow this flow: integrate
         the layers with :func:`quotient.gradient_flow` and :func:`project` the run), has the wrong

@@ -222,6 +222,17 @@ def _frame(rows: list[dict]):
 def load_sweep(out):
     """The outcomes of the runs stored in ``out``, one row per run (a pandas DataFrame).
 
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The folder of a :func:`sweep` (holding ``sweep.json`` and ``runs/``); runs still being
+        computed are not listed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stored run, columns as in :func:`sweep`'s result.
+
     Raises
     ------
     FileNotFoundError

@@ -1194,5 +1194,5 @@ def test_hessian_spectra_figure_shows_every_critical_value():
     titles = [axes.get_title() for axes in figure.axes]
     assert len(titles) == len(values) == 8
     for value in values:
-        assert sum(f"$S = {plot._learned_label(value.learned)}$" in title for title in titles) == 1
+        assert sum(f"$S = {plot.learned_label(value.learned)}$" in title for title in titles) == 1
     assert f"all {len(values)} critical values" in figure.get_suptitle()
