@@ -1,5 +1,17 @@
 """The integration engine of the flows: one step loop over scipy's solvers that keeps only the samples.
 
+Private to the package (its names are public within it): :mod:`quotient.flow`,
+:mod:`quotient.ensemble` and :mod:`quotient.quotient_flow` integrate through it.
+
+* :func:`run`, the step loop, and :func:`integrate`, the flows' driver around it (tolerance and
+  time checks, the terminal event at ``gradient_atol``, two passes for evenly spaced samples, the
+  progress bar, the failure message);
+* the gradient field on flat states: :func:`flat_gradient`, its Jacobians :func:`flat_hessian`
+  and :func:`banded_block_hessian` (ensembles), :func:`flow_engine` (the field of one flow as
+  :func:`integrate` takes it) and :func:`precision_guard` (stops a flow that float64 cannot follow);
+* :func:`diagnostics` (loss, gradient norm, conservation drift along the samples);
+* :class:`Status` and :func:`status_message`: how a run ended, and the one sentence that says it.
+
 :func:`run` drives a ``scipy.integrate.OdeSolver`` step by step (rather than through
 ``solve_ivp``, which stores every step and, with dense output, every step's interpolant): it
 keeps the states at the requested sample times only, locates a terminal event by root search on

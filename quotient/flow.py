@@ -1,4 +1,4 @@
-"""Gradient flow and gradient descent, and the :class:`Trajectory` they return."""
+"""Gradient flow and gradient descent, the :class:`Trajectory` they return and its :class:`Status` (how a run ended)."""
 
 from __future__ import annotations
 
