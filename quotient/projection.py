@@ -11,8 +11,6 @@ diagonal ``Sigma``. The flows seen in the quotient (projected and reduced) are i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .network import as_point, backward_products, conserved_quantities, end_to_end, forward_products, widths_of
