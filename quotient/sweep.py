@@ -36,6 +36,8 @@ _FORMAT = "quotient.sweep/1"
 # settings that change what a run computes: a folder holds runs of one set of them only
 _SETTINGS = ("sigma", "d_in", "d_out", "t_final", "gradient_atol", "rtol", "atol", "n_samples")
 _DEFAULTS = (None, None, None, 1e4, 1e-6, 1e-8, 1e-10, 501)  # of _SETTINGS, as in sweep()
+# names of settings in the sweep.json of older folders (issue 15's tolerance names), so that they resume
+_RENAMED_SETTINGS = {"gradient_tol": "gradient_atol"}
 _GRID = ("depths", "widths", "init_scales", "seeds")
 _CONFIG_KEYS = {
     None: ("out",),
@@ -192,10 +194,11 @@ def _prepare_folder(out: str, settings: dict) -> str:
             raise FileFormatError(f"{record} is not a quotient sweep record: {error}") from None
         if not isinstance(stored, dict) or stored.get("format") != _FORMAT or not isinstance(stored.get("settings"), dict):
             raise ValueError(f"{record} is not a quotient sweep record (format {stored.get('format')!r})")
+        previous = {_RENAMED_SETTINGS.get(key, key): value for key, value in stored["settings"].items()}
         for key in _SETTINGS:
-            if stored["settings"].get(key) != settings[key]:
+            if previous.get(key) != settings[key]:
                 raise ValueError(
-                    f"out = {out!r} holds a sweep with {key} = {stored['settings'].get(key)!r}, but this sweep asks "
+                    f"out = {out!r} holds a sweep with {key} = {previous.get(key)!r}, but this sweep asks "
                     f"for {key} = {settings[key]!r}; its runs would not be comparable: choose another folder"
                 )
     elif set(os.listdir(out)) - {_LOCK}:

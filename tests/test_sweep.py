@@ -101,6 +101,15 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     q.sweep(tmp_path / "s", **{**GRID, "depths": [1], "seeds": 1}, **FLOW, processes=False, n_workers=1, progress=False)
     with pytest.raises(ValueError, match=r"rtol = 1e-08.*rtol = 1e-09"):
         q.sweep(tmp_path / "s", **{**GRID, "depths": [1], "seeds": 1}, **FLOW, rtol=1e-9, processes=False, progress=False)
+    record = tmp_path / "s" / "sweep.json"
+    stored = json.loads(record.read_text())
+    stored["settings"]["gradient_tol"] = stored["settings"].pop("gradient_atol")  # a folder from before issue 15
+    record.write_text(json.dumps(stored))
+    before = _files(tmp_path / "s")
+    q.sweep(tmp_path / "s", **{**GRID, "depths": [1], "seeds": 1}, **FLOW, processes=False, n_workers=1, progress=False)
+    assert _files(tmp_path / "s") == before  # resumed: nothing recomputed
+    with pytest.raises(ValueError, match=r"gradient_atol = 1e-06.*gradient_atol = 1e-05"):
+        q.sweep(tmp_path / "s", **{**GRID, "depths": [1], "seeds": 1}, **{**FLOW, "gradient_atol": 1e-5}, processes=False, progress=False)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="no sweep.json"):
