@@ -5,7 +5,7 @@ raw (non-whitened) data too stiff to finish. This script reruns both with today'
 (``gradient_flow(method="auto")``):
 
 * whitened: ``datasets.digits().problem(hidden)`` (``Problem.from_data``), from
-  ``init.small_random(scale)``, ``until="minimum"``, ``gradient_tol = 1e-6``, with the default
+  ``init.small_random(scale)``, ``until="minimum"``, ``gradient_atol = 1e-6``, with the default
   ``method="auto"`` (LSODA) and with DOP853; the gap is the final
   loss minus ``global_minimum`` and, as an independent check, the data-frame loss minus the
   least-squares optimum of rank ``min(widths)`` (``np.linalg.lstsq`` and a truncated SVD);
@@ -41,7 +41,7 @@ def whitened(hidden, scale, method):
     problem = dataset.problem(hidden)
     point0 = q.init.small_random(problem.widths, scale, rng=0)
     start = time.perf_counter()
-    run = q.gradient_flow(problem, point0, 1e4, t_eval=2001, gradient_tol=1e-6, until="minimum", method=method, progress=False)
+    run = q.gradient_flow(problem, point0, 1e4, t_eval=2001, gradient_atol=1e-6, until="minimum", method=method, progress=False)
     elapsed = time.perf_counter() - start
     optimum = reduced_rank_optimum(dataset.X, dataset.Y, min(problem.widths))
     final = run.point(-1)
@@ -60,7 +60,7 @@ def raw(hidden, scale, out):
     point0 = whitened_problem.to_data_frame(q.init.small_random(problem.widths, scale, rng=0))
     optimum = reduced_rank_optimum(dataset.X, dataset.Y, min(problem.widths))
     start = time.perf_counter()
-    run = q.gradient_flow(problem, point0, 1e4, t_eval=201, gradient_tol=1e-6, progress=False, throw=False)
+    run = q.gradient_flow(problem, point0, 1e4, t_eval=201, gradient_atol=1e-6, progress=False, throw=False)
     out.put({
         "case": "raw", "method": "auto", "widths": problem.widths, "seconds": time.perf_counter() - start, "t_stop": float(run.times[-1]),
         "steps": run.n_steps, "status": run.status, "message": run.message, "gap": float(run.loss[-1] - optimum),

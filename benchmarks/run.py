@@ -460,7 +460,7 @@ def case_trajectory(args):
 
         def ours(method=method):
             result[method] = q.gradient_flow(
-                problem, point0, t_final, rtol=rtol, atol=atol, gradient_tol=tol, method=method, t_eval=2, progress=False
+                problem, point0, t_final, rtol=rtol, atol=atol, gradient_atol=tol, method=method, t_eval=2, progress=False
             )
 
         timings[method] = measure(ours, 1, rounds)
@@ -589,7 +589,7 @@ def case_stiff(args):
     result = {}
 
     def ours():
-        result["auto"] = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_tol=tol, t_eval=2, progress=False)
+        result["auto"] = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_atol=tol, t_eval=2, progress=False)
 
     t_ours = measure(ours, 1, rounds)
     trajectory = result["auto"]
@@ -599,7 +599,7 @@ def case_stiff(args):
     )  # fmt: skip
 
     def switching():
-        result["switching"] = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_tol=tol, t_eval=2, method="switching",
+        result["switching"] = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_atol=tol, t_eval=2, method="switching",
                                               progress=False)  # fmt: skip
 
     t_switching = measure(switching, 1, rounds)
@@ -609,10 +609,10 @@ def case_stiff(args):
         n_rhs=trajectory.n_rhs, n_hessians=trajectory.meta["n_hessians"], t_stop=f"{trajectory.times[-1]:.4g}",
         drift=f"{trajectory.conservation_drift.max():.1e}", solver=trajectory.meta["solver"],
     )  # fmt: skip
-    from quotient.flow import _flat_gradient, _flat_hessian
+    from quotient._ode import flat_gradient, flat_hessian
 
-    layers, gradient = _flat_gradient(problem)
-    hessian = _flat_hessian(problem)
+    layers, gradient = flat_gradient(problem)
+    hessian = flat_hessian(problem)
 
     def converged(t, y):
         return np.linalg.norm(gradient(y)) - tol
@@ -631,7 +631,7 @@ def case_stiff(args):
            n_steps=result["lsoda"].t.size - 1, drift=f"{drift_of(point0, final):.1e}")  # fmt: skip
     if args.slow:
         start = time.perf_counter()
-        slow = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_tol=tol, method="DOP853", t_eval=2, progress=False)
+        slow = q.gradient_flow(problem, point0, 1e30, rtol=rtol, atol=atol, gradient_atol=tol, method="DOP853", t_eval=2, progress=False)
         report("stiff", size + " to 1e-8", "quotient gradient_flow (DOP853, former default)", time.perf_counter() - start, t_ours,
                n_steps=slow.n_steps, drift=f"{slow.conservation_drift.max():.1e}")  # fmt: skip
     if have_jax(size, "stiff"):
@@ -686,7 +686,7 @@ def case_ensemble(args):
     stacked = tuple(np.stack(layers) for layers in zip(*starts))
     start = time.perf_counter()
     stiff = q.ensemble_flow(
-        problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_tol=1e-8, until="minimum", t_eval=101, method="auto", progress=False
+        problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_atol=1e-8, until="minimum", t_eval=101, method="auto", progress=False
     )
     report(
         "ensemble", f"{len(starts)} x (4,)*5 stiff, to 1e-8", "quotient ensemble_flow (auto, until minimum)", time.perf_counter() - start,
@@ -697,7 +697,7 @@ def case_ensemble(args):
 
 def case_ensemble_stiff(args):
     """Target 5: ensembles of the stiff case (depth 4, ``(4,)*5``, sigma (3, 2, 1.5, 1), init 1e-2),
-    every member until its global minimum (``until="minimum"``, ``gradient_tol=1e-8``, ``method="auto"``).
+    every member until its global minimum (``until="minimum"``, ``gradient_atol=1e-8``, ``method="auto"``).
 
     ``"auto"`` integrates every member with steps of its own (``shared_steps=False``, its default
     for implicit methods). ``--members`` sets the sizes (default 256; with several sizes and no 256
@@ -712,7 +712,7 @@ def case_ensemble_stiff(args):
         with PeakMemory() as memory:
             start = time.perf_counter()
             stiff = q.ensemble_flow(
-                problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_tol=1e-8, until="minimum", t_eval=101,
+                problem, stacked, 1e30, rtol=1e-10, atol=1e-12, gradient_atol=1e-8, until="minimum", t_eval=101,
                 method="auto", progress=False, throw=False,
             )  # fmt: skip
             elapsed = time.perf_counter() - start
@@ -747,8 +747,8 @@ def case_ensemble_explore(args):
     rtol, atol, tol = 1e-10, 1e-12, 1e-8
     rounds = max(1, args.rounds // 2)
     jax_ok = have_jax(f"{members} x 4-8-8-4", "ensemble_explore")
-    for t_final, gradient_tol in ((20.0, None), (1e30, tol)):
-        size = f"{members} x 4-8-8-4, " + ("t = 20" if gradient_tol is None else "to min")
+    for t_final, gradient_atol in ((20.0, None), (1e30, tol)):
+        size = f"{members} x 4-8-8-4, " + ("t = 20" if gradient_atol is None else "to min")
         result, timings, memory = {}, {}, {}
         # (method, shared_steps): the batched ODE (DOP853's default) and every member on its own
         for method, shared in (("DOP853", True), ("auto", False), ("DOP853", False)):
@@ -756,12 +756,12 @@ def case_ensemble_explore(args):
 
             def batched(method=method, shared=shared, label=label):
                 result[label] = q.ensemble_flow(
-                    problem, stacked, t_final, rtol=rtol, atol=atol, method=method, t_eval=2, gradient_tol=gradient_tol,
+                    problem, stacked, t_final, rtol=rtol, atol=atol, method=method, t_eval=2, gradient_atol=gradient_atol,
                     until="minimum", shared_steps=shared, progress=False, throw=False,
                 )  # fmt: skip
 
             with PeakMemory() as peak:
-                timings[label] = measure(batched, 1, rounds if gradient_tol is None else 1, warm_up=gradient_tol is None)
+                timings[label] = measure(batched, 1, rounds if gradient_atol is None else 1, warm_up=gradient_atol is None)
             memory[label] = peak.megabytes[0]
         t_ours = timings["DOP853, shared steps"]
         for method, seconds in timings.items():
@@ -773,7 +773,7 @@ def case_ensemble_explore(args):
                 peak_rss_mb=None if memory[method] is None else round(memory[method]), load_average=f"{os.getloadavg()[0]:.2f}",
             )  # fmt: skip
         if jax_ok:
-            t_jax, steps, final = jax_trajectory(problem, stacked, rtol, atol, gradient_tol, t_final, rounds, "Dopri8", batched=True)
+            t_jax, steps, final = jax_trajectory(problem, stacked, rtol, atol, gradient_atol, t_final, rounds, "Dopri8", batched=True)
             losses = [problem.loss(tuple(W[b] for W in final)) for b in range(members)]
             report("ensemble_explore", size, "JAX + diffrax (Dopri8 on the stacked state, jit)", t_jax, t_ours, n_steps=steps,
                    max_final_loss=f"{max(losses):.6e}", load_average=f"{os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -860,7 +860,7 @@ def case_plateau(args):
             point0 = q.init.small_random(widths, scale, rng=0)
             start = time.perf_counter()
             trajectory = q.gradient_flow(
-                problem, point0, 1e30, rtol=1e-10, atol=1e-300, method=method, gradient_tol=1e-8, progress=False, throw=False
+                problem, point0, 1e30, rtol=1e-10, atol=1e-300, method=method, gradient_atol=1e-8, progress=False, throw=False
             )
             seconds = time.perf_counter() - start
             visited = q.plateaus(problem, trajectory.times, trajectory.loss)
@@ -986,7 +986,7 @@ def case_taylor(args):
 
             def ours(method=method):
                 result[method] = q.gradient_flow(problem, point0, t_final, rtol=rtol, atol=atol, method=method,
-                                                 gradient_tol=tol if to_min else None, t_eval=2, progress=False)  # fmt: skip
+                                                 gradient_atol=tol if to_min else None, t_eval=2, progress=False)  # fmt: skip
 
             timings[method] = measure(ours, 1, rounds)
         reference = timings["auto"] if stiff else timings["DOP853"]

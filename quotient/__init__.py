@@ -47,17 +47,8 @@ from .orbit import (
     well_conditioned,
 )
 from .problem import Problem
-from .projection import (
-    QuotientTrajectory,
-    project,
-    projected_velocity,
-    pullback,
-    pushforward,
-    quotient_map,
-    rank_manifold,
-    reduced_flow,
-    reduced_velocity,
-)
+from .projection import pullback, pushforward, quotient_map, rank_manifold
+from .quotient_flow import QuotientTrajectory, project, projected_velocity, reduced_flow, reduced_velocity
 from .rank_manifold import RankManifold
 from .saddle import SaddleDirection, stable_directions, unstable_directions
 from .sweep import load_sweep, sweep

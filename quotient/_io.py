@@ -20,11 +20,15 @@ import errno
 import json
 import os
 import shutil
+import signal
 import tempfile
 import zipfile
 import zlib
 
 import numpy as np
+
+from .losses import SquareLoss
+from .problem import Problem
 
 __all__ = ["FileFormatError"]
 
@@ -169,10 +173,54 @@ def problem_arrays(problem) -> dict:
 
 def problem_from_arrays(data):
     """Inverse of :func:`problem_arrays`."""
-    from .problem import Problem
-
     widths = tuple(int(d) for d in data["widths"])
-    return Problem(widths, data["target"], data["sigma"], data["output_frame"], data["input_map"], float(data["offset"]))
+    return Problem(
+        widths=widths,
+        target=data["target"],
+        sigma=data["sigma"],
+        output_frame=data["output_frame"],
+        input_map=data["input_map"],
+        offset=float(data["offset"]),
+    )
+
+
+#: The ``.npz`` format of a :class:`quotient.Trajectory`: its format tag, the arrays and the JSON header's entries.
+TRAJECTORY_FORMAT = "quotient.trajectory/1"
+TRAJECTORY_ARRAYS = ("times", "loss", "gradient_norm", "conservation_drift")
+TRAJECTORY_META = ("method", "rtol", "atol", "step", "n_rhs", "n_steps", "status", "message", "meta")
+#: The ``.npz`` format of a :class:`quotient.Ensemble`; its header's ``gradient_atol`` was ``gradient_tol`` in older files.
+ENSEMBLE_FORMAT = "quotient.ensemble/1"
+ENSEMBLE_ARRAYS = TRAJECTORY_ARRAYS + ("converged_time", "member_status")
+ENSEMBLE_META = ("method", "rtol", "atol", "gradient_atol", "n_rhs", "n_steps", "status", "message", "meta")
+_OLD_META_NAMES = {"gradient_atol": "gradient_tol"}
+
+
+def save_record(path, format: str, record, array_names, meta_names, overwrite: bool) -> str:
+    """Write a run object (a trajectory or an ensemble) with :func:`save_run`; return the path.
+
+    ``record`` has the attributes ``problem``, ``points`` and every name of ``array_names``
+    (stored as arrays) and ``meta_names`` (stored in the JSON header): the formats above.
+    """
+    meta = {name: getattr(record, name) for name in meta_names}
+    arrays = {name: getattr(record, name) for name in array_names}
+    return save_run(path, format, record.problem, record.points, meta, arrays, overwrite)
+
+
+def load_record(path, format: str, array_names, meta_names) -> dict:
+    """The fields of a run written by :func:`save_record`, as keywords of its class.
+
+    Returns ``{"problem": ..., "points": ..., name: value}`` for every name of ``array_names``
+    and ``meta_names``; a header that lacks one raises :class:`FileFormatError`.
+    """
+    problem, points, meta, data = load_run(path, format, array_names)
+    fields = {"problem": problem, "points": points, **{name: data[name] for name in array_names}}
+    for name in meta_names:
+        key = name if name in meta else _OLD_META_NAMES.get(name, name)
+        if key not in meta:
+            kind = format.split(".")[1].split("/")[0]
+            raise FileFormatError(f"{os.fspath(path)} is not a valid quotient {kind} file: its header lacks {name!r}")
+        fields[name] = meta[key]
+    return fields
 
 
 def save_run(path, format: str, problem, points, meta: dict, arrays: dict, overwrite: bool) -> str:
@@ -181,8 +229,6 @@ def save_run(path, format: str, problem, points, meta: dict, arrays: dict, overw
     The file holds ``arrays``, the layers as ``W_1 .. W_h``, the problem's arrays and ``meta``
     as a JSON header tagged with ``format``.
     """
-    from .problem import SquareLoss
-
     path = os.fspath(path)
     if not path.endswith(".npz"):
         raise ValueError(f"path must end in '.npz'; got {path!r}")
@@ -284,8 +330,6 @@ def _exchange(a: str, b: str) -> bool:
 def stage_hook(stage: str) -> None:
     """Test hook: ``QUOTIENT_TEST_KILL_AT=<stage>`` kills this process with SIGKILL at ``stage``."""
     if os.environ.get("QUOTIENT_TEST_KILL_AT") == stage:
-        import signal
-
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -1,5 +1,17 @@
 """The integration engine of the flows: one step loop over scipy's solvers that keeps only the samples.
 
+Private to the package (its names are public within it): :mod:`quotient.flow`,
+:mod:`quotient.ensemble` and :mod:`quotient.quotient_flow` integrate through it.
+
+* :func:`run`, the step loop, and :func:`integrate`, the flows' driver around it (tolerance and
+  time checks, the terminal event at ``gradient_atol``, two passes for evenly spaced samples, the
+  progress bar, the failure message);
+* the gradient field on flat states: :func:`flat_gradient`, its Jacobians :func:`flat_hessian`
+  and :func:`banded_block_hessian` (ensembles), :func:`flow_engine` (the field of one flow as
+  :func:`integrate` takes it) and :func:`precision_guard` (stops a flow that float64 cannot follow);
+* :func:`diagnostics` (loss, gradient norm, conservation drift along the samples);
+* :class:`Status` and :func:`status_message`: how a run ended, and the one sentence that says it.
+
 :func:`run` drives a ``scipy.integrate.OdeSolver`` step by step (rather than through
 ``solve_ivp``, which stores every step and, with dense output, every step's interpolant): it
 keeps the states at the requested sample times only, locates a terminal event by root search on
@@ -22,11 +34,18 @@ Methods (:data:`METHODS`):
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45, OdeSolver, Radau
 from scipy.optimize import brentq
+from tqdm import tqdm
+
+from .critical import minimum_threshold
+from ._numerics import squared_norm
+from .network import check_positive, conserved_quantities, end_to_end, from_vector, to_vector
+from .problem import Problem
 
 EXPLICIT = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853}
 IMPLICIT = {"Radau": Radau, "BDF": BDF, "LSODA": LSODA}
@@ -44,6 +63,57 @@ STIFF_BOUND, STIFF_COUNT, CALM_COUNT = 6.1, 15, 6
 # more per Jacobian than dozens of explicit steps. An estimate, not yet a measured crossover; a
 # Jacobian-free Newton-Krylov path on Problem.hvp for larger N is not built.
 DENSE_JACOBIAN_LIMIT = 1500
+
+
+class Status(enum.IntEnum):
+    """How a run of a flow or of gradient descent ended (``Trajectory.status``, ``Ensemble.status``).
+
+    An ``IntEnum``: members compare equal to the integers ``-1, 0, 1`` that files written before
+    it hold, and are written to files as those integers.
+    """
+
+    #: The solver failed, or the state left the finite numbers; the message says where and why.
+    FAILED = -1
+    #: The run reached its final time (``t_final``, or the last descent step).
+    FINAL_TIME = 0
+    #: The run stopped where ``||grad L||`` fell below ``gradient_atol`` (a terminal event).
+    GRADIENT_BOUND = 1
+
+
+def status_message(status, *, failure: str = "", final_time: str = "t_final", gradient_bound: str = "gradient_atol") -> str:
+    """The one sentence that says how a run ended; every status message of the flows comes from here.
+
+    Parameters
+    ----------
+    status : Status or int
+        The outcome (an integer ``-1``, ``0`` or ``1`` is read as the :class:`Status` member).
+    failure : str
+        For :attr:`Status.FAILED`: what went wrong (the solver's complaint), returned as it is.
+    final_time : str
+        How the caller names the end of the run: ``"t_final"`` for the flows, ``"--t-final"``
+        for the command line, ``"the last of n steps"`` for descent.
+    gradient_bound : str
+        How the caller names the gradient bound: ``"gradient_atol"``, or ``"--gradient-atol"``.
+
+    Returns
+    -------
+    str
+        ``"reached <final_time>"``, ``"gradient norm below <gradient_bound>"`` or ``failure``.
+
+    Raises
+    ------
+    ValueError
+        If ``status`` is not one of the three outcomes, or is :attr:`Status.FAILED` without a
+        ``failure`` text.
+    """
+    status = Status(status)
+    if status is Status.FAILED:
+        if not failure:
+            raise ValueError("status_message: a failed run needs the failure text (failure=...)")
+        return failure
+    if status is Status.GRADIENT_BOUND:
+        return f"gradient norm below {gradient_bound}"
+    return f"reached {final_time}"
 
 
 def check_method(method):
@@ -89,7 +159,7 @@ class Result:
 
     times: np.ndarray  # (T,)
     states: np.ndarray  # (T, n)
-    status: int  # 0: reached t_final; 1: the terminal event; -1: failed
+    status: Status
     message: str
     t_end: float
     n_steps: int
@@ -191,20 +261,20 @@ def run(
             samples_y.append(ode.y.copy())
         pending = pending[~at_start]
     value = None if event is None else event(0.0, ode.y, field(ode.y), True)
-    status, message, n_steps, stalled = 0, "reached t_final", 0, 0
+    status, message, n_steps, stalled = Status.FINAL_TIME, status_message(Status.FINAL_TIME), 0, 0
     t_stop = None
     with np.errstate(over="ignore", invalid="ignore"):
         while ode.status == "running":
             t_old, y_old = ode.t, ode.y.copy()
             error = ode.step()
             if ode.status == "failed":
-                status, message = -1, f"the solver failed at t = {t_old:.6g}: {error}"
+                status, message = Status.FAILED, f"the solver failed at t = {t_old:.6g}: {error}"
                 break
             n_steps += 1
             t_new, y_new = ode.t, ode.y
             stalled = stalled + 1 if t_new - t_old <= 8 * np.finfo(float).eps * abs(t_new) else 0
             if stalled >= 32:  # LSODA, near a singularity, can go on "succeeding" with steps of size 0
-                status = -1
+                status = Status.FAILED
                 message = (
                     f"the solver makes no progress at t = {t_new:.6g} (steps below the spacing of the floating-point "
                     f"times, state norm {np.linalg.norm(y_new):.3g}): the flow blows up there, or is too stiff for this method"
@@ -214,7 +284,7 @@ def run(
                     samples_y.append(y_new.copy())
                 break
             if not np.all(np.isfinite(y_new)):
-                status = -1
+                status = Status.FAILED
                 message = (
                     f"the state left the finite numbers at t = {t_new:.6g}: the flow (or the solver) blows up; "
                     "try method='auto', tighter tolerances or a smaller init"
@@ -223,7 +293,7 @@ def run(
             if guard is not None:
                 complaint = guard(t_new, y_new, field(y_new))
                 if complaint is not None:
-                    status, message = -1, complaint
+                    status, message = Status.FAILED, complaint
                     if pending is None:
                         samples_t.append(t_new)
                         samples_y.append(y_new.copy())
@@ -259,7 +329,7 @@ def run(
                 if not samples_t or samples_t[-1] < t_stop:
                     samples_t.append(t_stop)
                     samples_y.extend(_states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, np.array([t_stop])))
-                status, message = 1, "the stopping event occurred"
+                status, message = Status.GRADIENT_BOUND, status_message(Status.GRADIENT_BOUND)
                 break
             if switch_to is not None and switched_at is None:
                 if dop853_stiffness(ode, y_old) > STIFF_BOUND:
@@ -328,3 +398,293 @@ def rk_step(batch_fun, solver, starts, lengths):
     for s in range(1, n_stages):
         K[s] = batch_fun(y + h * np.tensordot(A[s, :s], K[:s], axes=1))
     return y + h * np.tensordot(B, K, axes=1)
+
+
+def diagnostics(problem: Problem, points):
+    """Loss, gradient norm and relative conservation drift along a batch of points.
+
+    The time axis is the last leading axis of the layers (``(T, d_i, d_{i-1})``, or
+    ``(B, T, d_i, d_{i-1})`` for an ensemble); the drift is measured from the first time.
+    """
+    loss = problem.end_to_end_loss.value(end_to_end(points))
+    gradient = problem.unchecked_gradient(points)
+    gradient_norm = np.sqrt(squared_norm(gradient))
+    charges = conserved_quantities(points)
+    if charges:
+        drift = np.sqrt(sum(np.sum((C - C[..., :1, :, :]) ** 2, axis=(-2, -1)) for C in charges))
+        scale = squared_norm(points)
+        drift = drift / np.maximum(np.maximum(scale, scale[..., :1]), np.finfo(float).tiny)
+    else:
+        drift = np.zeros(points[0].shape[:-2])
+    return loss, gradient_norm, drift
+
+
+def check_flow_options(rtol, atol, method, gradient_atol):
+    """The argument checks shared by the flows: tolerances and ``method``; returns the checked method."""
+    check_positive("rtol", rtol)
+    check_positive("atol", atol, zero=True)
+    if gradient_atol is not None:
+        check_positive("gradient_atol", gradient_atol)
+    return check_method(method)
+
+
+def check_time(t_final) -> float:
+    if not np.isscalar(t_final) or not np.isfinite(t_final) or t_final <= 0:
+        raise ValueError(f"t_final must be a positive finite number; got {t_final!r}")
+    return float(t_final)
+
+
+def flat_gradient(problem: Problem, lead: tuple[int, ...] = ()):
+    """``grad L`` on flat states: ``(layers, gradient)`` for a state of ``lead + (N,)`` entries.
+
+    ``layers(y)`` views a flat state as a point (or a batch of points with leading shape
+    ``lead``), ``gradient(y)`` returns the flat gradient. This is the right-hand side ``solve_ivp``
+    calls thousands of times, so a call does no validation, no concatenation and no allocation
+    beyond its result and ``G``: the slices and the buffers of the forward products are made
+    once here, and :meth:`Problem.unchecked_gradient` writes the layers of the gradient straight into
+    views of the flat result.
+    """
+    widths, h, n = problem.widths, problem.depth, problem.n_params
+    shapes = [lead + (widths[i], widths[i - 1]) for i in range(1, h + 1)]
+    offsets = np.cumsum([0] + [widths[i] * widths[i - 1] for i in range(1, h + 1)])
+    blocks = [slice(int(offsets[i]), int(offsets[i + 1])) for i in range(h)]
+    forward = [None, None] + [np.empty(lead + (widths[j], widths[0])) for j in range(2, h + 1)]
+
+    def views(flat):
+        return tuple(flat[..., block].reshape(shape) for block, shape in zip(blocks, shapes))
+
+    def layers(y):
+        return views(y.reshape(lead + (n,)))
+
+    def gradient(y):
+        flat = np.empty(lead + (n,))
+        problem.unchecked_gradient(layers(y), out=views(flat), forward=forward)
+        return flat
+
+    return layers, gradient
+
+
+def parse_t_eval(t_eval, t_final):
+    """``(t_eval, n_samples)``: sample times for the dense output, or a count of even samples."""
+    if isinstance(t_eval, (int, np.integer)) and not isinstance(t_eval, bool):
+        if t_eval < 2:
+            raise ValueError(f"t_eval as a number of samples must be at least 2; got {t_eval}")
+        return np.array([0.0, t_final]), int(t_eval)
+    if t_eval is not None:
+        t_eval = np.asarray(t_eval, dtype=float)
+        if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) <= 0):
+            raise ValueError("t_eval must be a non-empty, strictly increasing 1-D array")
+        if t_eval[0] < 0 or t_eval[-1] > t_final:
+            raise ValueError(f"t_eval must lie in [0, t_final] = [0, {t_final}]; got [{t_eval[0]}, {t_eval[-1]}]")
+    return t_eval, None
+
+
+def flat_hessian(problem: Problem):
+    """``y -> Hess L(y)``, the dense ``(N, N)`` Hessian on flat states (the Jacobian of the flow, negated).
+
+    The ``N`` Hessian-vector products along the unit vectors run as one batched
+    :meth:`Problem.unchecked_hvp`, with the unit vectors made once here; symmetrised like
+    :meth:`Problem.hessian`.
+    """
+    layers, _ = flat_gradient(problem)
+    basis = from_vector(np.eye(problem.n_params), problem.widths)
+
+    def hessian(y):
+        H = to_vector(problem.unchecked_hvp(layers(y), basis))
+        H += H.T
+        H *= 0.5
+        return H
+
+    return hessian
+
+
+def banded_block_hessian(problem: Problem, members: int):
+    """``y -> `` the block-diagonal Hessian of ``B`` stacked members in LSODA's packed banded form.
+
+    The state is ``B`` flat points one after the other (shape ``(B N,)``), so the Hessian of the
+    sum of the members' losses is block diagonal, each block one member's ``(N, N)`` Hessian:
+    banded with half-bandwidth ``N - 1``. Returned as ``J[N - 1 + i - j, j]`` of shape
+    ``(2N - 1, B N)``; the ``B N`` Hessian-vector products are one batched :meth:`Problem.unchecked_hvp`.
+    """
+    n = problem.n_params
+    layers, _ = flat_gradient(problem, (members, 1))
+    basis = from_vector(np.eye(n), problem.widths)
+    local = np.arange(n)
+    rows = (n - 1 + local[:, None] - local[None, :]).ravel()  # (a, b) -> packed row of block entry a, b
+    columns = (np.arange(members)[:, None] * n + np.tile(local, n)[None, :]).ravel()
+    rows = np.tile(rows, members)
+
+    def hessian(y):
+        blocks = to_vector(problem.unchecked_hvp(layers(y), basis))  # (B, N, N): row b is H e_b, i.e. column b
+        packed = np.zeros((2 * n - 1, members * n))
+        packed[rows, columns] = 0.5 * (blocks + np.swapaxes(blocks, 1, 2)).transpose(0, 2, 1).reshape(-1)
+        return packed
+
+    return hessian
+
+
+def precision_guard(problem: Problem, layers, every: int = 8, patience: int = 12):
+    """``guard(t, y, f)``: a message once ``||grad L||`` stays at the rounding error of computing it.
+
+    In float64 the gradient ``grad_j = B_j^T (W - Sigma) F_{j-1}^T`` carries an error of about
+    ``eps prod_{i != j} ||W_i||_2 (prod_i ||W_i||_2 + ||Sigma||)`` (the products are formed from
+    layers of those sizes, however small ``W - Sigma`` is). Where ``||grad L||`` stays below that
+    level (checked every ``every`` accepted steps, ``patience`` checks in a row) and the level is
+    above ``sqrt(eps)`` (far above the error of a flow at the scale of ``Sigma``: it takes layers
+    of norm ``>~ 10`` at depth 4), the field is rounding noise and a solver would crawl on it
+    forever (an init of scale ``1e3`` does: the conserved quantities keep the layers large); the
+    run stops with this message. Layers of more than 4096 entries use the Frobenius norm, an
+    upper bound of the spectral norm.
+    """
+    eps = np.finfo(float).eps
+    target = 0.0 if problem.target is None else float(np.linalg.norm(problem.target, 2))
+    state = {"calls": 0, "below": 0}
+
+    def guard(t, y, f):
+        state["calls"] += 1
+        if state["calls"] % every:
+            return None
+        norms = np.array([np.linalg.norm(W, 2) if W.size <= 4096 else np.linalg.norm(W) for W in layers(y)])
+        product = float(np.prod(norms))
+        level = eps * float(np.max(product / np.maximum(norms, np.finfo(float).tiny))) * (product + target)
+        gradient_norm = float(np.linalg.norm(f))
+        if level <= np.sqrt(eps) or gradient_norm > level:
+            state["below"] = 0
+            return None
+        state["below"] += 1
+        if state["below"] < patience:
+            return None
+        return (
+            f"the flow is below the resolution of float64 at t = {t:.6g}: ||grad L|| = {gradient_norm:.3g} has stayed "
+            f"within the rounding error ~{level:.3g} of computing it from layers of norms up to {norms.max():.3g} "
+            "(whose products cancel to the end-to-end map), so the solver cannot follow the flow further; "
+            "start from a smaller init"
+        )
+
+    return guard
+
+
+def flow_engine(problem: Problem, until: str, gradient_atol):
+    """The field of one gradient flow of ``problem`` as :func:`integrate` takes it.
+
+    Returns a dict of ``layers`` (flat state -> point, for :func:`precision_guard`, which holds
+    the state of one run and is made per run), and ``gradient``, ``gradient_norm``,
+    ``batch_gradient``, ``stop_value`` (``until="minimum"``) and ``hessian`` (dense, for up to
+    ``quotient.DENSE_JACOBIAN_LIMIT`` parameters), the keywords of :func:`integrate`.
+    Shared by :func:`gradient_flow` and the members of ``ensemble_flow`` that do not share steps.
+    """
+    layers, gradient = flat_gradient(problem)
+    stop_value = None
+    if until == "minimum":
+        threshold = minimum_threshold(problem)
+        if gradient_atol is not None:
+
+            def stop_value(t, y, field, accepted):
+                if problem.end_to_end_loss.value(end_to_end(layers(y))) >= threshold:
+                    return 1.0
+                return float(np.linalg.norm(field)) - gradient_atol
+
+    elif until != "critical":
+        raise ValueError(f"until must be 'critical' or 'minimum'; got {until!r}")
+    return dict(
+        layers=layers,
+        gradient=gradient,
+        gradient_norm=np.linalg.norm,
+        batch_gradient=lambda states: flat_gradient(problem, states.shape[:1])[1](states),
+        stop_value=stop_value,
+        hessian=flat_hessian(problem) if problem.n_params <= DENSE_JACOBIAN_LIMIT else None,
+    )
+
+
+def integrate(
+    gradient, gradient_norm, y0, t_final, *, rtol, atol, method, t_eval, gradient_atol, progress, throw, name, batch_gradient=None,
+    stop_value=None, hessian=None, band=None, guard=None,
+):
+    """Integrate ``dy/dt = -gradient(y)``; the shared engine of the flows (:func:`quotient.run`).
+
+    ``gradient_norm(g)`` maps a flat gradient to the norm that ``gradient_atol`` is compared with;
+    ``stop_value(t, y, g, accepted)``, if given, is the terminal event's value instead (the flow
+    stops where it falls through 0), told whether ``t`` ends an accepted step (``False`` during
+    the event's root search inside a step).
+    ``batch_gradient(Y)``, for ``Y`` of shape ``(S, y0.size)``, evaluates ``gradient`` on ``S``
+    states at once; with it, samples of the explicit methods come from fresh Runge-Kutta steps
+    rather than from the interpolant. ``hessian(y)``, the dense ``(n, n)`` Jacobian of
+    ``gradient``, is what ``method="auto"`` and the implicit methods need to be fast; with
+    ``band``, ``hessian`` returns it in LSODA's packed banded form (:func:`quotient.run`).
+
+    ``guard(t, y, f)`` (:func:`quotient.run`) may stop a run that cannot go on.
+    Only the samples are kept: with ``t_eval`` an integer and ``gradient_atol`` given, the
+    stopping time is found first and the flow integrated again to sample it (twice the
+    gradients, not every step's state in memory).
+
+    Returns ``(result, times, states, counts)``: a :class:`quotient.Result` describing the
+    run that found the end, ``states`` of shape ``(T, y0.size)``, ``counts`` with the gradient
+    (``"rhs"``) and Hessian (``"jac"``) evaluations of all passes.
+    """
+    t_final = check_time(t_final)
+    t_eval, n_samples = parse_t_eval(t_eval, t_final)
+    if gradient_atol is not None and not gradient_atol > 0:
+        raise ValueError(f"gradient_atol must be positive; got {gradient_atol!r}")
+    solver, use_jacobian, description = resolve(method, np.size(y0), hessian is not None)
+    if band is not None and use_jacobian and solver is not LSODA:
+        use_jacobian, description = False, solver.__name__  # a banded Jacobian is LSODA's form only
+
+    def field(y):
+        flat = gradient(y)
+        np.negative(flat, out=flat)
+        return flat
+
+    jacobian = None
+    if use_jacobian:
+
+        def jacobian(y):
+            H = hessian(y)
+            np.negative(H, out=H)
+            return H
+
+    event = None
+    if gradient_atol is not None:
+        if stop_value is not None:
+
+            def event(t, y, f, accepted):
+                return stop_value(t, y, -f, accepted)
+
+        else:
+
+            def event(t, y, f, accepted):
+                return gradient_norm(f) - gradient_atol
+
+    fresh_step = None
+    if batch_gradient is not None:
+
+        def fresh_step(starts, lengths):
+            return rk_step(lambda Y: -batch_gradient(Y), solver, starts, lengths)
+
+    counts = {"rhs": 0, "jac": 0}
+    bar = tqdm(total=t_final, desc=name, unit="t", disable=None if progress else True, leave=False)
+    options = dict(solver=solver, rtol=rtol, atol=atol, jac=jacobian, band=band if use_jacobian else None, fresh_step=fresh_step)
+    if method == SWITCHING and use_jacobian:
+        options["switch_to"] = LSODA
+    options.update(bar=bar, counter=counts, guard=guard)
+    try:
+        two_pass = n_samples is not None and n_samples > 2 and event is not None  # 2 samples: the start and the end
+        times = np.linspace(0.0, t_final, n_samples) if n_samples is not None and not two_pass else t_eval
+        result = run(field, y0, t_final, t_eval=np.empty(0) if two_pass else times, event=event, **options)
+        if two_pass:
+            first = result
+            bar.reset()
+            options["guard"] = None  # the first pass found where the run ends
+            result = run(field, y0, first.t_end, t_eval=np.linspace(0.0, first.t_end, n_samples), **options)
+            result.status, result.message, result.n_steps = first.status, first.message, first.n_steps
+    finally:
+        bar.close()
+    result.description = description
+    if method == SWITCHING and use_jacobian:
+        at = result.switched_at if not two_pass else first.switched_at
+        result.description = description + (f" (at t = {at:.6g})" if at is not None else " (never stiff: DOP853 throughout)")
+    if result.status < 0 and throw:
+        raise RuntimeError(
+            f"{name} failed at t = {result.t_end:.6g}: {result.message}; "
+            "try method='auto', a smaller t_final or looser tolerances, or pass throw=False"
+        )
+    return result, result.times, result.states, counts

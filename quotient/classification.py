@@ -88,7 +88,7 @@ def gradient_size(problem, point) -> tuple[float, float]:
     relative : float
         The relative size above (``inf`` when a product of norms vanishes under a non-zero block).
     """
-    gradient = problem._gradient(point)
+    gradient = problem.unchecked_gradient(point)
     norm = float(np.sqrt(squared_norm(gradient)))
     norms = layer_norms(point)
     target = target_size(problem, point, norms)
@@ -218,7 +218,7 @@ def relative_gradient(problem, point, rtol):
     rtol = check_tolerance(rtol)
     point = as_point(point, "point", widths=problem.widths)
     z, g = orbit_point(problem, point)
-    gradient = list(problem._gradient(point))
+    gradient = list(problem.unchecked_gradient(point))
     h = len(point)
     try:
         for j in range(h):
@@ -227,7 +227,7 @@ def relative_gradient(problem, point, rtol):
             if j > 0:
                 gradient[j] = gradient[j] @ g[j - 1].T
     except np.linalg.LinAlgError:  # pragma: no cover - g numerically singular: recompute at z
-        gradient = list(problem._gradient(z))
+        gradient = list(problem.unchecked_gradient(z))
     norms = layer_norms(z)
     target = target_size(problem, z, norms)
     relative = 0.0
@@ -268,7 +268,7 @@ def require_critical(problem, point, rtol: float, name: str = "point"):
     """
     relative, z, g = relative_gradient(problem, point, rtol)
     if relative > max(rtol, orbit_resolution(g)):
-        norm = float(np.sqrt(squared_norm(problem._gradient(point))))
+        norm = float(np.sqrt(squared_norm(problem.unchecked_gradient(point))))
         raise ValueError(
             f"{name} is not a critical point: ||grad L|| = {norm:.3e} (relative to the size of its "
             f"partial products at a well-conditioned point of its orbit {relative:.3e} > the tolerance {rtol:g})"

@@ -323,7 +323,7 @@ def _explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-scale", type=_positive, default=1e-2, help="std of the small random init (default 1e-2)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed, an integer >= 0 (default 0)")
     parser.add_argument("--t-final", type=_positive, default=1e4, help="longest time to integrate (default 1e4)")
-    parser.add_argument("--gradient-tol", type=_positive, default=1e-6,
+    parser.add_argument("--gradient-atol", type=_positive, default=1e-6,
                         help="stop when ||grad L|| falls below this near the global minimum (default 1e-6)")
     parser.add_argument("--method", default=None,
                         help="integrator of quotient.gradient_flow (default: gradient_flow's default)")
@@ -357,7 +357,7 @@ def _explore(args) -> int:
     from . import init
     from ._io import StagedFolder, stage_hook
     from .critical import critical_values
-    from .flow import gradient_flow
+    from .flow import gradient_flow, status_message
     from .graph import plateaus
 
     problem = _problem(args, DEFAULT_WIDTHS)
@@ -373,7 +373,7 @@ def _explore(args) -> int:
         options = {} if args.method is None else {"method": args.method}
         try:
             trajectory = gradient_flow(
-                problem, point0, args.t_final, t_eval=2001, gradient_tol=args.gradient_tol, until="minimum",
+                problem, point0, args.t_final, t_eval=2001, gradient_atol=args.gradient_atol, until="minimum",
                 progress=not args.quiet, **options,
             )  # fmt: skip
         except (ValueError, TypeError) as error:
@@ -384,7 +384,7 @@ def _explore(args) -> int:
         values = critical_values(problem)
         minimum = values[0]
         visited = plateaus(problem, trajectory.times, trajectory.end_to_end)
-        stop = "gradient norm below --gradient-tol" if trajectory.status == 1 else "reached --t-final"
+        stop = status_message(trajectory.status, failure=trajectory.message, final_time="--t-final", gradient_bound="--gradient-atol")
         sigma_text = ", ".join(f"{s:.4g}" for s in problem.sigma)
         plateau = _plateau_note(problem, trajectory)
         lines = [
@@ -439,7 +439,7 @@ def _explore_figures(problem, trajectory):
     from ._numerics import squared_norm
     from .plot import conservation_drift, critical_graph, hessian_spectrum, loss_curve, quotient_trajectory
     from .plot import singular_value_curves
-    from .projection import project
+    from .quotient_flow import project
 
     figures = {
         "loss.png": loss_curve(trajectory),

@@ -29,12 +29,26 @@ def _slope(x, y) -> float:
 def charge_increment(problem, point, step: float):
     """Exact change of the conserved quantities under one descent step from ``point``.
 
+    Parameters
+    ----------
+    problem : Problem
+        The loss ``L`` descended.
+    point : tuple of ndarray
+        Layers ``(W_1, ..., W_h)`` before the step, in the singular frame.
+    step : float
+        The step size ``eta`` (any finite number: the formula is exact for every step).
+
     Returns
     -------
     tuple of ndarray
         ``eta^2 (G_{i+1}^T G_{i+1} - G_i G_i^T)``, ``i = 1..h-1``, of shape ``(d_i, d_i)``, with
         ``G = grad L(point)``: equal to ``C_i(point - eta G) - C_i(point)`` for every loss of the
         end-to-end map.
+
+    Raises
+    ------
+    ValueError
+        If ``point`` does not have the problem's widths or ``step`` is not a finite number.
     """
     point = as_point(point, "point", widths=problem.widths)
     if not np.isscalar(step) or not np.isfinite(step):
@@ -51,10 +65,12 @@ def _norm(matrices) -> float:
 class DescentStudy:
     """Gradient descent against the flow at one final time, for several steps.
 
-    Attributes
+    Parameters
     ----------
     steps : ndarray, shape (S,)
+        The step sizes ``eta`` compared.
     t_final : float
+        The final time ``T`` at which descent (``T / eta`` steps) meets the flow.
     error : ndarray, shape (S,)
         ``||theta_GD(T / eta) - theta_flow(T)||`` over all layers.
     loss_error : ndarray, shape (S,)
@@ -91,7 +107,9 @@ def descent_vs_flow(problem, point0, t_final: float, steps, *, rtol: float = 1e-
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` descended and flowed.
     point0 : tuple of ndarray
+        Layers ``(W_1, ..., W_h)`` both start from, in the singular frame.
     t_final : float
         Final time ``T``; every step must divide it (``T / eta`` an integer up to ``1e-9``).
     steps : array_like
@@ -102,6 +120,7 @@ def descent_vs_flow(problem, point0, t_final: float, steps, *, rtol: float = 1e-
     Returns
     -------
     DescentStudy
+        The errors and the fitted orders, one entry per step.
 
     Raises
     ------

@@ -9,26 +9,14 @@ from tqdm import tqdm
 
 from ._numerics import readonly
 from . import _ode
-from ._io import FileFormatError, load_run, save_run
+from ._io import ENSEMBLE_ARRAYS, ENSEMBLE_FORMAT, ENSEMBLE_META, FileFormatError, load_record, save_record
+from ._ode import Status, status_message
 from .critical import minimum_threshold
-from .flow import (
-    Trajectory,
-    _banded_block_hessian,
-    _check_flow_options,
-    _check_time,
-    _diagnostics,
-    _flat_gradient,
-    _flow_engine,
-    _integrate,
-    _parse_t_eval,
-    _precision_guard,
-)
+from .flow import Trajectory
 from .network import as_point, end_to_end
 from .problem import Problem
 
 __all__ = ["Ensemble", "ensemble_flow"]
-
-_FORMAT = "quotient.ensemble/1"
 
 # method="auto" with shared_steps=True passes the members' Hessians to LSODA as one band of (2N - 1) x (B N) entries
 # while it has at most this many (400 MB); beyond, it integrates explicitly (DOP853).
@@ -41,9 +29,10 @@ class Ensemble:
 
     ``ensemble[k]`` is member ``k`` as a :class:`~quotient.flow.Trajectory`; ``len(ensemble)`` is ``B``.
 
-    Attributes
+    Parameters
     ----------
     problem : Problem
+        The problem whose gradient flow every member follows.
     times : ndarray, shape (T,)
         The shared sample times.
     points : tuple of ndarray
@@ -51,26 +40,32 @@ class Ensemble:
     loss, gradient_norm, conservation_drift : ndarray, shape (B, T)
         As on :class:`~quotient.flow.Trajectory`, per member.
     converged_time : ndarray, shape (B,)
-        When the member's ``||grad L||`` first fell through ``gradient_tol`` (where
+        When the member's ``||grad L||`` first fell through ``gradient_atol`` (where
         :func:`~quotient.flow.gradient_flow` would have stopped it): the end of the solver step in
         which it did, or the event's time for the last member. NaN if it never did (or no
-        ``gradient_tol`` was given).
+        ``gradient_atol`` was given).
     member_status : ndarray of int, shape (B,)
-        ``1``: the member reached ``gradient_tol``; ``0``: it did not by the last time; ``-1``:
-        the solver failed.
+        Each member's :class:`~quotient.flow.Status` as an integer: ``1`` the member reached
+        ``gradient_atol``; ``0`` it did not by the last time; ``-1`` the solver failed.
     method : str
+        The method asked for (:func:`ensemble_flow`'s ``method``); ``meta["solver"]`` says what ran.
     rtol, atol : float
         The tolerances asked for, per member (with shared steps the solver ran with them divided
         by ``sqrt(B)``).
-    gradient_tol : float or None
+    gradient_atol : float or None
+        The bound on ``||grad L||`` the members stopped at, or ``None`` (no early stop).
     n_rhs : int
         Number of gradient evaluations: batched ones (each evaluates all ``B`` members) with
         shared steps, single-member ones (all members and passes) without.
     n_steps : int
         Number of accepted solver steps: shared ones, or the sum of the members' own.
-    status : int
-        ``0``: reached the final time; ``1``: every member reached ``gradient_tol``; ``-1``: failed.
+    status : Status
+        ``Status.FINAL_TIME`` (0) reached the final time; ``Status.GRADIENT_BOUND`` (1) every member
+        reached ``gradient_atol``; ``Status.FAILED`` (-1) failed (an ``IntEnum``).
     message : str
+        The sentence of :func:`quotient._ode.status_message` for ``status``.
+    meta : dict
+        What the solver reports besides: ``"solver"``, ``"n_hessians"``, ``"shared_steps"``.
     """
 
     problem: Problem
@@ -84,14 +79,15 @@ class Ensemble:
     method: str
     rtol: float
     atol: float
-    gradient_tol: float | None = None
+    gradient_atol: float | None = None
     n_rhs: int = 0
     n_steps: int = 0
-    status: int = 0
+    status: Status = Status.FINAL_TIME
     message: str = ""
     meta: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        object.__setattr__(self, "status", Status(self.status))
         for name in ("times", "loss", "gradient_norm", "conservation_drift", "converged_time"):
             object.__setattr__(self, name, readonly(getattr(self, name)))
         status = np.array(self.member_status, dtype=np.int64)
@@ -101,6 +97,7 @@ class Ensemble:
 
     @property
     def success(self) -> bool:
+        """Whether the run did not fail (``status`` is not ``Status.FAILED``)."""
         return self.status >= 0
 
     def __len__(self) -> int:
@@ -114,19 +111,19 @@ class Ensemble:
             raise IndexError(f"member {k} out of range for an ensemble of {len(self)}")
         status = int(self.member_status[k])
         return Trajectory(
-            self.problem,
-            self.times,
-            tuple(layer[k] for layer in self.points),
-            self.loss[k],
-            self.gradient_norm[k],
-            self.conservation_drift[k],
-            self.method,
+            problem=self.problem,
+            times=self.times,
+            points=tuple(layer[k] for layer in self.points),
+            loss=self.loss[k],
+            gradient_norm=self.gradient_norm[k],
+            conservation_drift=self.conservation_drift[k],
+            method=self.method,
             rtol=self.rtol,
             atol=self.atol,
             n_rhs=self.n_rhs,
             n_steps=self.n_steps,
             status=status,
-            message=self.message if status < 0 else ("gradient norm below gradient_tol" if status == 1 else "reached the last time"),
+            message=self.message if status < 0 else status_message(status),
             meta={"ensemble_member": int(k) % len(self)},
         )
 
@@ -148,6 +145,18 @@ class Ensemble:
 
         Written through a temporary file and never over an existing one unless ``overwrite``.
 
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, ending in ``.npz``.
+        overwrite : bool
+            Replace an existing file at ``path``.
+
+        Returns
+        -------
+        str
+            The path written.
+
         Raises
         ------
         FileExistsError
@@ -155,14 +164,22 @@ class Ensemble:
         ValueError
             If ``path`` does not end in ``.npz``, or the problem's loss is not the square loss.
         """
-        meta = {"method": self.method, "rtol": self.rtol, "atol": self.atol, "gradient_tol": self.gradient_tol}
-        meta.update(n_rhs=self.n_rhs, n_steps=self.n_steps, status=self.status, message=self.message, meta=self.meta)
-        names = ("times", "loss", "gradient_norm", "conservation_drift", "converged_time", "member_status")
-        return save_run(path, _FORMAT, self.problem, self.points, meta, {name: getattr(self, name) for name in names}, overwrite)
+        return save_record(path, ENSEMBLE_FORMAT, self, ENSEMBLE_ARRAYS, ENSEMBLE_META, overwrite)
 
     @classmethod
     def load(cls, path) -> Ensemble:
         """Read an ensemble written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A ``.npz`` file of :meth:`save` (files from before issue 15, whose header names the
+            bound ``gradient_tol``, load too).
+
+        Returns
+        -------
+        Ensemble
+            Equal in every array and setting to the one saved.
 
         Raises
         ------
@@ -171,11 +188,9 @@ class Ensemble:
         FileFormatError
             If ``path`` is not a quotient ensemble file, or is corrupt or truncated.
         """
-        names = ("times", "loss", "gradient_norm", "conservation_drift", "converged_time", "member_status")
-        problem, points, meta, data = load_run(path, _FORMAT, names)
-        keys = ("method", "rtol", "atol", "gradient_tol", "n_rhs", "n_steps", "status", "message", "meta")
+        fields = load_record(path, ENSEMBLE_FORMAT, ENSEMBLE_ARRAYS, ENSEMBLE_META)
         try:
-            return cls(problem, data["times"], points, *(data[name] for name in names[1:]), *(meta[key] for key in keys))
+            return cls(**fields)
         except (KeyError, ValueError, TypeError) as error:
             raise FileFormatError(f"{path} is not a valid quotient ensemble file: {type(error).__name__}: {error}") from None
 
@@ -189,7 +204,7 @@ def ensemble_flow(
     atol: float = 1e-12,
     method: str = "DOP853",
     t_eval=101,
-    gradient_tol: float | None = None,
+    gradient_atol: float | None = None,
     until: str = "critical",
     shared_steps: bool | None = None,
     progress: bool = True,
@@ -208,6 +223,7 @@ def ensemble_flow(
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` whose gradient every member follows.
     points : tuple of ndarray
         The starts, stacked: layers ``W_i`` of shape ``(B, d_i, d_{i-1})``.
     t_final : float
@@ -225,8 +241,8 @@ def ensemble_flow(
         0 to the stopping time (default 101), increasing times in ``[0, t_final]``, or ``None``
         for the solver's own steps (shared steps only; ``B`` times the memory of one trajectory
         per step).
-    gradient_tol : float, optional
-        Stop once every member has ``||grad L|| < gradient_tol`` (see Notes).
+    gradient_atol : float, optional
+        Stop once every member has ``||grad L|| < gradient_atol`` (see Notes).
     until : {"critical", "minimum"}
         As in :func:`~quotient.flow.gradient_flow`: with ``"minimum"`` a member converges only
         where, in addition, its loss is closer to the global minimum than to any other critical
@@ -252,6 +268,20 @@ def ensemble_flow(
     Returns
     -------
     Ensemble
+        The ``B`` runs on the shared times; ``meta["solver"]`` says what ran,
+        ``meta["shared_steps"]`` whether the steps were shared.
+
+    Raises
+    ------
+    TypeError
+        If ``problem`` is not a :class:`Problem`, ``shared_steps`` is not a bool or ``None``, or
+        ``method`` is neither a name nor a solver class.
+    ValueError
+        If ``points`` is not a stacked batch of the problem's widths or is empty, a tolerance or
+        ``t_final`` is not positive, ``t_eval`` is invalid (or ``None`` without shared steps),
+        or ``method`` or ``until`` is unknown.
+    RuntimeError
+        If the solver fails for a member and ``throw`` is true.
 
     Notes
     -----
@@ -263,7 +293,7 @@ def ensemble_flow(
 
     Early stopping is per member in what it reports and collective in what it computes. Member
     ``k`` converges where ``gradient_flow`` would stop it: at the first time its ``||grad L_k||``
-    falls through ``gradient_tol`` from above (a member that starts near a saddle with a gradient
+    falls through ``gradient_atol`` from above (a member that starts near a saddle with a gradient
     already below the tolerance has not converged until it has escaped and come down again).
     The batch stops when the last member has converged (a terminal event located to the
     solver's precision), or at ``t_final``. Members that converged earlier keep following their
@@ -273,7 +303,7 @@ def ensemble_flow(
 
     With separate steps every member keeps the ``rtol``, ``atol`` asked for and converges exactly
     where its own ``gradient_flow`` stops (``converged_time`` is that event's time). With
-    ``gradient_tol`` the members are integrated twice, once each to find its stopping time and
+    ``gradient_atol`` the members are integrated twice, once each to find its stopping time and
     once each to sample the shared times up to the last of them (the two passes of
     ``gradient_flow`` with an integer ``t_eval``); ``n_steps`` is the sum of the members' steps
     (``meta["member_steps"]`` per member) and ``n_rhs`` counts single-member gradients. A member
@@ -291,7 +321,7 @@ def ensemble_flow(
     members = points[0].shape[0]
     if members == 0:
         raise ValueError("points must hold at least one member; got a batch of 0")
-    method = _check_flow_options(rtol, atol, method, gradient_tol)
+    method = _ode.check_flow_options(rtol, atol, method, gradient_atol)
     if shared_steps is None:
         solver, switching = _ode.resolve(method, problem.n_params, problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT)[:2]
         shared_steps = solver in _ode.EXPLICIT.values() and not (method == _ode.SWITCHING and switching)
@@ -299,7 +329,7 @@ def ensemble_flow(
         raise TypeError(f"shared_steps must be True, False or None; got {shared_steps!r}")
     if not shared_steps:
         return _separate_flows(
-            problem, points, t_final, rtol=rtol, atol=atol, method=method, t_eval=t_eval, gradient_tol=gradient_tol, until=until,
+            problem, points, t_final, rtol=rtol, atol=atol, method=method, t_eval=t_eval, gradient_atol=gradient_atol, until=until,
             progress=progress, throw=throw,
         )  # fmt: skip
     threshold = None
@@ -308,7 +338,7 @@ def ensemble_flow(
     elif until != "critical":
         raise ValueError(f"until must be 'critical' or 'minimum'; got {until!r}")
     n = problem.n_params
-    layers_of, gradient = _flat_gradient(problem, (members,))
+    layers_of, gradient = _ode.flat_gradient(problem, (members,))
     scale = np.sqrt(members)
 
     def member_norms(flat):
@@ -316,19 +346,19 @@ def ensemble_flow(
 
     def batch_gradient(states):
         lead = (states.shape[0], members)
-        return _flat_gradient(problem, lead)[1](states).reshape(states.shape)
+        return _ode.flat_gradient(problem, lead)[1](states).reshape(states.shape)
 
     # Per-member stopping, as gradient_flow's event: member k stops at the first downward
-    # crossing of ||grad L_k|| = gradient_tol. Its state (0 not yet above the tolerance, 1 above,
+    # crossing of ||grad L_k|| = gradient_atol. Its state (0 not yet above the tolerance, 1 above,
     # 2 crossed) is updated at accepted steps only, and a step's root search sees the states of
     # the step before, so the event's value max_k v_k is continuous within every step
-    # (v_k = +1 before member k was above, ||grad L_k|| - gradient_tol while it is, -1 after).
+    # (v_k = +1 before member k was above, ||grad L_k|| - gradient_atol while it is, -1 after).
     committed = np.zeros(members, dtype=np.int64)
     pending = committed.copy()
     crossed_at = np.full(members, np.nan)
 
     def stop_value(t, y, flat, accepted):
-        excess = member_norms(flat) - gradient_tol
+        excess = member_norms(flat) - gradient_atol
         if threshold is not None:  # until="minimum": a member above the threshold has not converged
             excess = np.where(problem.end_to_end_loss.value(end_to_end(layers_of(y))) >= threshold, 1.0, excess)
         if accepted:
@@ -341,7 +371,7 @@ def ensemble_flow(
 
     y0 = np.concatenate([layer.reshape(members, -1) for layer in points], axis=1)
     banded = n <= _ode.DENSE_JACOBIAN_LIMIT and (2 * n - 1) * members * n <= ENSEMBLE_JACOBIAN_ENTRIES
-    result, times, states, counts = _integrate(
+    result, times, states, counts = _ode.integrate(
         lambda y: gradient(y).reshape(-1),
         None,
         y0.reshape(-1),
@@ -350,36 +380,36 @@ def ensemble_flow(
         atol=atol / scale,
         method=method,
         t_eval=t_eval,
-        gradient_tol=gradient_tol,
+        gradient_atol=gradient_atol,
         progress=progress,
         throw=throw,
         name=f"ensemble flow ({members} members)",
         batch_gradient=batch_gradient,
         stop_value=stop_value,
-        hessian=_banded_block_hessian(problem, members) if banded else None,
+        hessian=_ode.banded_block_hessian(problem, members) if banded else None,
         band=n - 1,
     )
     # states: (T, B N) -> layers (B, T, d_i, d_{i-1})
     per_member = np.ascontiguousarray(states.reshape(times.size, members, n).transpose(1, 0, 2))
-    layers = _flat_gradient(problem, (members, times.size))[0](per_member)
-    loss, gradient_norm, drift = _diagnostics(problem, layers)
+    layers = _ode.flat_gradient(problem, (members, times.size))[0](per_member)
+    loss, gradient_norm, drift = _ode.diagnostics(problem, layers)
     converged_time = np.minimum(crossed_at, result.t_end)  # the last one crossed at the event
     member_status = np.isfinite(converged_time).astype(np.int64)
     if result.status < 0:
         member_status = np.full(members, -1, dtype=np.int64)
     return Ensemble(
-        problem,
-        times,
-        tuple(np.array(layer) for layer in layers),
-        loss,
-        gradient_norm,
-        drift,
-        converged_time,
-        member_status,
-        method if isinstance(method, str) else method.__name__,
-        float(rtol),
-        float(atol),
-        None if gradient_tol is None else float(gradient_tol),
+        problem=problem,
+        times=times,
+        points=tuple(np.array(layer) for layer in layers),
+        loss=loss,
+        gradient_norm=gradient_norm,
+        conservation_drift=drift,
+        converged_time=converged_time,
+        member_status=member_status,
+        method=method if isinstance(method, str) else method.__name__,
+        rtol=float(rtol),
+        atol=float(atol),
+        gradient_atol=None if gradient_atol is None else float(gradient_atol),
         n_rhs=counts["rhs"],
         n_steps=result.n_steps,
         status=result.status,
@@ -388,36 +418,36 @@ def ensemble_flow(
     )
 
 
-def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gradient_tol, until, progress, throw):
+def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gradient_atol, until, progress, throw):
     """:func:`ensemble_flow` with ``shared_steps=False``: each member its own run of gradient_flow's engine.
 
-    With ``gradient_tol`` two passes: the first finds each member's stopping time (the event of
+    With ``gradient_atol`` two passes: the first finds each member's stopping time (the event of
     :func:`~quotient.flow.gradient_flow`, keeping no samples), the second samples every member on
     the shared times up to the last of them (or ``t_final`` when a member did not converge).
     """
     members, n = points[0].shape[0], problem.n_params
-    t_final = _check_time(t_final)
+    t_final = _ode.check_time(t_final)
     if t_eval is None:
         raise ValueError(
             "t_eval=None (the solver's own steps) needs shared steps; with shared_steps=False (the default for "
             "implicit methods and 'auto') every member has steps of its own: pass a number of samples or sample times"
         )
-    t_eval, n_samples = _parse_t_eval(t_eval, t_final)
+    t_eval, n_samples = _ode.parse_t_eval(t_eval, t_final)
     starts = np.concatenate([layer.reshape(members, -1) for layer in points], axis=1)
-    engine = _flow_engine(problem, until, gradient_tol)
+    engine = _ode.flow_engine(problem, until, gradient_atol)
     layers = engine.pop("layers")
     counts = {"rhs": 0, "jac": 0}
     steps = np.zeros(members, dtype=np.int64)
     member_status = np.zeros(members, dtype=np.int64)
     converged_time = np.full(members, np.nan)
     failures = {}
-    passes = 1 if gradient_tol is None else 2
+    passes = 1 if gradient_atol is None else 2
     bar = tqdm(total=passes * members, desc=f"ensemble flow ({members} members)", unit="run", disable=None if progress else True, leave=False)
 
-    def flow(k, t_end, times, tol, guard):
-        result, _, states, used = _integrate(
-            y0=starts[k], t_final=t_end, rtol=rtol, atol=atol, method=method, t_eval=times, gradient_tol=tol, progress=False,
-            throw=False, name=f"ensemble flow, member {k}", guard=_precision_guard(problem, layers) if guard else None, **engine,
+    def flow(k, t_end, times, bound, guard):
+        result, _, states, used = _ode.integrate(
+            y0=starts[k], t_final=t_end, rtol=rtol, atol=atol, method=method, t_eval=times, gradient_atol=bound, progress=False,
+            throw=False, name=f"ensemble flow, member {k}", guard=_ode.precision_guard(problem, layers) if guard else None, **engine,
         )  # fmt: skip
         for key in counts:
             counts[key] += used[key]
@@ -434,11 +464,11 @@ def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gra
 
     with bar:
         t_end = t_final
-        if gradient_tol is not None:
+        if gradient_atol is not None:
             for k in range(members):
-                result, _ = flow(k, t_final, 2, gradient_tol, True)
+                result, _ = flow(k, t_final, 2, gradient_atol, True)
                 steps[k] = result.n_steps
-                if result.status == 1:
+                if result.status == Status.GRADIENT_BOUND:
                     member_status[k], converged_time[k] = 1, result.t_end
             if not np.any(member_status == 0) and np.any(member_status == 1):
                 t_end = float(np.nanmax(converged_time))
@@ -450,32 +480,33 @@ def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gra
                 times = np.append(times, t_end)
         states = np.full((members, times.size, n), np.nan)
         for k in range(members):
-            result, sampled = flow(k, t_end, times, None, gradient_tol is None)
+            result, sampled = flow(k, t_end, times, None, gradient_atol is None)
             states[k, : len(sampled)] = sampled
-            if gradient_tol is None:
+            if gradient_atol is None:
                 steps[k] = result.n_steps
-    layers_of = _flat_gradient(problem, (members, times.size))[0]
+    layers_of = _ode.flat_gradient(problem, (members, times.size))[0]
     with np.errstate(over="ignore", invalid="ignore"):
-        loss, gradient_norm, drift = _diagnostics(problem, layers_of(states))
+        loss, gradient_norm, drift = _ode.diagnostics(problem, layers_of(states))
     if failures:
-        status, message = -1, failures[min(failures)]
-    elif gradient_tol is not None and np.all(member_status == 1):
-        status, message = 1, "gradient norm below gradient_tol"
+        status = Status.FAILED
+    elif gradient_atol is not None and np.all(member_status == Status.GRADIENT_BOUND):
+        status = Status.GRADIENT_BOUND
     else:
-        status, message = 0, "reached t_final"
+        status = Status.FINAL_TIME
+    message = status_message(status, failure=failures[min(failures)] if failures else "")
     return Ensemble(
-        problem,
-        times,
-        tuple(np.array(layer) for layer in layers_of(states)),
-        loss,
-        gradient_norm,
-        drift,
-        converged_time,
-        member_status,
-        method if isinstance(method, str) else method.__name__,
-        float(rtol),
-        float(atol),
-        None if gradient_tol is None else float(gradient_tol),
+        problem=problem,
+        times=times,
+        points=tuple(np.array(layer) for layer in layers_of(states)),
+        loss=loss,
+        gradient_norm=gradient_norm,
+        conservation_drift=drift,
+        converged_time=converged_time,
+        member_status=member_status,
+        method=method if isinstance(method, str) else method.__name__,
+        rtol=float(rtol),
+        atol=float(atol),
+        gradient_atol=None if gradient_atol is None else float(gradient_atol),
         n_rhs=counts["rhs"],
         n_steps=int(steps.sum()),
         status=status,

@@ -286,7 +286,7 @@ def _fiber_residual(problem: Problem, S):
     def evaluate(x):
         point = from_vector(x, widths)
         F, B = forward_products(point), backward_products(point)
-        r = np.concatenate([(F[-1] - target).ravel(), to_vector(residual_problem._gradient(point))])
+        r = np.concatenate([(F[-1] - target).ravel(), to_vector(residual_problem.unchecked_gradient(point))])
         dW = sum(
             (basis[j] if B[j + 1] is None else B[j + 1] @ basis[j]) @ (F[j] if F[j] is not None else np.eye(widths[0]))
             for j in range(h)

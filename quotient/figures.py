@@ -44,16 +44,16 @@ def _log_times(t_final: float, n: int = 500) -> np.ndarray:
     return np.r_[0.0, np.geomspace(1e-3, t_final, n)]
 
 
-def _flow(problem, point0, t_final, *, samples=None, gradient_tol=None, **options):
-    """A flow sampled at ``samples`` (default log-spaced), to ``t_final`` unless ``gradient_tol`` is given.
+def _flow(problem, point0, t_final, *, samples=None, gradient_atol=None, **options):
+    """A flow sampled at ``samples`` (default log-spaced), to ``t_final`` unless ``gradient_atol`` is given.
 
-    No stop by default: where ``gradient_tol`` stops a flow depends on the solver's step sequence,
+    No stop by default: where ``gradient_atol`` stops a flow depends on the solver's step sequence,
     which moves with the last bits of the arithmetic (another BLAS kernel: a stop time 2e-5
     earlier or later, measured by benchmarks/picture_kernels.py --figures), and with it the last
     sample; a flow that has reached the global minimum stays there, so running on changes nothing.
     """
     t_eval = _log_times(t_final) if samples is None else samples
-    return gradient_flow(problem, point0, t_final, t_eval=t_eval, gradient_tol=gradient_tol, progress=False, **options)
+    return gradient_flow(problem, point0, t_final, t_eval=t_eval, gradient_atol=gradient_atol, progress=False, **options)
 
 
 def _canonical_sign(direction):
@@ -158,7 +158,7 @@ def hessian_spectra() -> Figure:
     grid = figure.subplots(2, 4, sharex=True)
     for axes, value in zip(grid.flat, sorted(values, key=lambda v: -v.value)):
         point = canonical_point(problem, value.learned)
-        title = f"$S = {plot._learned_label(value.learned)}$, $L_S = {value.value:g}$: {names[classify(problem, point)]}"
+        title = f"$S = {plot.learned_label(value.learned)}$, $L_S = {value.value:g}$: {names[classify(problem, point)]}"
         plot.hessian_spectrum(problem, point, axes=axes, title=title)
     figure.suptitle(
         rf"Hessian at the canonical critical points $\Sigma_S$ of all {len(values)} critical values (widths 3-3-3-3, "
@@ -223,7 +223,7 @@ def nonstrict_saddle() -> Figure:
     directions = [d for d in unstable if d.mechanism == "mode"]
     directions += [next(d for d in stable if d.mechanism == "mode"), next(d for d in stable if d.mechanism == "hessian")]
     directions = [_canonical_sign(d) for d in directions]
-    runs = [_flow(problem, d.curve(0.1), 2e3, gradient_tol=1e-9) for d in directions]
+    runs = [_flow(problem, d.curve(0.1), 2e3, gradient_atol=1e-9) for d in directions]
     labels = [
         f"{d.kind}: " + (f"mode {d.mode}, {'positive' if d.kind == 'unstable' else 'negative'} product (order {d.order})"
                          if d.mechanism == "mode"

@@ -139,7 +139,7 @@ def hessian_operator(problem, point, scale: float = 1.0, shift: float = 0.0) -> 
 
     def matvec(x):
         x = np.asarray(x, dtype=np.float64).reshape(n)
-        return to_vector(problem._hvp(point, from_vector(x, widths))) / scale + shift * x
+        return to_vector(problem.unchecked_hvp(point, from_vector(x, widths))) / scale + shift * x
 
     return LinearOperator((n, n), matvec=matvec, dtype=np.float64)
 
@@ -213,7 +213,7 @@ def _sketch_inertia(problem, point, rtol: float, floor: float, start: int = 64, 
     rng = np.random.default_rng(0)
 
     def apply(rows):  # H applied to each row of a (k, N) array, one batched hvp
-        return to_vector(problem._hvp(point, from_vector(rows, widths)))
+        return to_vector(problem.unchecked_hvp(point, from_vector(rows, widths)))
 
     k = min(start, n)
     while True:

@@ -195,6 +195,12 @@ def mode_solution(sigma, u0, t, depth, *, imbalance=0.0):
 
     ``u0 = 0`` and ``u0 = sigma`` are rest points. A negative ``u0`` of a balanced chain is never
     learned: it decays to 0 (the origin's stable ray, math-spec 6.2).
+
+    Raises
+    ------
+    ValueError
+        If ``depth`` is not a positive integer, ``sigma`` is negative, an argument is not finite,
+        ``t`` is negative, or ``imbalance`` is nonzero at a depth other than 2.
     """
     h = _check_depth(depth)
     sigma = _check_sigma(sigma)
@@ -278,11 +284,11 @@ def learning_time(sigma, u0, depth, *, fraction=0.5, imbalance=0.0, leading_orde
     Parameters
     ----------
     sigma, u0 : float or array_like
-        Broadcast together.
+        Singular values ``sigma_k >= 0`` and initial products ``u_k(0)``, broadcast together.
     depth : int
-        ``h``.
+        ``h``, the number of layers.
     fraction : float
-        In ``(0, 1)``.
+        In ``(0, 1)``: the time to ``u = fraction * sigma`` is returned.
     imbalance : float or array_like
         Depth 2 only, ``lambda = a_2^2 - a_1^2``.
     leading_order : bool
@@ -303,6 +309,13 @@ def learning_time(sigma, u0, depth, *, fraction=0.5, imbalance=0.0, leading_orde
       for a per-layer scale ``eps`` (``u0 = eps^2``);
     * ``h >= 3``: ``t ~ u0^{-(1-2/h)} / ((h-2) sigma)``, i.e. ``eps^{2-h} / ((h-2) sigma)``: the plateau
       grows polynomially in ``1/eps``, and larger singular values are learned first.
+
+    Raises
+    ------
+    ValueError
+        If ``depth`` is not a positive integer, ``sigma`` is negative, an argument is not finite,
+        ``fraction`` is not in ``(0, 1)``, ``imbalance`` is nonzero at a depth other than 2, or
+        ``leading_order`` is asked with a nonzero ``imbalance``.
     """
     h = _check_depth(depth)
     sigma = _check_sigma(sigma)
@@ -360,6 +373,12 @@ def chain_time(sigma, strengths, target):
     where ``a_*`` crosses zero. A negative product first shrinks until ``a_*`` crosses zero (finite
     time when one entry is smallest; never when two tie, e.g. a balanced chain, which lies on a
     stable ray of the origin), then grows as a positive product.
+
+    Raises
+    ------
+    ValueError
+        If ``sigma`` is negative, ``strengths`` is not a finite 1-D array, or ``target`` is not in
+        ``(0, sigma)``.
     """
     sigma = float(_check_sigma(sigma))
     a = _real("strengths", strengths)
@@ -403,12 +422,13 @@ def chain_time(sigma, strengths, target):
 class PlateauPrediction:
     """Predicted times at which a network learns each singular value.
 
-    Attributes
+    Parameters
     ----------
     times : ndarray, shape (m,)
         Time at which ``u_k`` reaches ``fraction * sigma_k``; ``inf`` for modes never learned
         (``sigma_k = 0``, ``k > min(widths)``, or a chain that cannot grow).
     sigma : ndarray, shape (m,)
+        The singular values of the target, ``m = min(d_0, d_h)``.
     u0 : ndarray, shape (m,)
         The initial per-mode product used: exact on the aligned set, an estimate otherwise.
     strengths : ndarray, shape (h, m)
@@ -417,6 +437,7 @@ class PlateauPrediction:
     exact : bool
         Whether the start lies on the aligned invariant set, so that ``times`` are exact.
     fraction : float
+        The learned fraction ``u_k = fraction * sigma_k`` that ``times`` are taken at.
     """
 
     times: np.ndarray
@@ -488,7 +509,7 @@ def _is_aligned(point, frames, entries, rtol) -> bool:
     return True
 
 
-def _balanced_projection(point, k, *, max_sweeps=1000, tol=1e-13):
+def _balanced_projection(point, k, *, max_sweeps=1000, rtol=1e-13):
     """Nearest balanced chain of mode ``k``: ``max over unit hidden v_i of (1/h) sum_i v_i^T W_i v_{i-1}``.
 
     Block-coordinate ascent (each ``v_i`` is set to ``W_i v_{i-1} + W_{i+1}^T v_{i+1}``, normalised)
@@ -513,7 +534,7 @@ def _balanced_projection(point, k, *, max_sweeps=1000, tol=1e-13):
             if update is not None:
                 v[i] = update
         new = value()
-        if new - current <= tol * max(abs(new), np.finfo(float).tiny):
+        if new - current <= rtol * max(abs(new), np.finfo(float).tiny):
             current = new
             break
         current = new

@@ -16,6 +16,7 @@ import itertools
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from scipy.linalg import expm
 
 from .hessian import zero_eigenvalue_threshold
 from .critical import critical_values
@@ -74,8 +75,8 @@ def _axes(axes, *, projection=None, width: float = 6.4, height: float = 4.0):
     return _figure(width, height).add_subplot(projection=projection)
 
 
-def _learned_label(learned) -> str:
-    """``S`` as mathtext: ``\\{1,3\\}`` (``\\emptyset`` when nothing is learned)."""
+def learned_label(learned) -> str:
+    """``S`` as mathtext: ``\\{1,3\\}`` (``\\emptyset`` when nothing is learned); also used by :mod:`quotient.figures`."""
     return r"\{" + ",".join(str(i) for i in learned) + r"\}" if learned else r"\emptyset"
 
 
@@ -250,7 +251,7 @@ def loss_curve(
     axes.set_ylabel(r"loss $L = \frac{1}{2}\,\|\Sigma - W_h \cdots W_1\|_F^2$")
     if any(label is not None for label in labels):
         axes.legend(loc="best", fontsize=8, frameon=True, framealpha=0.9)
-    _level_labels(axes, [v.value for v in shown], ["$S = " + _learned_label(v.learned) + "$" for v in shown])
+    _level_labels(axes, [v.value for v in shown], ["$S = " + learned_label(v.learned) + "$" for v in shown])
     return axes.get_figure()
 
 
@@ -394,7 +395,7 @@ def quotient_trajectory(
                     *([c] for c in corner), s=_CORNER_SIZE, facecolor="none", edgecolor="0.2", linewidth=1.2,
                     marker="D", zorder=4, **depth,
                 )  # fmt: skip
-                text = "$" + _learned_label(learned) + "$"
+                text = "$" + learned_label(learned) + "$"
                 if three:  # above the corner when the last mode is learned, below it otherwise
                     top = modes[2] in learned
                     axes.text(*corner, text + "  ", fontsize=9, color="0.2", ha="right", va="bottom" if top else "top")
@@ -479,7 +480,7 @@ def critical_graph(problem, *, graph=None, trajectory=None, axes=None) -> Figure
             )  # fmt: skip
     for n, node in enumerate(nodes):
         axes.annotate(
-            "$" + _learned_label(node.learned) + "$", (x[n], y[n]), xytext=(5, 0), textcoords="offset points",
+            "$" + learned_label(node.learned) + "$", (x[n], y[n]), xytext=(5, 0), textcoords="offset points",
             va="center", fontsize=7.5, color="black" if on_path[n] else "0.35",
         )  # fmt: skip
     handles, names = axes.get_legend_handles_labels()
@@ -948,7 +949,7 @@ def fiber_samples(fiber, samples, *, classes=None) -> Figure:
     if three:
         axes.set_zlabel(axis_names[2])
         _tidy_3d(axes, nbins=5)
-    title = f"fiber of $L_S = {fiber.value:.4g}$, $S = {_learned_label(fiber.learned)}$: {n} critical points"
+    title = f"fiber of $L_S = {fiber.value:.4g}$, $S = {learned_label(fiber.learned)}$: {n} critical points"
     if not scalar:
         title += "\naxes: " + r"$\mathrm{slog}\, x = \mathrm{sign}(x) \log_{10}(1 + |x|)$ of the layer norms"
     axes.set_title(title, fontsize=10)
@@ -993,8 +994,6 @@ def _exponentials(xi, times, group: str) -> list:
             continue
         values, vectors = np.linalg.eig(Z)
         if np.linalg.cond(vectors) > 1e6:  # nearly defective: eigenvectors lose the digits
-            from scipy.linalg import expm
-
             factors.append(np.stack([expm(t * Z) for t in times]))
             continue
         inverse = np.linalg.inv(vectors)

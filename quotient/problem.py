@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._numerics import readonly
+from .losses import EndToEndLoss, SquareLoss, check_loss
 from .network import (
     check_positive,
     as_array,
@@ -28,7 +29,7 @@ from .network import (
     to_vector,
 )
 
-__all__ = ["Problem", "SquareLoss", "check_data"]
+__all__ = ["Problem", "check_data"]
 
 #: Most parameters ``N`` for which :meth:`Problem.hessian` assembles the dense ``(N, N)`` matrix.
 HESSIAN_LIMIT = 8000
@@ -103,32 +104,13 @@ def check_data(X, Y, widths=None, *, rcond: float = 1e-10) -> tuple[np.ndarray, 
 
 
 @dataclass(frozen=True, eq=False)
-class SquareLoss:
-    """``l(W) = 1/2 ||W - Sigma||_F^2`` with gradient ``W - Sigma`` and Hessian the identity.
-
-    Any loss of the end-to-end map used by :class:`Problem` has the same three methods; each
-    takes ``W`` of shape ``(..., d_h, d_0)`` and broadcasts over leading axes.
-    """
-
-    target: np.ndarray
-
-    def value(self, W: np.ndarray) -> np.ndarray:
-        return 0.5 * np.sum((W - self.target) ** 2, axis=(-2, -1))
-
-    def gradient(self, W: np.ndarray) -> np.ndarray:
-        return W - self.target
-
-    def hvp(self, W: np.ndarray, dW: np.ndarray) -> np.ndarray:
-        return dW
-
-
-@dataclass(frozen=True, eq=False)
 class Problem:
     """A deep linear network learning problem in the singular frame of its data.
 
-    Build one with :meth:`from_sigma` or :meth:`from_data` rather than directly.
+    Build one with :meth:`from_sigma`, :meth:`from_data` or :meth:`from_loss` rather than
+    directly; a direct call takes every field by keyword.
 
-    Attributes
+    Parameters
     ----------
     widths : tuple of int
         ``(d_0, ..., d_h)``.
@@ -144,9 +126,18 @@ class Problem:
     offset : float
         Data loss minus reduced loss, ``1/2 (||Y||_F^2 - ||Sigma_yx||_F^2)`` (0 for
         :meth:`from_sigma`).
-    end_to_end_loss : SquareLoss or any loss of the end-to-end map
-        The loss ``l`` of the end-to-end map; ``L(W_1..W_h) = l(W_h ... W_1)``. Any object with
-        ``value``, ``gradient`` and ``hvp`` (see :mod:`quotient.losses`).
+    end_to_end_loss : EndToEndLoss
+        The loss ``l`` of the end-to-end map; ``L(W_1..W_h) = l(W_h ... W_1)``: any object with
+        the methods of the protocol :class:`quotient.losses.EndToEndLoss` (``value``,
+        ``gradient``, ``hvp``); :class:`quotient.losses.SquareLoss` of ``target`` by default.
+
+    Raises
+    ------
+    ValueError
+        If ``widths`` are not positive integers, or neither ``target`` nor ``end_to_end_loss``
+        is given.
+    TypeError
+        If ``end_to_end_loss`` lacks a method of the protocol.
     """
 
     widths: tuple[int, ...]
@@ -155,7 +146,7 @@ class Problem:
     output_frame: np.ndarray
     input_map: np.ndarray
     offset: float = 0.0
-    end_to_end_loss: SquareLoss = field(default=None, repr=False)
+    end_to_end_loss: EndToEndLoss | None = field(default=None, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "widths", check_widths(self.widths))
@@ -166,6 +157,8 @@ class Problem:
             if self.target is None:
                 raise ValueError("a Problem needs a target Sigma or an end_to_end_loss")
             object.__setattr__(self, "end_to_end_loss", SquareLoss(self.target))
+        else:
+            check_loss(self.end_to_end_loss, "end_to_end_loss")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -210,7 +203,7 @@ class Problem:
                 )
             target = np.zeros((d_h, d_0))
             target[np.arange(m), np.arange(m)] = values
-            return cls(widths, target, values, np.eye(d_h), np.eye(d_0))
+            return cls(widths=widths, target=target, sigma=values, output_frame=np.eye(d_h), input_map=np.eye(d_0))
         if values.ndim == 2:
             if values.shape != (d_h, d_0):
                 raise ValueError(
@@ -262,9 +255,9 @@ class Problem:
 
         Parameters
         ----------
-        loss : object
-            With methods ``value(W)``, ``gradient(W)`` and ``hvp(W, dW)`` for ``W`` of shape
-            ``(..., d_h, d_0)``, e.g. :class:`quotient.losses.CovarianceSquareLoss`,
+        loss : EndToEndLoss
+            With the methods of :class:`quotient.losses.EndToEndLoss`: ``value(W)``,
+            ``gradient(W)`` and ``hvp(W, dW)`` for ``W`` of shape ``(..., d_h, d_0)``, e.g. :class:`quotient.losses.CovarianceSquareLoss`,
             :class:`~quotient.losses.PseudoHuberLoss`, :class:`~quotient.losses.LogisticLoss`.
         widths : sequence of int
             ``(d_0, ..., d_h)``.
@@ -284,9 +277,7 @@ class Problem:
             If its gradient at ``W = 0`` does not have shape ``(d_h, d_0)``.
         """
         widths = check_widths(widths)
-        missing = [name for name in ("value", "gradient", "hvp") if not callable(getattr(loss, name, None))]
-        if missing:
-            raise TypeError(f"loss must have methods value, gradient and hvp of the end-to-end map; {type(loss).__name__} lacks {missing}")
+        check_loss(loss, "loss")
         d_0, d_h = widths[0], widths[-1]
         probe = np.zeros((d_h, d_0))
         gradient_shape = np.shape(loss.gradient(probe))
@@ -295,7 +286,7 @@ class Problem:
                 f"loss does not act on end-to-end maps of shape (d_h, d_0) = {(d_h, d_0)} for widths {widths}: "
                 f"its gradient at W = 0 has shape {gradient_shape}"
             )
-        return cls(widths, None, None, np.eye(d_h), np.eye(d_0), 0.0, loss)
+        return cls(widths=widths, target=None, sigma=None, output_frame=np.eye(d_h), input_map=np.eye(d_0), end_to_end_loss=loss)
 
     @classmethod
     def _from_cross_covariance(cls, widths, cross, whitening, offset) -> Problem:
@@ -304,7 +295,7 @@ class Problem:
         U, values, Vt = np.linalg.svd(cross, full_matrices=True)
         target = np.zeros((d_h, d_0))
         target[np.arange(m), np.arange(m)] = values
-        return cls(widths, target, values, U, Vt @ whitening, float(offset))
+        return cls(widths=widths, target=target, sigma=values, output_frame=U, input_map=Vt @ whitening, offset=float(offset))
 
     # ------------------------------------------------------------------ frames
     @property
@@ -326,6 +317,21 @@ class Problem:
         """Map a point from the singular frame to the network acting on the raw data.
 
         ``W_1 -> W_1 V^T Sigma_xx^{-1/2}`` and ``W_h -> U W_h``; hidden layers are unchanged.
+
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` in the singular frame (as the flows return them).
+
+        Returns
+        -------
+        tuple of ndarray
+            The layers of the same network in the data frame, shapes ``(d_i, d_{i-1})``.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not have the problem's widths or is not finite.
         """
         layers = list(as_point(point, "point", widths=self.widths))
         layers[0] = layers[0] @ self.input_map
@@ -333,7 +339,23 @@ class Problem:
         return tuple(layers)
 
     def from_data_frame(self, point):
-        """Inverse of :meth:`to_data_frame`."""
+        """Inverse of :meth:`to_data_frame`: a network on the raw data, seen in the singular frame.
+
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` of a network acting on the user's inputs.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``W_1 -> W_1 (V^T Sigma_xx^{-1/2})^{-1}`` and ``W_h -> U^T W_h``, hidden layers unchanged.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not have the problem's widths or is not finite.
+        """
         layers = list(as_point(point, "point", widths=self.widths))
         layers[0] = np.linalg.solve(self.input_map.T, layers[0].T).T
         layers[-1] = self.output_frame.T @ layers[-1]
@@ -365,27 +387,74 @@ class Problem:
 
     # ------------------------------------------------------------------ loss and derivatives
     def loss(self, point) -> float:
-        """``L(W_1..W_h) = l(W_h ... W_1)``; for the square loss ``1/2 ||Sigma - W||_F^2``."""
+        """``L(W_1..W_h) = l(W_h ... W_1)``; for the square loss ``1/2 ||Sigma - W||_F^2``.
+
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` in the singular frame.
+
+        Returns
+        -------
+        float
+            The loss (without :attr:`offset`: :meth:`data_loss` adds it).
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not have the problem's widths or is not finite.
+        """
         point = as_point(point, "point", widths=self.widths)
         return float(self.end_to_end_loss.value(end_to_end(point)))
 
     def gradient(self, point):
         """Gradient of the loss as a point.
 
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``, in the singular frame.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(grad_{W_1} L, ..., grad_{W_h} L)``, of the shapes of the layers.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` does not have the problem's widths or is not finite.
+
         Notes
         -----
         ``grad_{W_j} L = B_j^T G F_{j-1}^T`` with ``G = grad l(W)``, ``F_{j-1} = W_{j-1} ... W_1``
         and ``B_j = W_h ... W_{j+1}``. ``B_j^T G`` is accumulated as ``W_{j+1}^T (B_{j+1}^T G)``,
-        so one gradient costs ``3h - 3`` matrix products.
+        so one gradient costs ``3h - 3`` matrix products. :meth:`unchecked_gradient` is the same
+        computation without the validation.
         """
-        return self._gradient(as_point(point, "point", widths=self.widths))
+        return self.unchecked_gradient(as_point(point, "point", widths=self.widths))
 
-    def _gradient(self, point, out=None, forward=None):
-        """The gradient without validation; batched over leading axes.
+    def unchecked_gradient(self, point, out=None, forward=None):
+        """The gradient of :meth:`gradient` without validation, batched over leading axes: the trusted kernel.
 
-        ``out`` (layers of the gradient's shapes) receives the result and ``forward`` (arrays for
-        ``F_2 .. F_h`` at indices ``2 .. h``) the forward products, when given: the flows call
-        this thousands of times on the same shapes, and writing in place saves the allocations.
+        For callers inside the package that have checked ``point`` already (the flows call this
+        thousands of times on the same shapes): nothing is converted or checked.
+
+        Parameters
+        ----------
+        point : tuple of ndarray
+            Float64 layers ``W_i`` of shape ``(..., d_i, d_{i-1})`` with the problem's widths; the
+            leading axes broadcast (a batch of points).
+        out : tuple of ndarray, optional
+            Layers of the gradient's shapes that receive the result (written in place).
+        forward : list, optional
+            Arrays for the forward products ``F_2 .. F_h`` at indices ``2 .. h`` (shapes
+            ``(..., d_j, d_0)``), written in place instead of allocated.
+
+        Returns
+        -------
+        tuple of ndarray
+            The gradient's layers (``out`` itself when given), shapes ``(..., d_i, d_{i-1})``.
         """
         h = len(point)
         if out is None:
@@ -405,7 +474,23 @@ class Problem:
     def hvp(self, point, direction):
         """Exact Hessian-vector product ``H(point)[direction]`` as a point.
 
-        ``direction`` may carry a leading batch axis (one product per direction).
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` in the singular frame.
+        direction : sequence of array_like
+            A tangent vector ``(D_1, ..., D_h)`` of the layers' shapes, or a batch of them with a
+            leading axis (``D_i`` of shape ``(k, d_i, d_{i-1})``: one product per direction).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``H D`` in layer form, shapes of ``direction``.
+
+        Raises
+        ------
+        ValueError
+            If ``point`` or ``direction`` does not have the problem's widths or is not finite.
 
         Notes
         -----
@@ -413,14 +498,30 @@ class Problem:
         ``(H D)_j = (B_j^T dG + dB_j^T G) F_{j-1}^T + B_j^T G dF_{j-1}^T`` with
         ``dG = Hess l(W)[dW]``, ``dW = dF_h``, ``dF_j = W_j dF_{j-1} + D_j F_{j-1}`` and
         ``B_j^T dG + dB_j^T G = W_{j+1}^T (...)_{j+1} + D_{j+1}^T B_{j+1}^T G``:
-        ``O(h)`` matrix products (math-spec section 2.3).
+        ``O(h)`` matrix products (math-spec section 2.3). :meth:`unchecked_hvp` is the same
+        computation without the validation.
         """
         point = as_point(point, "point", widths=self.widths)
         batched = np.ndim(direction[0]) == 3 if isinstance(direction, (tuple, list)) and direction else False
         direction = as_point(direction, "direction", widths=self.widths, batch=batched)
-        return self._hvp(point, direction)
+        return self.unchecked_hvp(point, direction)
 
-    def _hvp(self, point, direction):
+    def unchecked_hvp(self, point, direction):
+        """The product of :meth:`hvp` without validation, batched over leading axes: the trusted kernel.
+
+        Parameters
+        ----------
+        point : tuple of ndarray
+            Float64 layers ``W_i`` of shape ``(..., d_i, d_{i-1})`` with the problem's widths.
+        direction : tuple of ndarray
+            Float64 ``D_i`` of shape ``(..., d_i, d_{i-1})``; leading axes broadcast against
+            ``point``'s (e.g. ``N`` unit directions at one point give the dense Hessian).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``H D`` in layer form, new arrays of the broadcast shapes ``(..., d_i, d_{i-1})``.
+        """
         h = len(point)
         forward = forward_products(point)
         d_forward = [None, direction[0]]  # dF_j, dF_0 = 0
@@ -446,6 +547,16 @@ class Problem:
 
         Assembled from ``N`` Hessian-vector products in one batched call; meant for small networks.
 
+        Parameters
+        ----------
+        point : sequence of array_like
+            Layers ``(W_1, ..., W_h)`` in the singular frame.
+
+        Returns
+        -------
+        ndarray, shape (N, N)
+            ``Hess L(point)``, symmetrised: ``(H + H^T) / 2`` of the products.
+
         Raises
         ------
         ValueError
@@ -459,12 +570,23 @@ class Problem:
             )
         point = as_point(point, "point", widths=self.widths)
         basis = from_vector(np.eye(self.n_params), self.widths)
-        H = to_vector(self._hvp(point, basis))
+        H = to_vector(self.unchecked_hvp(point, basis))
         return 0.5 * (H + H.T)
 
     # ------------------------------------------------------------------ adjacency form
     def adjacency_target(self) -> np.ndarray:
-        """``E``: the ``(n_v, n_v)`` matrix with ``Sigma`` at block ``(h, 0)``, zeros elsewhere."""
+        """``E``: the ``(n_v, n_v)`` matrix with ``Sigma`` at block ``(h, 0)``, zeros elsewhere.
+
+        Returns
+        -------
+        ndarray, shape (n_v, n_v)
+            ``n_v = d_0 + ... + d_h``, blocks in the order of :func:`quotient.network.block_slices`.
+
+        Raises
+        ------
+        ValueError
+            If the problem has a general loss (:meth:`from_loss`) and so no target.
+        """
         if self.target is None:
             raise ValueError("this problem has a general loss (Problem.from_loss) and no target Sigma")
         blocks = block_slices(self.widths)
@@ -474,7 +596,18 @@ class Problem:
         return E
 
     def adjacency_loss(self, A) -> float:
-        """``l`` read off ``A^h``; for the square loss ``1/2 ||E - A^h||_F^2``."""
+        """``l`` read off ``A^h``; for the square loss ``1/2 ||E - A^h||_F^2``.
+
+        Parameters
+        ----------
+        A : array_like, shape (n_v, n_v)
+            An adjacency matrix with the layers ``W_i`` at blocks ``(i, i - 1)``.
+
+        Returns
+        -------
+        float
+            ``l`` of the block ``(h, 0)`` of ``A^h``, which is the end-to-end map.
+        """
         A = np.asarray(A, dtype=np.float64)
         blocks = block_slices(self.widths)
         power = np.linalg.matrix_power(A, self.depth)
@@ -487,6 +620,21 @@ class Problem:
         square loss). This is the unconstrained gradient over all ``(n_v, n_v)`` matrices; it has
         the block-shift pattern, so the flow ``dA/dt = -grad`` stays on it. Dense: costs
         ``O(h n_v^3)``; the layer form :meth:`gradient` is the fast path.
+
+        Parameters
+        ----------
+        A : array_like, shape (n_v, n_v)
+            An adjacency matrix, ``n_v = d_0 + ... + d_h``.
+
+        Returns
+        -------
+        ndarray, shape (n_v, n_v)
+            The gradient of ``A -> l(A^h[block h, block 0])``.
+
+        Raises
+        ------
+        ValueError
+            If ``A`` does not have shape ``(n_v, n_v)``.
         """
         A = np.asarray(A, dtype=np.float64)
         n_v = sum(self.widths)

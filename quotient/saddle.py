@@ -288,7 +288,7 @@ def _hessian_directions(problem: Problem, point, z, g, kind: str, rtol: float, d
         values, vectors = eigsh(operator, k=count, which="SA" if kind == "unstable" else "LA", tol=1e-12)
     if kind == "unstable":
         Q = np.linalg.qr(pull_back(vectors.T, g, problem.widths).T)[0]
-        HQ = np.stack([to_vector(problem._hvp(point, from_vector(Q[:, k].copy(), problem.widths))) for k in range(count)], axis=1)
+        HQ = np.stack([to_vector(problem.unchecked_hvp(point, from_vector(Q[:, k].copy(), problem.widths))) for k in range(count)], axis=1)
         values, ritz = np.linalg.eigh(0.5 * (Q.T @ HQ + HQ.T @ Q))
         vectors = Q @ ritz
     order = np.argsort(values) if kind == "unstable" else np.argsort(-values)

@@ -22,21 +22,28 @@ import tomllib
 import numpy as np
 from tqdm import tqdm
 
+from . import init
 from ._io import FileFormatError, FolderLockedError, lock_folder, read_meta, read_npz, stale_partial, write_json
+from .critical import global_minimum
+from .flow import gradient_flow
+from .graph import plateaus
+from .problem import Problem
 
 __all__ = ["sweep", "load_sweep", "read_config", "run_name", "FolderLockedError"]
 
 _FORMAT = "quotient.sweep/1"
 
 # settings that change what a run computes: a folder holds runs of one set of them only
-_SETTINGS = ("sigma", "d_in", "d_out", "t_final", "gradient_tol", "rtol", "atol", "n_samples")
+_SETTINGS = ("sigma", "d_in", "d_out", "t_final", "gradient_atol", "rtol", "atol", "n_samples")
 _DEFAULTS = (None, None, None, 1e4, 1e-6, 1e-8, 1e-10, 501)  # of _SETTINGS, as in sweep()
+# names of settings in the sweep.json of older folders (issue 15's tolerance names), so that they resume
+_RENAMED_SETTINGS = {"gradient_tol": "gradient_atol"}
 _GRID = ("depths", "widths", "init_scales", "seeds")
 _CONFIG_KEYS = {
     None: ("out",),
     "problem": ("sigma", "d_in", "d_out"),
     "grid": _GRID,
-    "flow": ("t_final", "gradient_tol", "rtol", "atol", "n_samples"),
+    "flow": ("t_final", "gradient_atol", "rtol", "atol", "n_samples"),
     "cluster": ("scheduler", "n_workers", "processes"),
 }
 
@@ -71,7 +78,7 @@ def _positive(name, value):
     return float(value)
 
 
-def _settings(sigma, d_in, d_out, t_final, gradient_tol, rtol, atol, n_samples) -> dict:
+def _settings(sigma, d_in, d_out, t_final, gradient_atol, rtol, atol, n_samples) -> dict:
     if isinstance(sigma, (str, bytes)) or not hasattr(sigma, "__iter__"):
         raise TypeError(f"sigma must be a list of target singular values; got {sigma!r}")
     values = np.asarray(list(sigma))
@@ -95,7 +102,7 @@ def _settings(sigma, d_in, d_out, t_final, gradient_tol, rtol, atol, n_samples) 
         "sigma": [float(s) for s in values],
         **dims,
         "t_final": _positive("t_final", t_final),
-        "gradient_tol": None if gradient_tol is None else _positive("gradient_tol", gradient_tol),
+        "gradient_atol": None if gradient_atol is None else _positive("gradient_atol", gradient_atol),
         "rtol": _positive("rtol", rtol),
         "atol": _positive("atol", atol),
         "n_samples": int(n_samples),
@@ -122,18 +129,12 @@ def _grid(depths, widths, init_scales, seeds) -> list[dict]:
 # ---------------------------------------------------------------------------------------- one run
 def _run(spec: dict, settings: dict):
     """Integrate one run and summarise it; executed on a dask worker. Returns a Trajectory."""
-    from . import init
-    from .critical import global_minimum
-    from .flow import gradient_flow
-    from .graph import plateaus
-    from .problem import Problem
-
     widths = (settings["d_in"],) + (spec["width"],) * (spec["depth"] - 1) + (settings["d_out"],)
     problem = Problem.from_sigma(np.array(settings["sigma"]), widths)
     point0 = init.small_random(widths, spec["init_scale"], rng=spec["seed"])
     trajectory = gradient_flow(
         problem, point0, settings["t_final"], rtol=settings["rtol"], atol=settings["atol"],
-        t_eval=settings["n_samples"], gradient_tol=settings["gradient_tol"], progress=False, throw=False,
+        t_eval=settings["n_samples"], gradient_atol=settings["gradient_atol"], progress=False, throw=False,
     )  # fmt: skip
     minimum = global_minimum(problem)
     visited = plateaus(problem, trajectory.times, trajectory.end_to_end)
@@ -193,10 +194,11 @@ def _prepare_folder(out: str, settings: dict) -> str:
             raise FileFormatError(f"{record} is not a quotient sweep record: {error}") from None
         if not isinstance(stored, dict) or stored.get("format") != _FORMAT or not isinstance(stored.get("settings"), dict):
             raise ValueError(f"{record} is not a quotient sweep record (format {stored.get('format')!r})")
+        previous = {_RENAMED_SETTINGS.get(key, key): value for key, value in stored["settings"].items()}
         for key in _SETTINGS:
-            if stored["settings"].get(key) != settings[key]:
+            if previous.get(key) != settings[key]:
                 raise ValueError(
-                    f"out = {out!r} holds a sweep with {key} = {stored['settings'].get(key)!r}, but this sweep asks "
+                    f"out = {out!r} holds a sweep with {key} = {previous.get(key)!r}, but this sweep asks "
                     f"for {key} = {settings[key]!r}; its runs would not be comparable: choose another folder"
                 )
     elif set(os.listdir(out)) - {_LOCK}:
@@ -222,6 +224,17 @@ def _frame(rows: list[dict]):
 
 def load_sweep(out):
     """The outcomes of the runs stored in ``out``, one row per run (a pandas DataFrame).
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The folder of a :func:`sweep` (holding ``sweep.json`` and ``runs/``); runs still being
+        computed are not listed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stored run, columns as in :func:`sweep`'s result.
 
     Raises
     ------
@@ -250,7 +263,7 @@ def sweep(
     d_in: int | None = None,
     d_out: int | None = None,
     t_final: float = 1e4,
-    gradient_tol: float | None = 1e-6,
+    gradient_atol: float | None = 1e-6,
     rtol: float = 1e-8,
     atol: float = 1e-10,
     n_samples: int = 501,
@@ -277,8 +290,8 @@ def sweep(
         Seeds of the init; an integer ``n`` means ``0, ..., n - 1``.
     d_in, d_out : int, optional
         Input and output widths (default ``len(sigma)``).
-    t_final, gradient_tol, rtol, atol : float
-        Passed to :func:`~quotient.flow.gradient_flow` (runs stop at ``gradient_tol``).
+    t_final, gradient_atol, rtol, atol : float
+        Passed to :func:`~quotient.flow.gradient_flow` (runs stop at ``gradient_atol``).
     n_samples : int
         Samples stored per run (evenly spaced up to the stopping time).
     scheduler : str or distributed.Client, optional
@@ -309,7 +322,7 @@ def sweep(
         If another live sweep holds the lock ``out/sweep.lock`` (the message names its process id);
         a lock left by a dead process is taken over.
     """
-    settings = _settings(sigma, d_in, d_out, t_final, gradient_tol, rtol, atol, n_samples)
+    settings = _settings(sigma, d_in, d_out, t_final, gradient_atol, rtol, atol, n_samples)
     grid = _grid(depths, widths, init_scales, seeds)
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, numbers.Integral) or n_workers < 1):
         raise ValueError(f"n_workers must be a positive integer; got {n_workers!r}")

@@ -45,7 +45,7 @@ from .minimum import sharpest_direction
 from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
 from .network import as_point, check_count, check_positive, check_widths, from_vector, widths_of
 from .problem import Problem
-from .symmetry import act, moment_map
+from .symmetry import act, moment_map, random_orthogonal
 
 __all__ = [
     "OBJECTIVES",
@@ -74,7 +74,7 @@ _SATURATION = 30.0
 class Teleportation:
     """Result of :func:`teleport`.
 
-    Attributes
+    Parameters
     ----------
     point : tuple of ndarray
         The teleported point ``g . x``, layers of the input's shapes.
@@ -124,6 +124,7 @@ def objective_value(problem, point, objective: str) -> float:
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` whose gradient norm or sharpness is the objective.
     point : tuple of ndarray
         ``(W_1, ..., W_h)``.
     objective : {"gradient_norm", "sharpness"}
@@ -161,6 +162,7 @@ def orbit_gradient(problem, point, objective: str) -> tuple[np.ndarray, ...]:
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` whose gradient norm or sharpness is the objective.
     point : tuple of ndarray
         ``y = (W_1, ..., W_h)``.
     objective : {"gradient_norm", "sharpness"}
@@ -252,8 +254,6 @@ def random_element(widths, size: float, *, group="gl", rng=None) -> tuple[np.nda
     ``[-1, 1]^{d_i}`` (``group="gl"``), or ``G_i = diag(exp(size u))`` (``"rescaling"``): every
     singular value of ``G_i`` lies in ``[e^{-size}, e^{size}]``.
     """
-    from .symmetry import random_orthogonal
-
     size = check_positive("size", size)
     widths = check_widths(widths)
     group = _check_group(group, widths)
@@ -289,13 +289,14 @@ def teleport(
     maximize: bool | None = None,
     size: float = 1.0,
     max_iterations: int = 200,
-    tol: float = 1e-8,
+    rtol: float = 1e-8,
 ) -> Teleportation:
     """Move ``point`` along its group orbit to optimise the gradient norm or the sharpness.
 
     Parameters
     ----------
     problem : Problem
+        The loss ``L`` whose gradient norm or sharpness is the objective.
     point : tuple of ndarray
         ``x = (W_1, ..., W_h)``, ``W_i`` of shape ``(d_i, d_{i-1})``.
     objective : {"gradient_norm", "sharpness"}
@@ -318,8 +319,9 @@ def teleport(
         4-8-8-4: from 25.6 at the balanced minimum to 474 within size 1, 2.5e4 within size 2).
     max_iterations : int
         Iterations of pymanopt's conjugate gradient method.
-    tol : float
-        Stop when the gradient of the normalised cost ``phi / phi(x)`` is below ``tol``.
+    rtol : float
+        Stop when the gradient of the normalised cost ``phi / phi(x)`` is below ``rtol`` (relative:
+        the cost is divided by its value at the start).
 
     Returns
     -------
@@ -381,7 +383,7 @@ def teleport(
     if not isinstance(maximize, (bool, np.bool_)):
         raise TypeError(f"maximize must be a bool or None; got {type(maximize).__name__}")
     max_iterations = check_count("max_iterations", max_iterations, 0)
-    tol = check_positive("tol", tol)
+    rtol = check_positive("rtol", rtol)
     point = as_point(point, "point", widths=problem.widths)
     widths = widths_of(point)
     hidden = widths[1:-1]
@@ -411,12 +413,12 @@ def teleport(
     if objective == "gradient_norm" and is_critical(problem, point):
         return result(identity, 0, "point is critical: the gradient vanishes on its whole orbit, nothing to optimise")
     g, iterations, message = _optimise(
-        problem, point, objective, group, size, bool(maximize), start_value, max_iterations, tol
+        problem, point, objective, group, size, bool(maximize), start_value, max_iterations, rtol
     )
     return result(g, iterations, message)
 
 
-def _optimise(problem, point, objective, group, size, maximize, start_value, max_iterations, tol):
+def _optimise(problem, point, objective, group, size, maximize, start_value, max_iterations, rtol):
     import pymanopt
     from pymanopt.manifolds import Euclidean, Product, Symmetric
     from pymanopt.optimizers import ConjugateGradient
@@ -446,7 +448,7 @@ def _optimise(problem, point, objective, group, size, maximize, start_value, max
 
     start = [np.zeros(d) if group == "rescaling" else np.zeros((d, d)) for d in hidden]
     problem_ = pymanopt.Problem(manifold, cost, euclidean_gradient=gradient)
-    optimizer = ConjugateGradient(verbosity=0, max_iterations=max_iterations, min_gradient_norm=tol)
+    optimizer = ConjugateGradient(verbosity=0, max_iterations=max_iterations, min_gradient_norm=rtol)
     # Hestenes-Stiefel's beta divides by a vanishing inner product once converged; pymanopt then
     # restarts along the gradient, and the step is still a descent step.
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):

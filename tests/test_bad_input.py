@@ -155,9 +155,9 @@ CASES = {
     "t-final nan": cli("explore", *SMALL, "--t-final", "nan", fragment="--t-final"),
     "t-final zero": cli("explore", *SMALL, "--t-final", "0", fragment="--t-final"),
     "t-final negative": cli("explore", *SMALL, "--t-final", "-1", fragment="--t-final"),
-    "gradient-tol zero": cli("explore", "--gradient-tol", "0", *SMALL, fragment="--gradient-tol"),
-    "gradient-tol negative": cli("explore", "--gradient-tol", "-1", *SMALL, fragment="--gradient-tol"),
-    "gradient-tol nan": cli("explore", "--gradient-tol", "nan", *SMALL, fragment="--gradient-tol"),
+    "gradient-atol zero": cli("explore", "--gradient-atol", "0", *SMALL, fragment="--gradient-atol"),
+    "gradient-atol negative": cli("explore", "--gradient-atol", "-1", *SMALL, fragment="--gradient-atol"),
+    "gradient-atol nan": cli("explore", "--gradient-atol", "nan", *SMALL, fragment="--gradient-atol"),
     "method unknown": cli("explore", "--method", "NOPE", *SMALL, fragment="--method"),
     # ------------------------------------------------------------------ explore: files
     "out is a file": cli("explore", "--quiet", "--t-final", "1", "--out", "{tmp}/afile.txt", fragment="--out"),
@@ -282,7 +282,7 @@ CASES = {
     "flow t_final inf": api(lambda t: q.gradient_flow(PROBLEM, POINT, np.inf, progress=False), ValueError, "t_final"),
     "flow t_eval decreasing": api(lambda t: q.gradient_flow(PROBLEM, POINT, 1.0, t_eval=[0.5, 0.1], progress=False), ValueError, "t_eval"),
     "flow t_eval one": api(lambda t: q.gradient_flow(PROBLEM, POINT, 1.0, t_eval=1, progress=False), ValueError, "t_eval"),
-    "flow gradient_tol zero": api(lambda t: q.gradient_flow(PROBLEM, POINT, 1.0, gradient_tol=0.0, progress=False), ValueError, "gradient_tol"),
+    "flow gradient_atol zero": api(lambda t: q.gradient_flow(PROBLEM, POINT, 1.0, gradient_atol=0.0, progress=False), ValueError, "gradient_atol"),
     "flow until": api(lambda t: q.gradient_flow(PROBLEM, POINT, 1.0, until="x", progress=False), ValueError, "until"),
     "flow method number": api(lambda t: q.gradient_flow(PROBLEM, POINT, 1.0, method=5, progress=False), TypeError, "method"),
     "flow problem text": api(lambda t: q.gradient_flow("p", POINT, 1.0, progress=False), TypeError, "problem"),
@@ -290,7 +290,7 @@ CASES = {
     "descent step zero": api(lambda t: q.gradient_descent(PROBLEM, POINT, 0.0, 10, progress=False), ValueError, "step"),
     "descent n_steps zero": api(lambda t: q.gradient_descent(PROBLEM, POINT, 0.1, 0, progress=False), ValueError, "n_steps"),
     "descent record_every": api(lambda t: q.gradient_descent(PROBLEM, POINT, 0.1, 5, record_every=0, progress=False), ValueError, "record_every"),
-    "descent gradient_tol": api(lambda t: q.gradient_descent(PROBLEM, POINT, 0.1, 5, gradient_tol=-1.0, progress=False), ValueError, "gradient_tol"),
+    "descent gradient_atol": api(lambda t: q.gradient_descent(PROBLEM, POINT, 0.1, 5, gradient_atol=-1.0, progress=False), ValueError, "gradient_atol"),
     "ensemble rtol negative": api(lambda t: q.ensemble_flow(PROBLEM, BATCH, 1.0, rtol=-1.0, progress=False), ValueError, "rtol"),
     "ensemble empty": api(lambda t: q.ensemble_flow(PROBLEM, EMPTY, 1.0, progress=False), ValueError, "points"),
     "ensemble t_final nan": api(lambda t: q.ensemble_flow(PROBLEM, BATCH, np.nan, progress=False), ValueError, "t_final"),
@@ -412,7 +412,7 @@ def test_version(tmp_path):
 
 def test_ctrl_c_ends_with_one_line_and_status_130(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "quotient", "explore", "--widths", "4,40,40,40,40,4", "--t-final", "1e9", "--gradient-tol", "1e-300",
+        [sys.executable, "-m", "quotient", "explore", "--widths", "4,40,40,40,40,4", "--t-final", "1e9", "--gradient-atol", "1e-300",
          "--quiet", "--out", str(tmp_path / "run")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONPATH=str(Path(q.__file__).parents[1])),

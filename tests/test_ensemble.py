@@ -1,11 +1,13 @@
 """Batched flows (quotient/ensemble.py) and the batched right-hand side they share with gradient_flow."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 
 import quotient as q
-from quotient.flow import _flat_gradient
+from quotient._ode import flat_gradient
 from strategies import problems, seeds
 
 
@@ -26,7 +28,7 @@ def test_flat_gradient_is_the_gradient_of_every_member(problem, seed):
     for lead in ((), (3,), (2, 3)):
         count = int(np.prod(lead))
         flat = np.stack([q.to_vector(p) for p in starts[:count]]).reshape(lead + (problem.n_params,))
-        layers, gradient = _flat_gradient(problem, lead)
+        layers, gradient = flat_gradient(problem, lead)
         result = gradient(flat).reshape(count, problem.n_params)
         for k in range(count):
             expected = q.to_vector(problem.gradient(starts[k]))
@@ -40,7 +42,7 @@ def test_flat_gradient_with_a_general_loss():
     problem = q.Problem.from_loss(loss, (3, 4, 2))
     starts = _starts(problem, 4, 1.0, 4)
     flat = np.stack([q.to_vector(p) for p in starts])
-    result = _flat_gradient(problem, (4,))[1](flat)
+    result = flat_gradient(problem, (4,))[1](flat)
     for k in range(4):
         assert np.allclose(result[k], q.to_vector(problem.gradient(starts[k])), rtol=1e-12, atol=1e-14)
 
@@ -85,13 +87,13 @@ def test_gradient_tol_stops_each_member_where_gradient_flow_would():
     starts = [q.init.small_random(problem.widths, scale, rng=k) for k, scale in enumerate((0.3, 0.1, 1e-4))]
     tol = 1e-6
     assert np.linalg.norm(q.to_vector(problem.gradient(starts[2]))) < tol
-    ensemble = q.ensemble_flow(problem, _stack(starts), 1e5, gradient_tol=tol, t_eval=None, progress=False)
+    ensemble = q.ensemble_flow(problem, _stack(starts), 1e5, gradient_atol=tol, t_eval=None, progress=False)
     assert ensemble.status == 1 and np.all(ensemble.member_status == 1)
     assert ensemble.gradient_norm[:, -1].max() <= tol * (1 + 1e-6)
     assert ensemble.times[-1] == max(ensemble.converged_time)
     assert ensemble.loss[2, 0] > 6.4  # member 2 starts at the origin's value 1/2 (9 + 4) and moves on
     for k, start in enumerate(starts):
-        alone = q.gradient_flow(problem, start, 1e5, gradient_tol=tol, progress=False)
+        alone = q.gradient_flow(problem, start, 1e5, gradient_atol=tol, progress=False)
         assert alone.status == 1
         stop, converged = alone.times[-1], ensemble.converged_time[k]
         # the end of the ensemble's step in which member k fell through tol, or the event itself;
@@ -105,7 +107,7 @@ def test_gradient_tol_stops_each_member_where_gradient_flow_would():
 def test_members_that_do_not_converge_are_reported():
     problem = q.Problem.from_sigma([3.0, 2.0], (2, 3, 3, 2))
     starts = [q.init.small_random(problem.widths, 0.3, rng=0), q.init.small_random(problem.widths, 1e-4, rng=1)]
-    ensemble = q.ensemble_flow(problem, _stack(starts), 12.0, gradient_tol=1e-6, progress=False)
+    ensemble = q.ensemble_flow(problem, _stack(starts), 12.0, gradient_atol=1e-6, progress=False)
     assert ensemble.status == 0
     assert list(ensemble.member_status) == [1, 0]
     assert np.isfinite(ensemble.converged_time[0]) and np.isnan(ensemble.converged_time[1])
@@ -114,7 +116,7 @@ def test_members_that_do_not_converge_are_reported():
 
 def test_save_and_load(tmp_path):
     problem = q.Problem.from_data(*np.random.default_rng(1).standard_normal((2, 3, 7)), (3, 4, 3))
-    ensemble = q.ensemble_flow(problem, _stack(_starts(problem, 3, 0.2, 2)), 5.0, gradient_tol=1e-3, progress=False)
+    ensemble = q.ensemble_flow(problem, _stack(_starts(problem, 3, 0.2, 2)), 5.0, gradient_atol=1e-3, progress=False)
     path = ensemble.save(tmp_path / "ensemble.npz")
     loaded = q.Ensemble.load(path)
     for name in ("times", "loss", "gradient_norm", "conservation_drift", "converged_time", "member_status"):
@@ -122,11 +124,29 @@ def test_save_and_load(tmp_path):
     for a, b in zip(loaded.points, ensemble.points):
         assert np.array_equal(a, b)
     assert loaded.problem.offset == problem.offset and np.array_equal(loaded.problem.input_map, problem.input_map)
-    assert (loaded.n_rhs, loaded.n_steps, loaded.rtol, loaded.gradient_tol) == (ensemble.n_rhs, ensemble.n_steps, ensemble.rtol, 1e-3)
+    assert (loaded.n_rhs, loaded.n_steps, loaded.rtol, loaded.gradient_atol) == (ensemble.n_rhs, ensemble.n_steps, ensemble.rtol, 1e-3)
     with pytest.raises(FileExistsError, match="overwrite"):
         ensemble.save(path)
     with pytest.raises(ValueError, match="not a quotient ensemble"):
         q.Ensemble.load(q.gradient_flow(problem, ensemble[0].point(0), 1.0, progress=False).save(tmp_path / "t.npz"))
+
+
+def test_files_written_before_the_tolerance_rename_load(tmp_path):
+    problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2))
+    ensemble = q.ensemble_flow(problem, _stack(_starts(problem, 2, 0.5, 3)), 1e3, t_eval=11, gradient_atol=1e-4, progress=False)
+    path = ensemble.save(tmp_path / "ensemble.npz")
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays["meta"]))
+    meta["gradient_tol"] = meta.pop("gradient_atol")  # the header's name until issue 15
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    loaded = q.Ensemble.load(tmp_path / "old.npz")
+    assert loaded.gradient_atol == 1e-4 and loaded.status is q.flow.Status.GRADIENT_BOUND == ensemble.status
+    del meta["gradient_tol"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "broken.npz", **arrays)
+    with pytest.raises(q.FileFormatError, match="lacks 'gradient_atol'"):
+        q.Ensemble.load(tmp_path / "broken.npz")
 
 
 def test_indexing_gives_member_trajectories():
@@ -168,7 +188,7 @@ def test_stiff_members_until_minimum_agree_with_gradient_flow(shared_steps):
     starts = [q.init.small_random(problem.widths, scale, rng=k) for k, scale in enumerate((0.3, 0.1, 0.05))]
     tol = 1e-8
     ensemble = q.ensemble_flow(
-        problem, _stack(starts), 1e30, gradient_tol=tol, until="minimum", t_eval=51, method="auto", shared_steps=shared_steps,
+        problem, _stack(starts), 1e30, gradient_atol=tol, until="minimum", t_eval=51, method="auto", shared_steps=shared_steps,
         progress=False,
     )  # fmt: skip
     assert ensemble.method == "auto" and "LSODA" in ensemble.meta["solver"] and ensemble.meta["n_hessians"] > 0
@@ -178,7 +198,7 @@ def test_stiff_members_until_minimum_agree_with_gradient_flow(shared_steps):
     assert ensemble.conservation_drift.max() < 1e-9
     assert np.all(np.diff(ensemble.loss, axis=1) <= 1e-12)
     for k, start in enumerate(starts):
-        alone = q.gradient_flow(problem, start, 1e30, gradient_tol=tol, until="minimum", t_eval=2, progress=False)
+        alone = q.gradient_flow(problem, start, 1e30, gradient_atol=tol, until="minimum", t_eval=2, progress=False)
         assert alone.status == 1
         stop, converged = alone.times[-1], ensemble.converged_time[k]
         if not shared_steps:  # the same engine, the same steps: the same event

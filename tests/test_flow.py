@@ -1,5 +1,6 @@
 """Gradient flow, gradient descent and trajectories (quotient/flow.py)."""
 
+import json
 import os
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_depth_two_closed_form_tc6():
 
 def test_gradient_tol_stops_the_flow():
     problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2))
-    trajectory = q.gradient_flow(problem, q.init.small_random(problem.widths, 0.3, rng=1), 1e4, gradient_tol=1e-5, progress=False)
+    trajectory = q.gradient_flow(problem, q.init.small_random(problem.widths, 0.3, rng=1), 1e4, gradient_atol=1e-5, progress=False)
     assert trajectory.status == 1
     assert trajectory.times[-1] < 1e3
     assert trajectory.gradient_norm[-1] == pytest.approx(1e-5, rel=1e-3)
@@ -99,7 +100,7 @@ def test_t_eval_array_and_count():
     assert stepped.times[0] == 0 and stepped.times[-1] == 3.0
     assert stepped.n_steps == len(stepped) - 1
     assert np.allclose(sampled.point(3)[0], stepped.point(len(stepped) - 1)[0], atol=1e-9)
-    counted = q.gradient_flow(problem, point0, 1e3, t_eval=11, gradient_tol=1e-4, progress=False)
+    counted = q.gradient_flow(problem, point0, 1e3, t_eval=11, gradient_atol=1e-4, progress=False)
     assert len(counted) == 11 and counted.status == 1
     assert np.allclose(np.diff(counted.times), counted.times[-1] / 10)
 
@@ -139,6 +140,33 @@ def test_save_never_overwrites_unless_asked(tmp_path):
     assert len(q.Trajectory.load(path)) == len(trajectory)
     with pytest.raises(ValueError, match="must end in '.npz'"):
         trajectory.save(tmp_path / "run.txt")
+
+
+def test_status_is_one_enumeration_that_files_store_as_integers(tmp_path):
+    problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2))
+    point0 = q.init.small_random(problem.widths, 0.3, rng=2)
+    reached = q.gradient_flow(problem, point0, 0.5, progress=False)
+    bounded = q.gradient_flow(problem, point0, 1e3, gradient_atol=1e-6, progress=False)
+    failed = q.gradient_descent(problem, point0, 1e3, 10, progress=False, throw=False)
+    descended = q.gradient_descent(problem, point0, 0.05, 3, progress=False)
+    Status = q.flow.Status
+    for run, status, message in (
+        (reached, Status.FINAL_TIME, q.flow.status_message(Status.FINAL_TIME)),
+        (bounded, Status.GRADIENT_BOUND, "gradient norm below gradient_atol"),
+        (failed, Status.FAILED, failed.message),
+        (descended, Status.FINAL_TIME, "reached the last of 3 steps"),
+    ):
+        assert run.status is status and run.status == int(status) and run.message == message
+        assert run.success == (status >= 0)
+    assert "too large" in failed.message
+    path = bounded.save(tmp_path / "run.npz")
+    assert json.loads(str(np.load(path)["meta"]))["status"] == 1  # an integer in the file, as before the enumeration
+    assert q.Trajectory.load(path).status is Status.GRADIENT_BOUND
+    assert q.flow.status_message(0, final_time="--t-final") == "reached --t-final"
+    with pytest.raises(ValueError, match="failure"):
+        q.flow.status_message(Status.FAILED)
+    with pytest.raises(ValueError):
+        q.flow.status_message(2)
 
 
 def test_load_refuses_other_files(tmp_path):
@@ -182,9 +210,9 @@ def test_gradient_descent_divergence():
     assert trajectory.loss[-1] > trajectory.loss[0]
 
 
-def test_gradient_descent_gradient_tol():
+def test_gradient_descent_gradient_atol():
     problem = q.Problem.from_sigma([2.0, 1.0], (2, 2, 2))
-    trajectory = q.gradient_descent(problem, q.init.small_random(problem.widths, 0.3, rng=2), 0.05, 10**5, gradient_tol=1e-6, record_every=10**4, progress=False)
+    trajectory = q.gradient_descent(problem, q.init.small_random(problem.widths, 0.3, rng=2), 0.05, 10**5, gradient_atol=1e-6, record_every=10**4, progress=False)
     assert trajectory.status == 1
     assert trajectory.gradient_norm[-1] < 1e-6
     assert trajectory.n_steps < 10**5
@@ -255,9 +283,9 @@ def test_until_minimum_passes_the_saddles_where_until_critical_stops():
     # "critical" stops there, "minimum" goes on to the global minimum.
     problem = q.Problem.from_sigma(np.array([2.0, 1.0]), (2, 2, 2, 2))
     point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
-    saddle = q.gradient_flow(problem, point0, 1e4, gradient_tol=1e-3, progress=False)
+    saddle = q.gradient_flow(problem, point0, 1e4, gradient_atol=1e-3, progress=False)
     assert saddle.status == 1 and saddle.loss[-1] == pytest.approx(0.5, abs=1e-3)
-    minimum = q.gradient_flow(problem, point0, 1e4, gradient_tol=1e-3, until="minimum", progress=False)
+    minimum = q.gradient_flow(problem, point0, 1e4, gradient_atol=1e-3, until="minimum", progress=False)
     assert minimum.status == 1 and minimum.loss[-1] < 1e-5 and minimum.gradient_norm[-1] <= 1e-3 * (1 + 1e-9)
     assert np.all(np.diff(minimum.loss) <= 1e-12)
 
@@ -330,7 +358,7 @@ def test_default_crosses_a_stiff_plateau_to_gradient_tol_with_small_drift():
     """The issue's stiff case: depth 4, sigma (3, 2, 1.5, 1), init 1e-2, until ||grad L|| < 1e-8 (t ~ 1.1e5)."""
     problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
     point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
-    trajectory = q.gradient_flow(problem, point0, 1e30, gradient_tol=1e-8, t_eval=201, progress=False)
+    trajectory = q.gradient_flow(problem, point0, 1e30, gradient_atol=1e-8, t_eval=201, progress=False)
     assert trajectory.status == 1 and len(trajectory) == 201
     assert trajectory.times[-1] == pytest.approx(1.086e5, rel=1e-2)
     assert trajectory.gradient_norm[-1] == pytest.approx(1e-8, rel=1e-3)
@@ -391,11 +419,11 @@ def test_a_flow_beyond_float64_stops_with_a_clear_message():
     point0 = q.init.small_random(problem.widths, 1e3, rng=0)
     short = q.gradient_flow(problem, point0, 1e-6, t_eval=11, progress=False)
     assert short.status == 0 and short.loss[-1] < short.loss[0] / 1e10  # the fast transient is followed
-    stopped = q.gradient_flow(problem, point0, 1e4, gradient_tol=1e-8, t_eval=11, progress=False, throw=False)
+    stopped = q.gradient_flow(problem, point0, 1e4, gradient_atol=1e-8, t_eval=11, progress=False, throw=False)
     assert stopped.status == -1 and "below the resolution of float64" in stopped.message
     assert stopped.times[-1] < 1.0 and len(stopped) == 11
     with pytest.raises(RuntimeError, match="below the resolution of float64"):
-        q.gradient_flow(problem, point0, 1e4, gradient_tol=1e-8, progress=False)
+        q.gradient_flow(problem, point0, 1e4, gradient_atol=1e-8, progress=False)
 
 
 class _Explosive:

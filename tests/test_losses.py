@@ -1,10 +1,12 @@
-"""Losses of the end-to-end map beyond the whitened square loss (quotient/losses.py, Problem.from_loss)."""
+"""Losses of the end-to-end map (quotient/losses.py, Problem.from_loss) and the protocol they follow."""
+
+import inspect
 
 import numpy as np
 import pytest
 
 import quotient as q
-from quotient import init
+from quotient import init, losses
 
 FLOW = dict(rtol=1e-12, atol=1e-14, progress=False)
 WIDTHS = (3, 4, 4, 2)
@@ -20,6 +22,7 @@ def _data(seed=0, n=20):
 def _losses():
     X, Y = _data()
     return {
+        "square": losses.SquareLoss(np.random.default_rng(2).standard_normal((2, 3))),
         "covariance": q.CovarianceSquareLoss.from_data(X, Y),
         "pseudo-huber": q.PseudoHuberLoss(np.random.default_rng(1).standard_normal((2, 3)), delta=0.5),
         "logistic": q.LogisticLoss(X, np.sign(Y)),
@@ -92,7 +95,7 @@ def test_covariance_loss_flow_reaches_least_squares_but_not_along_the_whitened_p
     raw = q.Problem.from_loss(q.CovarianceSquareLoss.from_data(X, Y), widths)
     whitened = q.Problem.from_data(X, Y, widths)
     point0 = init.small_random(widths, 0.3, rng=9)
-    trajectory = q.gradient_flow(raw, point0, 200.0, gradient_tol=1e-9, **FLOW)
+    trajectory = q.gradient_flow(raw, point0, 200.0, gradient_atol=1e-9, **FLOW)
     W_ls = np.linalg.lstsq(X.T, Y.T, rcond=None)[0].T
     assert trajectory.loss[-1] == pytest.approx(0.5 * np.sum((Y - W_ls @ X) ** 2), rel=1e-9)
     np.testing.assert_allclose(q.end_to_end(trajectory.point(-1)), W_ls, atol=1e-6)
@@ -135,3 +138,43 @@ def test_loss_constructors_bad_input():
         q.LogisticLoss(np.zeros((2, 3)), np.zeros((1, 4)))
     with pytest.raises(ValueError, match="NaN"):
         q.PseudoHuberLoss(np.array([[np.nan]]))
+
+
+def test_every_loss_of_the_module_follows_the_protocol():
+    classes = {
+        cls for _, cls in inspect.getmembers(losses, inspect.isclass)
+        if cls.__module__ == losses.__name__ and cls is not losses.EndToEndLoss
+    }  # fmt: skip
+    assert {type(loss) for loss in LOSSES.values()} == classes  # every loss of the module is tested here
+    for loss in LOSSES.values():
+        assert isinstance(loss, losses.EndToEndLoss)
+        assert losses.check_loss(loss) is loss
+    assert set(losses.LOSS_METHODS) == {
+        name for name, _ in inspect.getmembers(losses.EndToEndLoss, inspect.isfunction) if not name.startswith("_")
+    }
+
+
+class _NoHvp:
+    def value(self, W):
+        return 0.5 * np.sum(W**2, axis=(-2, -1))
+
+    def gradient(self, W):
+        return W
+
+
+class _HvpNotCallable(_NoHvp):
+    hvp = 1.0
+
+
+@pytest.mark.parametrize("loss", [_NoHvp(), _HvpNotCallable()], ids=["missing", "not callable"])
+def test_a_loss_without_a_method_is_refused_naming_it(loss):
+    if type(loss) is _NoHvp:  # isinstance checks that the names exist; check_loss also that they are callable
+        assert not isinstance(loss, losses.EndToEndLoss)
+    with pytest.raises(TypeError, match=r"loss must be a loss of the end-to-end map .* lacks hvp"):
+        q.Problem.from_loss(loss, WIDTHS)
+    with pytest.raises(TypeError, match=r"end_to_end_loss must be .* lacks hvp"):
+        q.Problem(widths=WIDTHS, target=None, sigma=None, output_frame=np.eye(2), input_map=np.eye(3), end_to_end_loss=loss)
+    with pytest.raises(TypeError, match=r"_NoHvp|_HvpNotCallable"):
+        losses.check_loss(loss)
+    with pytest.raises(TypeError, match=r"lacks value, gradient, hvp"):
+        losses.check_loss(object())

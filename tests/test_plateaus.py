@@ -102,7 +102,7 @@ def test_tied_singular_values_are_labelled_as_critical_values_labels_them():
     labels = {v.value: v.learned for v in q.critical_values(problem)}
     assert [p.learned for p in found] == [labels[2.5], labels[2.0]] == [(1,), (1, 3)]
     assert found[0].t_end == pytest.approx(1.99)
-    projected = q.projection.QuotientTrajectory.from_end_to_end(problem, times, W)
+    projected = q.quotient_flow.QuotientTrajectory.from_end_to_end(problem, times, W)
     assert set(projected.learned) == {(1,), (1, 3)}
 
 

@@ -82,7 +82,7 @@ def run(problem):
     """Depth 3 from a small init: plateaus at S = {}, {1}, {1,2}, then the minimum {1,2,3}."""
     times = np.r_[0.0, np.geomspace(1e-2, 500.0, 300)]
     point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
-    # to t_final, no gradient_tol: where a tolerance stops the flow depends on the last bits of the
+    # to t_final, no gradient_atol: where a tolerance stops the flow depends on the last bits of the
     # steps (5e-4 of the time span between OpenBLAS kernels, benchmarks/picture_kernels.py);
     # DOP853 pinned: the conservation-drift baseline is this method's drift curve
     return q.gradient_flow(problem, point0, 500.0, t_eval=times, method="DOP853", progress=False)
@@ -1194,5 +1194,5 @@ def test_hessian_spectra_figure_shows_every_critical_value():
     titles = [axes.get_title() for axes in figure.axes]
     assert len(titles) == len(values) == 8
     for value in values:
-        assert sum(f"$S = {plot._learned_label(value.learned)}$" in title for title in titles) == 1
+        assert sum(f"$S = {plot.learned_label(value.learned)}$" in title for title in titles) == 1
     assert f"all {len(values)} critical values" in figure.get_suptitle()

@@ -20,15 +20,15 @@ def _distance(a, b):
     return float(np.sqrt(sum(np.sum((x - y) ** 2) for x, y in zip(a, b))))
 
 
-def _flow(problem, start, t_final, times=None, gradient_tol=None):
+def _flow(problem, start, t_final, times=None, gradient_atol=None):
     return q.gradient_flow(
-        problem, start, t_final, t_eval=times, progress=False, rtol=1e-11, atol=1e-13, gradient_tol=gradient_tol
+        problem, start, t_final, t_eval=times, progress=False, rtol=1e-11, atol=1e-13, gradient_atol=gradient_atol
     )
 
 
 def _descend(problem, start, t_final):
     """Flow until the gradient is 1e-7: the end is (close to) the critical point the flow reaches."""
-    return _flow(problem, start, t_final, gradient_tol=1e-7)
+    return _flow(problem, start, t_final, gradient_atol=1e-7)
 
 
 SIGMA = [3.0, 2.0, 1.0]

@@ -15,7 +15,7 @@ from quotient.cli import main
 from quotient.sweep import FolderLockedError, load_sweep, read_config, run_name
 
 GRID = {"sigma": [2.0, 1.0], "depths": [1, 2], "widths": [3], "init_scales": [0.1, 0.01], "seeds": 2}
-FLOW = {"t_final": 200.0, "gradient_tol": 1e-6, "n_samples": 101}
+FLOW = {"t_final": 200.0, "gradient_atol": 1e-6, "n_samples": 101}
 
 
 def _files(folder):
@@ -34,7 +34,7 @@ def test_tiny_sweep_on_a_local_cluster(tmp_path):
     row = table.iloc[5]  # depth 2, scale 0.1, seed 1
     problem = q.Problem.from_sigma([2.0, 1.0], (2, 3, 2))
     alone = q.gradient_flow(problem, q.init.small_random((2, 3, 2), 0.1, rng=1), 200.0, rtol=1e-8, atol=1e-10,
-                            t_eval=101, gradient_tol=1e-6, progress=False)  # fmt: skip
+                            t_eval=101, gradient_atol=1e-6, progress=False)  # fmt: skip
     assert (row["depth"], row["init_scale"], row["seed"]) == (2, 0.1, 1)
     assert row["final_loss"] == alone.loss[-1] and row["t_stop"] == alone.times[-1] and row["n_rhs"] == alone.n_rhs
     stored = q.Trajectory.load(row["path"])
@@ -65,7 +65,7 @@ def test_a_killed_sweep_resumes_with_nothing_recomputed_or_lost(tmp_path):
     config.write_text(
         f'out = "{out}"\n[problem]\nsigma = [3.0, 2.0, 1.0]\n'
         "[grid]\ndepths = [3]\nwidths = [4]\ninit_scales = [0.01]\nseeds = 6\n"
-        "[flow]\nt_final = 1e5\ngradient_tol = 1e-6\nn_samples = 201\n"
+        "[flow]\nt_final = 1e5\ngradient_atol = 1e-6\nn_samples = 201\n"
         "[cluster]\nprocesses = false\nn_workers = 1\n"
     )
     log = tmp_path / "stderr.txt"
@@ -101,6 +101,15 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     q.sweep(tmp_path / "s", **{**GRID, "depths": [1], "seeds": 1}, **FLOW, processes=False, n_workers=1, progress=False)
     with pytest.raises(ValueError, match=r"rtol = 1e-08.*rtol = 1e-09"):
         q.sweep(tmp_path / "s", **{**GRID, "depths": [1], "seeds": 1}, **FLOW, rtol=1e-9, processes=False, progress=False)
+    record = tmp_path / "s" / "sweep.json"
+    stored = json.loads(record.read_text())
+    stored["settings"]["gradient_tol"] = stored["settings"].pop("gradient_atol")  # a folder from before issue 15
+    record.write_text(json.dumps(stored))
+    before = _files(tmp_path / "s")
+    q.sweep(tmp_path / "s", **{**GRID, "depths": [1], "seeds": 1}, **FLOW, processes=False, n_workers=1, progress=False)
+    assert _files(tmp_path / "s") == before  # resumed: nothing recomputed
+    with pytest.raises(ValueError, match=r"gradient_atol = 1e-06.*gradient_atol = 1e-05"):
+        q.sweep(tmp_path / "s", **{**GRID, "depths": [1], "seeds": 1}, **{**FLOW, "gradient_atol": 1e-5}, processes=False, progress=False)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="no sweep.json"):
