@@ -2,7 +2,7 @@
 
 Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on the end-to-end map
 ``W = W_h ... W_1`` only, so it is invariant under changes of basis at the hidden layers. See
-``README.md`` for a tour and ``math.md``-style formulas in every docstring.
+``README.md`` and ``docs/`` for a tour and ``math.md``-style formulas in every docstring.
 """
 
 from .classification import classify, is_critical, learned_modes
@@ -21,10 +21,10 @@ from .critical import canonical_point, critical_values, CriticalValue, global_mi
 from .discretisation import DescentStudy, charge_increment, descent_vs_flow
 from .ensemble import Ensemble, ensemble_flow
 from .fiber import Fiber, fiber
-from .flow import Trajectory, gradient_descent, gradient_flow
+from .flow import Status, Trajectory, gradient_descent, gradient_flow
 from .groups import GeneralLinear, HiddenGroup, Orthogonal, Rescaling, as_group
 from .graph import CriticalGraph, Plateau, critical_graph, nearest_critical, plateaus
-from .losses import CovarianceSquareLoss, LogisticLoss, PseudoHuberLoss
+from .losses import CovarianceSquareLoss, EndToEndLoss, LogisticLoss, PseudoHuberLoss, SquareLoss
 from .minimum import convergence_rate, sharpest_direction, sharpness, stable_step
 from .modes import PlateauPrediction, chain_time, learning_time, mode_solution, mode_time, predict_plateaus
 from .network import (
@@ -73,6 +73,14 @@ from .interop import from_torch, to_torch
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConservationLaws",
+    "EndToEndLoss",
+    "LieAlgebraTrace",
+    "SquareLoss",
+    "Status",
+    "balancedness_rank",
+    "count_conservation_laws",
+    "lie_algebra_dimension",
     "DENSE_LIMIT",
     "ZERO_EIGENVALUE_RTOL",
     "CovarianceSquareLoss",

@@ -47,7 +47,7 @@ Both orders of a pair therefore search the same local minima, so the quotient di
 symmetric to rounding (not only when the search finds the global minimum), and it is never
 above what either one-sided search finds. It is a local method: the global minimum is likely,
 not certain (100 random pairs at widths (3, 4, 4, 3) and (3, 4, 4, 4, 3): none above the best of
-80 fully converged random starts; README, section on the quotient).
+80 fully converged random starts; docs/quotient.md).
 
 geomstats's ``FiberBundle.is_horizontal`` and ``is_vertical`` reduce over the last two axes and so
 fail on flat points (``AxisError``); this bundle overrides them to reduce over the last axis.
@@ -1043,7 +1043,7 @@ def quotient_geodesic(a, b, times=11, *, align_starts: int = 16):
     -----
     Points of one fiber (one critical value) are joined by a curve that leaves the fiber: the
     end-to-end map along the line is a polynomial of degree ``h`` in ``t`` and the loss moves
-    (README, section on the quotient, gives measured sizes). The line is a geodesic of the
+    (docs/quotient.md gives measured sizes). The line is a geodesic of the
     quotient, not a path of critical points.
     """
     a, b = as_point(a, "a"), as_point(b, "b")

@@ -437,7 +437,7 @@ def classify(problem, point, *, rtol: float = 1e-8) -> str:
     ``benchmarks/landscape_invariance.py`` measures how far the answers stay invariant: they
     agree with the unmoved point for every GL element of condition number up to ``1e6`` and
     norm factor up to ``1e8`` in the benchmark's sweep (2 inertias of about 3000 points differ in
-    longer seeded sweeps, see the README).
+    longer seeded sweeps, see docs/critical.md).
 
     Raises
     ------

@@ -118,10 +118,10 @@ class SquareLoss:
     (``Sigma`` the rectangular diagonal target in the singular frame); only runs of this loss can
     be saved to files.
 
-    Attributes
+    Parameters
     ----------
     target : ndarray, shape (d_h, d_0)
-        ``Sigma``.
+        ``Sigma``, the target the end-to-end map is compared with (read-only once stored).
     """
 
     target: np.ndarray

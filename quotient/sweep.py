@@ -395,7 +395,7 @@ def _compute(todo, settings, runs, rows, bar, index, scheduler, n_workers, proce
 
 # ---------------------------------------------------------------------------------------- config files
 def read_config(path) -> dict:
-    """Keyword arguments of :func:`sweep` from a TOML file (format in the README).
+    """Keyword arguments of :func:`sweep` from a TOML file (format in docs/flow.md, section Sweeps).
 
     A relative ``out`` is taken relative to the folder of the TOML file, so the sweep is found
     again from any working directory.

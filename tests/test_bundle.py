@@ -408,7 +408,7 @@ def test_quotient_geodesic_between_two_points_of_one_fiber(widths, learned, alig
         assert abs(quotient.metric.dist(x[0], point) - t * distance) < 1e-7 * distance
         assert abs(quotient.metric.dist(point, q.to_vector(b)) - (1 - t) * distance) < 1e-7 * distance
     # every point's end-to-end map is the product of the interpolated layers; the ends are on the
-    # fiber, the inside leaves it (the loss moves: README gives the sizes)
+    # fiber, the inside leaves it (the loss moves: docs/quotient.md gives the sizes)
     losses = np.array([problem.loss(_layer(path, k)) for k in range(6)])
     assert abs(losses[0] - value) < 1e-12 and abs(losses[-1] - value) < 1e-9
     assert np.max(np.abs(losses - value)) > 1e-3

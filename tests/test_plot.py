@@ -915,7 +915,7 @@ def test_neighbour_products_are_not_rescaling_invariant_at_depth_three():
 
 
 def test_rescaling_quotient_flow_curves_differ_orthogonal_ones_coincide(orbit_runs):
-    """What is true (measured, README): flows from one orthogonal orbit are R . x(t), one quotient curve;
+    """What is true (measured, docs/pictures.md): flows from one orthogonal orbit are R . x(t), one quotient curve;
     flows from one rescaling orbit start at one quotient point and separate (rescalings are no isometries)."""
     rescaled, rotated, rotations = orbit_runs
     for run, R in zip(rotated, rotations):  # the theorem behind the right panel: the flow commutes with R
