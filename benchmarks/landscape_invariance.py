@@ -65,7 +65,7 @@ def sample_study(rng):
     print(f"Fiber.sample(spread=3.0), saddle fibers of (3,3,3,3): {wrong} of {total} classified global_minimum")
     accepted = tested = 0
     fibers = [q.fiber(p, v) for v in values]
-    for k, v in enumerate(values):
+    for k in range(len(values)):
         for point in points_of(fibers[k].sample(40 // len(values) + 1, rng, spread=4.0)):
             for j, other in enumerate(fibers):
                 if j != k:

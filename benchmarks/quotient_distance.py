@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
+from quotient._numerics import haar_orthogonal
 from quotient.bundle import ParameterSpace
 from quotient.network import from_vector
 from quotient.orbit import _procrustes_sweeps
-from quotient._numerics import haar_orthogonal
 
 WIDTHS = [(3, 4, 4, 3), (3, 4, 4, 4, 3)]
 

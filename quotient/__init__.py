@@ -5,25 +5,32 @@ Parameter space is a tuple of layers ``(W_1, ..., W_h)``; the loss depends on th
 ``README.md`` and ``docs/`` for a tour and ``math.md``-style formulas in every docstring.
 """
 
-from .classification import classify, is_critical, learned_modes
-from .hessian import (
-    DENSE_LIMIT,
-    hessian_inertia,
-    hessian_operator,
-    Inertia,
-    ZERO_EIGENVALUE_RTOL,
-    zero_eigenvalue_threshold,
-)
-from . import groups, init
+from . import datasets, groups, init
 from ._io import FileFormatError
-from .conservation import ConservationLaws, LieAlgebraTrace, balancedness_rank, count_conservation_laws, lie_algebra_dimension
-from .critical import canonical_point, critical_values, CriticalValue, global_minimum, minimum_threshold
+from .classification import classify, is_critical, learned_modes
+from .conservation import (
+    ConservationLaws,
+    LieAlgebraTrace,
+    balancedness_rank,
+    count_conservation_laws,
+    lie_algebra_dimension,
+)
+from .critical import CriticalValue, canonical_point, critical_values, global_minimum, minimum_threshold
 from .discretisation import DescentStudy, charge_increment, descent_vs_flow
 from .ensemble import Ensemble, ensemble_flow
 from .fiber import Fiber, fiber
 from .flow import Status, Trajectory, gradient_descent, gradient_flow
-from .groups import GeneralLinear, HiddenGroup, Orthogonal, Rescaling, as_group
 from .graph import CriticalGraph, Plateau, critical_graph, nearest_critical, plateaus
+from .groups import GeneralLinear, HiddenGroup, Orthogonal, Rescaling, as_group
+from .hessian import (
+    DENSE_LIMIT,
+    ZERO_EIGENVALUE_RTOL,
+    Inertia,
+    hessian_inertia,
+    hessian_operator,
+    zero_eigenvalue_threshold,
+)
+from .interop import from_torch, to_torch
 from .losses import CovarianceSquareLoss, EndToEndLoss, LogisticLoss, PseudoHuberLoss, SquareLoss
 from .minimum import convergence_rate, sharpest_direction, sharpness, stable_step
 from .modes import PlateauPrediction, chain_time, learning_time, mode_solution, mode_time, predict_plateaus
@@ -37,19 +44,20 @@ from .network import (
     widths_of,
 )
 from .orbit import (
+    OrbitNotClosedError,
     align_orthogonal,
     balance,
     balance_rescaling,
     balanced_lift,
     is_closed_orbit,
     orbit_infimum,
-    OrbitNotClosedError,
     well_conditioned,
 )
 from .problem import Problem
 from .projection import pullback, pushforward, quotient_map, rank_manifold
 from .quotient_flow import QuotientTrajectory, project, projected_velocity, reduced_flow, reduced_velocity
 from .rank_manifold import RankManifold
+from .riccati import two_layer_solution
 from .saddle import SaddleDirection, stable_directions, unstable_directions
 from .sweep import load_sweep, sweep
 from .symmetry import (
@@ -65,10 +73,7 @@ from .symmetry import (
     vertical_space,
     vertical_vector,
 )
-from .riccati import two_layer_solution
 from .teleport import Teleportation, teleport
-from . import datasets
-from .interop import from_torch, to_torch
 
 __version__ = "0.1.0"
 

@@ -259,7 +259,7 @@ def lock_folder(folder: str, name: str, what: str) -> str:
                 continue
             pid = int(text) if text.isdigit() else None
             if pid is not None and pid != os.getpid() and _alive(pid):
-                raise FolderLockedError(f"{folder} is in use by {what} of process {pid} (lock file {path}); wait for it or stop it")
+                raise FolderLockedError(f"{folder} is in use by {what} of process {pid} (lock file {path}); wait for it or stop it") from None
             if pid is None and text == "":
                 continue  # being written by its creator this instant
             os.unlink(path)  # stale: its process is gone

@@ -42,8 +42,8 @@ from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45, OdeSolver, Radau
 from scipy.optimize import brentq
 from tqdm import tqdm
 
-from .critical import minimum_threshold
 from ._numerics import squared_norm
+from .critical import minimum_threshold
 from .network import check_positive, conserved_quantities, end_to_end, from_vector, to_vector
 from .problem import Problem
 

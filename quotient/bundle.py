@@ -61,11 +61,21 @@ import warnings
 import numpy as np
 
 from ._numerics import squared_norm
-from .network import as_point, check_count, check_positive, check_widths, end_to_end, from_vector, n_params, to_vector, widths_of
+from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
+from .network import (
+    as_point,
+    check_count,
+    check_positive,
+    check_widths,
+    end_to_end,
+    from_vector,
+    n_params,
+    to_vector,
+    widths_of,
+)
 from .orbit import balanced_lift
 from .projection import pushforward
 from .rank_manifold import RankManifold
-from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
 
 
 def _import_geomstats():
@@ -81,8 +91,7 @@ def _import_geomstats():
             from geomstats.geometry.euclidean import CanonicalEuclideanMetric, Euclidean
             from geomstats.geometry.fiber_bundle import FiberBundle
             from geomstats.geometry.group_action import GroupAction
-            from geomstats.geometry.manifold import register_quotient
-            from geomstats.geometry.manifold import Manifold
+            from geomstats.geometry.manifold import Manifold, register_quotient
             from geomstats.geometry.quotient_metric import QuotientMetric
             from geomstats.geometry.riemannian_metric import RiemannianMetric
     finally:

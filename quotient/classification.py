@@ -13,7 +13,6 @@ singular frame.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ._numerics import check_tolerance, layer_norms, require_square_loss, squared_norm

@@ -434,11 +434,17 @@ def _explore(args) -> int:
 
 def _explore_figures(problem, trajectory):
     """The pictures of one explore run, by file name, and lines for the summary about them."""
+    from ._numerics import squared_norm
     from .classification import classify
     from .fiber import fiber
-    from ._numerics import squared_norm
-    from .plot import conservation_drift, critical_graph, hessian_spectrum, loss_curve, quotient_trajectory
-    from .plot import singular_value_curves
+    from .plot import (
+        conservation_drift,
+        critical_graph,
+        hessian_spectrum,
+        loss_curve,
+        quotient_trajectory,
+        singular_value_curves,
+    )
     from .quotient_flow import project
 
     figures = {
@@ -508,11 +514,11 @@ def _fiber(args) -> int:
     from tqdm import tqdm
 
     from ._io import StagedFolder, stage_hook
-    from .critical import critical_values
-    from .classification import classify, gradient_size
-    from .hessian import hessian_inertia
-    from .fiber import fiber
     from ._numerics import squared_norm
+    from .classification import classify, gradient_size
+    from .critical import critical_values
+    from .fiber import fiber
+    from .hessian import hessian_inertia
     from .plot import fiber_samples
 
     problem = _problem(args, (3, 3, 3, 3))

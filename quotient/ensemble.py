@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from ._numerics import readonly
 from . import _ode
 from ._io import ENSEMBLE_ARRAYS, ENSEMBLE_FORMAT, ENSEMBLE_META, FileFormatError, load_record, save_record
+from ._numerics import readonly
 from ._ode import Status, status_message
 from .critical import minimum_threshold
 from .flow import Trajectory

@@ -211,7 +211,7 @@ def _random_critical_point(problem: Problem, S, rng, spread: float, structure: b
     intervals = _intervals(problem, S, rng, structure)
     typical = max(float(sigma.max(initial=0.0)), 1.0) ** (1.0 / h)
     weights = []
-    for a, b, source, sink in intervals:
+    for a, b, source, _sink in intervals:
         n_edges = b - a
         if a == 0 and b == h:  # a learned path: edges multiply to sigma_j
             target = float(sigma[source])

@@ -17,12 +17,11 @@ from dataclasses import replace
 
 import numpy as np
 from matplotlib.figure import Figure
-
 from tqdm import tqdm
 
-from .classification import classify
-from ._numerics import squared_norm
 from . import init, plot
+from ._numerics import squared_norm
+from .classification import classify
 from .critical import canonical_point, critical_values
 from .fiber import fiber
 from .flow import gradient_descent, gradient_flow

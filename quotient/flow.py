@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from . import _ode
 from ._io import TRAJECTORY_ARRAYS, TRAJECTORY_FORMAT, TRAJECTORY_META, FileFormatError, load_record, save_record
-from ._ode import Status, status_message
 from ._numerics import readonly, squared_norm
+from ._ode import Status, status_message
 from .network import as_point, end_to_end, from_vector, to_vector
 from .problem import Problem
 

@@ -26,7 +26,6 @@ spectral          ``dd_{i,k}/dt = (prod_{l != i} d_{l,k}) (sigma_k - prod_l d_{l
 
 from __future__ import annotations
 
-
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 

@@ -18,10 +18,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy.linalg import expm
 
-from .hessian import zero_eigenvalue_threshold
 from .critical import critical_values
 from .graph import critical_graph as _critical_graph
 from .graph import plateaus
+from .groups import as_group
+from .hessian import zero_eigenvalue_threshold
 from .network import (
     as_point,
     check_count,
@@ -32,7 +33,6 @@ from .network import (
     to_vector,
     widths_of,
 )
-from .groups import as_group
 from .symmetry import act, compose, random_orthogonal
 
 __all__ = [

@@ -17,10 +17,10 @@ import numpy as np
 from ._numerics import readonly
 from .losses import EndToEndLoss, SquareLoss, check_loss
 from .network import (
-    check_positive,
     as_array,
     as_point,
     block_slices,
+    check_positive,
     check_widths,
     end_to_end,
     forward_products,

@@ -39,10 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .classification import is_critical
 from ._numerics import as_generator
-from .minimum import sharpest_direction
+from .classification import is_critical
 from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
+from .minimum import sharpest_direction
 from .network import as_point, check_count, check_positive, check_widths, from_vector, widths_of
 from .problem import Problem
 from .symmetry import act, moment_map, random_orthogonal

@@ -346,7 +346,7 @@ def test_critical_graph_edges_learn_one_mode_or_swap_for_a_larger_one():
 
 def test_critical_graph_respects_the_rank_bound():
     graph = q.critical_graph(_problem([3, 2, 1], (3, 2, 3)))
-    for a, b in graph.edges:
+    for _a, b in graph.edges:
         assert len(graph.nodes[b].learned) <= 2
 
 

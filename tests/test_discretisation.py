@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from strategies import points, problems, seeds
 
 import quotient as q
 from quotient import init
-from strategies import points, problems, seeds
 
 
 def test_tc11_one_step_changes_the_charges_by_eta_squared():

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from strategies import problems, seeds
 
 import quotient as q
 from quotient._ode import flat_gradient
-from strategies import problems, seeds
 
 
 def _stack(starts):

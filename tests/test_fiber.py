@@ -12,8 +12,8 @@ import pytest
 from scipy.optimize import minimize
 
 import quotient as q
-from quotient.cli import FIBER_FILES, main
 from quotient.classification import gradient_size
+from quotient.cli import FIBER_FILES, main
 
 
 def _problem(sigma, widths):

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from scipy.integrate import solve_ivp
 from scipy.stats import ortho_group
+from strategies import points, problems, seeds
 
 import quotient as q
-from strategies import points, problems, seeds
 
 
 @given(problems(max_width=4, max_depth=4), seeds)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import seeds
 
 import quotient as q
 from quotient.groups import GROUPS, GeneralLinear, HiddenGroup, Orthogonal, Rescaling, as_group
-from strategies import seeds
 
 CLASSES = (GeneralLinear, Orthogonal, Rescaling)
 CONDITION = 1e4

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from strategies import points, problems, seeds
 
 import quotient as q
-from strategies import points, problems, seeds
 
 if os.environ.get("CI"):
     import torch

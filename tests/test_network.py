@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import seeds, widths
 
 import quotient as q
 from quotient.network import as_point, backward_products, block_slices, check_widths, forward_products, n_params
-from strategies import seeds, widths
 
 
 @given(widths(), seeds)

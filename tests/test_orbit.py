@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.linalg import expm
+from strategies import seeds
 
 import quotient as q
 from quotient import orbit
-from strategies import seeds
 
 # Architectures whose generic points have closed orbits: min(d_{i-1}, d_i) is the same for every
 # layer, so every layer has the rank of the end-to-end map.

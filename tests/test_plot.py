@@ -35,19 +35,19 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import matplotlib.style
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.testing.compare import compare_images
 from matplotlib.text import Annotation, Text
+from strategies import seeds, widths
 
 import quotient as q
 from quotient import plot
-from strategies import seeds, widths
 
 BASELINE = Path(__file__).parent / "baseline"
 UPDATE = os.environ.get("QUOTIENT_UPDATE_BASELINES") == "1"
@@ -678,7 +678,7 @@ def test_critical_graph_draws_every_value_edge_and_the_path(problem, run):
     assert [graph.nodes[n].learned for n in path] == [(), (1,), (1, 2), (1, 2, 3)]
     arrows = [text for text in axes.texts if isinstance(text, Annotation) and text.arrow_patch]
     assert len(arrows) == len(path) - 1
-    for arrow, (a, b) in zip(arrows, zip(path, path[1:])):
+    for arrow, (_a, b) in zip(arrows, zip(path, path[1:])):
         assert arrow.xy == (len(graph.nodes[b].learned), graph.nodes[b].value)
     labels = [text.get_text() for text in axes.texts if text.get_text()]
     assert len(labels) == len(graph.nodes)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from strategies import points, problems, seeds, widths
 
 import quotient as q
-from strategies import points, problems, seeds, widths
 
 
 def _directional(problem, point, direction, eps=1e-6):

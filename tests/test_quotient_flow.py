@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import seeds
 
 import quotient as q
-from strategies import seeds
 
 FLOW = dict(rtol=1e-12, atol=1e-14)
 

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.linalg import expm
+from strategies import seeds, widths
 
 import quotient as q
 from quotient import symmetry
-from strategies import seeds, widths
 
 
 def _norm(point) -> float:

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.linalg import expm
+from strategies import seeds, widths
 
 import quotient as q
 from quotient.symmetry import act, random_orthogonal, vertical_vector
@@ -18,7 +19,6 @@ from quotient.teleport import (
     random_element,
     teleport,
 )
-from strategies import seeds, widths
 
 WIDTHS = (3, 4, 4, 3)
 
