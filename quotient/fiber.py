@@ -27,6 +27,7 @@ the strata of a fiber, not only the orbit of one point.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,10 +278,7 @@ def _fiber_residual(problem: Problem, S):
     target = np.zeros_like(problem.target)
     for j in S:
         target[j - 1, j - 1] = problem.sigma[j - 1]
-    residual_problem = Problem(
-        widths, problem.target, problem.sigma, problem.output_frame, problem.input_map,
-        end_to_end_loss=_LinearLoss(problem.target - target),
-    )  # fmt: skip
+    residual_problem = dataclasses.replace(problem, end_to_end_loss=_LinearLoss(problem.target - target))
     basis = from_vector(np.eye(problem.n_params), widths)
 
     def evaluate(x):
