@@ -206,21 +206,24 @@ def save_record(path, format: str, record, array_names, meta_names, overwrite: b
     return save_run(path, format, record.problem, record.points, meta, arrays, overwrite)
 
 
-def load_record(path, format: str, array_names, meta_names) -> dict:
-    """The fields of a run written by :func:`save_record`, as keywords of its class.
+def load_record(path, cls, format: str, array_names, meta_names):
+    """The run written by :func:`save_record`, rebuilt as ``cls(problem=..., points=..., **fields)``.
 
-    Returns ``{"problem": ..., "points": ..., name: value}`` for every name of ``array_names``
-    and ``meta_names``; a header that lacks one raises :class:`FileFormatError`.
+    Every name of ``array_names`` and ``meta_names`` becomes a keyword of ``cls``; a header that
+    lacks one, or fields that ``cls`` refuses, raise :class:`FileFormatError` naming the path.
     """
+    kind = format.split(".")[1].split("/")[0]
     problem, points, meta, data = load_run(path, format, array_names)
     fields = {"problem": problem, "points": points, **{name: data[name] for name in array_names}}
     for name in meta_names:
         key = name if name in meta else _OLD_META_NAMES.get(name, name)
         if key not in meta:
-            kind = format.split(".")[1].split("/")[0]
             raise FileFormatError(f"{os.fspath(path)} is not a valid quotient {kind} file: its header lacks {name!r}")
         fields[name] = meta[key]
-    return fields
+    try:
+        return cls(**fields)
+    except (KeyError, ValueError, TypeError) as error:
+        raise FileFormatError(f"{os.fspath(path)} is not a valid quotient {kind} file: {type(error).__name__}: {error}") from None
 
 
 def save_run(path, format: str, problem, points, meta: dict, arrays: dict, overwrite: bool) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _ode
-from ._io import ENSEMBLE_ARRAYS, ENSEMBLE_FORMAT, ENSEMBLE_META, FileFormatError, load_record, save_record
+from ._io import ENSEMBLE_ARRAYS, ENSEMBLE_FORMAT, ENSEMBLE_META, load_record, save_record
 from ._numerics import readonly
 from ._ode import Status, status_message
 from .critical import minimum_threshold
@@ -188,11 +188,7 @@ class Ensemble:
         FileFormatError
             If ``path`` is not a quotient ensemble file, or is corrupt or truncated.
         """
-        fields = load_record(path, ENSEMBLE_FORMAT, ENSEMBLE_ARRAYS, ENSEMBLE_META)
-        try:
-            return cls(**fields)
-        except (KeyError, ValueError, TypeError) as error:
-            raise FileFormatError(f"{path} is not a valid quotient ensemble file: {type(error).__name__}: {error}") from None
+        return load_record(path, cls, ENSEMBLE_FORMAT, ENSEMBLE_ARRAYS, ENSEMBLE_META)
 
 
 def ensemble_flow(

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _ode
-from ._io import TRAJECTORY_ARRAYS, TRAJECTORY_FORMAT, TRAJECTORY_META, FileFormatError, load_record, save_record
+from ._io import TRAJECTORY_ARRAYS, TRAJECTORY_FORMAT, TRAJECTORY_META, load_record, save_record
 from ._numerics import readonly, squared_norm
 from ._ode import Status, status_message
 from .network import as_point, end_to_end, from_vector, to_vector
@@ -163,11 +163,7 @@ class Trajectory:
             If ``path`` is not a quotient trajectory file, or is corrupt or truncated; the message
             names the path and what is wrong.
         """
-        fields = load_record(path, TRAJECTORY_FORMAT, TRAJECTORY_ARRAYS, TRAJECTORY_META)
-        try:
-            return cls(**fields)
-        except (KeyError, ValueError, TypeError) as error:
-            raise FileFormatError(f"{path} is not a valid quotient trajectory file: {type(error).__name__}: {error}") from None
+        return load_record(path, cls, TRAJECTORY_FORMAT, TRAJECTORY_ARRAYS, TRAJECTORY_META)
 
 
 def gradient_flow(
