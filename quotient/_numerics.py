@@ -228,23 +228,26 @@ def act_unchecked(point, g):
     return tuple(layers)
 
 
-def haar_orthogonal(d: int, generator: np.random.Generator) -> np.ndarray:
-    """A Haar-distributed random orthogonal matrix.
+def haar_orthogonal(d: int, generator: np.random.Generator, columns: int | None = None) -> np.ndarray:
+    """A Haar-distributed random orthogonal matrix, or its first ``columns`` columns.
 
     QR of a Gaussian matrix with the signs of ``R``'s diagonal moved into ``Q`` is Haar on
-    ``O(d)`` (Mezzadri 2007).
+    ``O(d)`` (Mezzadri 2007), and on the Stiefel manifold of orthonormal ``k``-frames of ``R^d``
+    for a ``(d, k)`` Gaussian matrix.
 
     Parameters
     ----------
     d : int
-        Size of the matrix.
+        Number of rows.
     generator : numpy.random.Generator
-        Source of randomness (``d^2`` standard normal draws).
+        Source of randomness (``d * columns`` standard normal draws).
+    columns : int, optional
+        Number of columns ``k <= d``; ``None`` for a square matrix.
 
     Returns
     -------
-    ndarray, shape (d, d)
-        Orthogonal.
+    ndarray, shape (d, columns) or (d, d)
+        Orthonormal columns.
     """
-    Q, R = np.linalg.qr(generator.standard_normal((d, d)))
-    return Q * np.sign(np.diag(R))
+    Q, R = np.linalg.qr(generator.standard_normal((d, d if columns is None else columns)))
+    return Q * np.where(np.diag(R) < 0, -1.0, 1.0)

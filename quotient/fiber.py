@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from ._numerics import as_generator, check_tolerance, readonly
+from ._numerics import as_generator, check_tolerance, haar_orthogonal, readonly
 from .classification import learned_modes, orbit_resolution, relative_gradient, require_critical
 from .critical import CriticalValue, canonical_point, critical_value_of, learned_set, same_value, value_of
 from .hessian import ZERO_EIGENVALUE_RTOL, hessian_inertia, zero_eigenvalue_threshold, zero_resolution
@@ -148,8 +148,7 @@ def _data_rotation(problem: Problem, rng: np.random.Generator, size: float):
 
     def rotation(k):
         if size is None:
-            Q, R = np.linalg.qr(rng.standard_normal((k, k)))
-            return Q * np.sign(np.diag(R))
+            return haar_orthogonal(k, rng)
         X = rng.standard_normal((k, k))
         Q, R = np.linalg.qr(np.eye(k) + size * (X - X.T) / 2)
         return Q * np.sign(np.diag(R))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from ._numerics import as_generator, chain_point
+from ._numerics import as_generator, chain_point, haar_orthogonal
 from .network import check_widths
 
 __all__ = ["small_random", "orthogonal", "balanced", "delta_balanced", "aligned", "decoupled", "spectral"]
@@ -44,12 +44,6 @@ def _check_scale(scale) -> float:
     if not np.isscalar(scale) or not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale must be a positive finite number; got {scale!r}")
     return float(scale)
-
-
-def _stiefel(generator: np.random.Generator, n: int, k: int) -> np.ndarray:
-    """Haar-distributed ``(n, k)`` matrix with orthonormal columns (``k <= n``)."""
-    Q, R = np.linalg.qr(generator.standard_normal((n, k)))
-    return Q * np.where(np.diag(R) < 0, -1.0, 1.0)
 
 
 def small_random(widths, scale: float = 1e-2, rng=None):
@@ -126,7 +120,7 @@ def orthogonal(widths, scale: float = 1e-2, rng=None):
     layers = []
     for i in range(1, len(widths)):
         rows, cols = widths[i], widths[i - 1]
-        Q = _stiefel(generator, max(rows, cols), min(rows, cols))
+        Q = haar_orthogonal(max(rows, cols), generator, min(rows, cols))
         layers.append(scale * (Q.T if rows <= cols else Q))
     return tuple(layers)
 
@@ -201,7 +195,7 @@ def balanced(widths, end_to_end=None, *, scale: float = 1e-2, rng=None):
             )
         U, values, Vt = U[:, :k], values[:k], Vt[:k]
     k = values.size
-    frames = [Vt.T] + [_stiefel(generator, widths[i], k) for i in range(1, h)] + [U]
+    frames = [Vt.T] + [haar_orthogonal(widths[i], generator, k) for i in range(1, h)] + [U]
     return chain_point(frames, np.tile(values ** (1.0 / h), (h, 1)))
 
 
@@ -348,7 +342,7 @@ def delta_balanced(widths, deltas, *, scale: float = 1.0, rng=None):
             for i in range(start, end + 1):
                 used[i] += 1
     generator = as_generator(rng)
-    frames = [_stiefel(generator, d, d) for d in widths]
+    frames = [haar_orthogonal(d, generator) for d in widths]
     return tuple(frames[i] @ layers[i - 1] @ frames[i - 1].T for i in range(1, h + 1))
 
 
@@ -445,7 +439,7 @@ def aligned(widths, strengths, *, rng=None):
     values = _mode_strengths(widths, strengths, "strengths")
     k = values.shape[1]
     generator = as_generator(rng)
-    frames = [np.eye(widths[0], k)] + [_stiefel(generator, d, k) for d in widths[1:-1]] + [np.eye(widths[-1], k)]
+    frames = [np.eye(widths[0], k)] + [haar_orthogonal(d, generator, k) for d in widths[1:-1]] + [np.eye(widths[-1], k)]
     return chain_point(frames, values)
 
 
