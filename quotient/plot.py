@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy.linalg import expm
 
+from ._numerics import squared_norm
 from .critical import critical_values
 from .graph import critical_graph as _critical_graph
 from .graph import plateaus
@@ -1236,7 +1237,7 @@ def level_set_teleport(problem, point, moved, *, extent: float = 3.0, levels: in
         keep = np.abs(w) <= extent
         axes.plot(branch[keep], w[keep], color=PALETTE[0], linewidth=1.4, zorder=3)
     gradients = [problem.gradient(p) for p in (x, y)]
-    norms = [float(np.sqrt(sum(np.sum(G**2) for G in grad))) for grad in gradients]
+    norms = [float(np.sqrt(squared_norm(grad))) for grad in gradients]
     scale = 0.3 * extent / max(max(norms), np.finfo(float).tiny)
     for k, (p, grad) in enumerate(zip((x, y), gradients)):
         start = np.array([p[0][0, 0], p[1][0, 0]])
@@ -1356,7 +1357,7 @@ def orthogonal_invariants(points) -> np.ndarray:
         the squared norm ``sum_i ||W_i||_F^2``.
     """
     layers = tuple(np.asarray(W, dtype=float) for W in points)
-    return np.stack([end_to_end(layers)[..., 0, 0], sum(np.sum(W**2, axis=(-2, -1)) for W in layers)], axis=-1)
+    return np.stack([end_to_end(layers)[..., 0, 0], squared_norm(layers)], axis=-1)
 
 
 def _parameter_gap(runs) -> float:

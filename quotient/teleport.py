@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._numerics import as_generator
+from ._numerics import as_generator, squared_norm
 from .classification import is_critical
 from .groups import GeneralLinear, Orthogonal, Rescaling, as_group
 from .minimum import sharpest_direction
@@ -138,7 +138,7 @@ def objective_value(problem, point, objective: str) -> float:
     objective = _check_objective(objective)
     point = as_point(point, "point", widths=problem.widths)
     if objective == "gradient_norm":
-        return float(np.sqrt(sum(np.sum(G**2) for G in problem.gradient(point))))
+        return float(np.sqrt(squared_norm(problem.gradient(point))))
     return sharpest_direction(problem, point)[0]
 
 
@@ -150,7 +150,7 @@ def _objective_and_orbit_gradient(problem, point, objective):
     """
     if objective == "gradient_norm":
         gradient = problem.gradient(point)
-        value = float(sum(np.sum(G**2) for G in gradient))
+        value = float(squared_norm(gradient))
         return value, tuple(-2.0 * M for M in moment_map(gradient))
     value, vector = sharpest_direction(problem, point)
     return value, tuple(-2.0 * value * M for M in moment_map(from_vector(vector, problem.widths)))
