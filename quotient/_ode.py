@@ -44,19 +44,27 @@ from tqdm import tqdm
 
 from ._numerics import squared_norm
 from .critical import minimum_threshold
+from .losses import SquareLoss
 from .network import check_positive, conserved_quantities, end_to_end, from_vector, to_vector
 from .problem import Problem
 
 EXPLICIT = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853}
 IMPLICIT = {"Radau": Radau, "BDF": BDF, "LSODA": LSODA}
 DEFAULT_METHOD = "auto"
-SWITCHING = "switching"
-METHODS = (DEFAULT_METHOD,) + tuple(EXPLICIT) + tuple(IMPLICIT) + (SWITCHING,)
+METHODS = (DEFAULT_METHOD,) + tuple(EXPLICIT) + tuple(IMPLICIT)
 
-# Hairer and Wanner's stiffness test of DOP853 (dop853.f): the step is held by stability when
+# Hairer and Wanner's stiffness test of DOP853 (dop853.f): a step is held by stability when
 # h * rho > 6.1 (rho: a Lipschitz estimate from the last two stages, both at t + h; DOP853's
-# stability region reaches about -6 on the real axis), 15 times with no 6 calm steps between.
-STIFF_BOUND, STIFF_COUNT, CALM_COUNT = 6.1, 15, 6
+# stability region reaches about -6 on the real axis); the count of such steps restarts after 6
+# calm ones. dop853.f reports stiffness at 15; "auto" switches to LSODA at STIFF_SWITCH, later:
+# a compiled DOP853 step costs ~1/10 of an LSODA step with its Jacobians, so a switch pays only
+# where the stability bound holds the explicit steps for long (explore's problem, 4-8-8-4 from
+# 1e-2 to ||grad L|| < 1e-8, reaches 15 at t = 38 and never 100 before it stops at t = 61; the
+# stiff case (4,)*5 reaches 250 at t ~ 520 and would need ~350 000 explicit steps to its minimum).
+STIFF_BOUND, STIFF_SWITCH, CALM_COUNT = 6.1, 250, 6
+
+# the guard (precision_guard) is asked every this many accepted steps
+GUARD_EVERY = 8
 
 # Above this many parameters "auto" integrates explicitly: the dense Hessian (N Hessian-vector
 # products, N^2 entries) and its LU factorisation (N^3 / 3 flops, ~0.3 s at N = 1500) would cost
@@ -132,21 +140,21 @@ def check_method(method):
     )
 
 
-def resolve(method, n: int, has_jacobian: bool):
+def resolve(method, n: int, has_jacobian: bool, compiled: bool = False):
     """``(solver class, use the exact Jacobian, description)`` for a checked ``method``.
 
     ``has_jacobian``: the caller can evaluate the exact Jacobian of its ``n``-dimensional field
-    at an affordable cost (dense for ``N <= DENSE_JACOBIAN_LIMIT``, block-banded for ensembles).
+    at an affordable cost (dense for ``N <= DENSE_JACOBIAN_LIMIT``, block-banded for ensembles);
+    ``compiled``: ``"auto"``'s DOP853 steps run compiled (:mod:`quotient._compiled`). For
+    ``"auto"`` with the Jacobian, DOP853 hands over to LSODA with it once stiff
+    (:data:`STIFF_SWITCH`).
     """
     method = check_method(method)
-    if method == SWITCHING:
-        if has_jacobian:
-            return DOP853, True, "DOP853, switched to LSODA with the exact Hessian as Jacobian once stiff"
-        return DOP853, False, f"DOP853 (no affordable exact Jacobian at {n} unknowns to switch to)"
     if method == DEFAULT_METHOD:
+        explicit = "DOP853 (compiled)" if compiled else "DOP853"
         if has_jacobian:
-            return LSODA, True, "LSODA (Adams/BDF, automatic stiffness switching) with the exact Hessian as Jacobian"
-        return DOP853, False, f"DOP853 (no affordable exact Jacobian at {n} unknowns)"
+            return DOP853, True, f"{explicit}, switched to LSODA with the exact Hessian as Jacobian once stiff"
+        return DOP853, False, f"{explicit} (no affordable exact Jacobian at {n} unknowns to switch to)"
     solver = method if isinstance(method, type) else {**EXPLICIT, **IMPLICIT}[method]
     if solver in IMPLICIT.values() and has_jacobian:
         return solver, True, f"{solver.__name__} with the exact Hessian as Jacobian"
@@ -173,7 +181,7 @@ _TABLEAUS = (DOP853, RK45, RK23)
 
 def run(
     fun, y0, t_final, *, solver, rtol, atol, jac=None, band=None, t_eval=None, event=None, fresh_step=None, bar=None,
-    counter=None, guard=None, switch_to=None,
+    counter=None, guard=None, switch_to=None, compiled=None, stop=None,
 ):
     """Integrate ``dy/dt = fun(y)`` from ``y0`` at ``t = 0`` to ``t_final``, keeping only the samples.
 
@@ -202,12 +210,19 @@ def run(
         fresh step from the step's start rather than from the interpolant, which on the long
         steps of a plateau is hundreds of times less accurate than the steps.
     guard : callable, optional
-        ``guard(t, y, f) -> str or None`` at every accepted step: a message stops the
-        integration as failed (``status == -1``) with that message.
+        ``guard(t, y, f) -> str or None``, called every :data:`GUARD_EVERY` accepted steps: a
+        message stops the integration as failed (``status == -1``) with that message.
     switch_to : OdeSolver subclass, optional
         With ``solver=DOP853``: an implicit solver (given ``jac``) that takes over from the
-        current state once DOP853's stiffness test says its steps are held by stability
-        (:data:`STIFF_BOUND`); the time is ``Result.switched_at``.
+        current state once DOP853's stiffness test has held :data:`STIFF_SWITCH` times (Hairer's
+        ``h rho > 6.1``, :data:`STIFF_BOUND`); the time is ``Result.switched_at``.
+    compiled : quotient._compiled.CompiledFlow, optional
+        With ``solver=DOP853``: the same field ``fun`` compiled with the method
+        (:mod:`quotient._compiled`), which then takes the steps, the samples, the event (given as
+        ``stop``) and the stiffness test, until ``switch_to`` takes over.
+    stop : tuple of float, optional
+        With ``compiled``: ``(gradient_atol, threshold)`` of ``event`` (the flow stops where
+        ``||fun(y)|| < gradient_atol`` at a loss below ``threshold``), for the compiled test.
     bar : tqdm, optional
         Advanced to the current time after each step.
     counter : dict, optional
@@ -243,115 +258,224 @@ def run(
         options["jac"] = jacobian
         if band is not None:
             options.update(lband=band, uband=band)
-    ode = solver(rhs, 0.0, np.array(y0, dtype=float), t_final, rtol=rtol, atol=atol, **({} if switch_to else options))
-    explicit = fresh_step is not None and isinstance(ode, _TABLEAUS)
-    stiff_steps, calm_steps, switched_at = 0, 0, None
-    if switch_to is not None and not isinstance(ode, DOP853):
+    if switch_to is not None and solver is not DOP853:
         raise ValueError(f"switch_to needs solver=DOP853 (its stiffness test); got {solver.__name__}")
+    if compiled is not None and solver is not DOP853:
+        raise ValueError(f"compiled needs solver=DOP853 (the method it compiles); got {solver.__name__}")
+    y0 = np.array(y0, dtype=float)
     samples_t, samples_y = [], []
     if t_eval is None:
         samples_t.append(0.0)
-        samples_y.append(ode.y.copy())
+        samples_y.append(y0.copy())
         pending = None
     else:
         pending = np.asarray(t_eval, dtype=float)
         at_start = pending <= 0.0
         for _ in range(int(at_start.sum())):
             samples_t.append(0.0)
-            samples_y.append(ode.y.copy())
+            samples_y.append(y0.copy())
         pending = pending[~at_start]
-    value = None if event is None else event(0.0, ode.y, field(ode.y), True)
     status, message, n_steps, stalled = Status.FINAL_TIME, status_message(Status.FINAL_TIME), 0, 0
-    t_stop = None
-    with np.errstate(over="ignore", invalid="ignore"):
-        while ode.status == "running":
-            t_old, y_old = ode.t, ode.y.copy()
-            error = ode.step()
-            if ode.status == "failed":
-                status, message = Status.FAILED, f"the solver failed at t = {t_old:.6g}: {error}"
-                break
-            n_steps += 1
-            t_new, y_new = ode.t, ode.y
-            stalled = stalled + 1 if t_new - t_old <= 8 * np.finfo(float).eps * abs(t_new) else 0
-            if stalled >= 32:  # LSODA, near a singularity, can go on "succeeding" with steps of size 0
-                status = Status.FAILED
-                message = (
-                    f"the solver makes no progress at t = {t_new:.6g} (steps below the spacing of the floating-point "
-                    f"times, state norm {np.linalg.norm(y_new):.3g}): the flow blows up there, or is too stiff for this method"
-                )
-                if pending is None:
-                    samples_t.append(t_new)
-                    samples_y.append(y_new.copy())
-                break
-            if not np.all(np.isfinite(y_new)):
-                status = Status.FAILED
-                message = (
-                    f"the state left the finite numbers at t = {t_new:.6g}: the flow (or the solver) blows up; "
-                    "try method='auto', tighter tolerances or a smaller init"
-                )
-                break
-            if guard is not None:
-                complaint = guard(t_new, y_new, field(y_new))
-                if complaint is not None:
-                    status, message = Status.FAILED, complaint
+    t_stop = switched_at = None
+    ode = None
+    if compiled is not None:
+        phase = _run_compiled(
+            compiled, y0, t_final, rtol, atol, stop, STIFF_SWITCH if switch_to is not None else 0, pending, samples_t, samples_y,
+            guard, bar,
+        )  # fmt: skip
+        status, message, t_stop, pending, t_end = phase["status"], phase["message"], phase["t_stop"], phase["pending"], phase["t_end"]
+        n_steps, counts["rhs"] = compiled.n_steps, compiled.n_rhs
+        if phase["stiff"]:
+            switched_at = compiled.t
+            ode = switch_to(rhs, compiled.t, compiled.y.copy(), t_final, rtol=rtol, atol=atol, **options)
+            value = compiled.value if event is not None else None
+    else:
+        ode = solver(rhs, 0.0, y0, t_final, rtol=rtol, atol=atol, **({} if switch_to else options))
+        value = None if event is None else event(0.0, ode.y, field(ode.y), True)
+    if ode is not None:
+        explicit = fresh_step is not None and isinstance(ode, _TABLEAUS)
+        stiff_steps, calm_steps = 0, 0
+        with np.errstate(over="ignore", invalid="ignore"):
+            while ode.status == "running":
+                t_old, y_old = ode.t, ode.y.copy()
+                error = ode.step()
+                if ode.status == "failed":
+                    status, message = Status.FAILED, f"the solver failed at t = {t_old:.6g}: {error}"
+                    break
+                n_steps += 1
+                t_new, y_new = ode.t, ode.y
+                stalled = stalled + 1 if t_new - t_old <= 8 * np.finfo(float).eps * abs(t_new) else 0
+                if stalled >= 32:  # LSODA, near a singularity, can go on "succeeding" with steps of size 0
+                    status = Status.FAILED
+                    message = (
+                        f"the solver makes no progress at t = {t_new:.6g} (steps below the spacing of the floating-point "
+                        f"times, state norm {np.linalg.norm(y_new):.3g}): the flow blows up there, or is too stiff for this method"
+                    )
                     if pending is None:
                         samples_t.append(t_new)
                         samples_y.append(y_new.copy())
                     break
-            if bar is not None and t_new > bar.n:
-                bar.update(t_new - bar.n)
-            interpolant = None
-            if event is not None:
-                new_value = event(t_new, y_new, field(y_new), True)
-                if value >= 0 and new_value <= 0 and new_value != value:
-                    interpolant = ode.dense_output()
-                    if new_value == 0:
-                        t_stop = t_new
+                if not np.all(np.isfinite(y_new)):
+                    status, message = Status.FAILED, _not_finite_message(t_new)
+                    break
+                if guard is not None and n_steps % GUARD_EVERY == 0:
+                    complaint = guard(t_new, y_new, field(y_new))
+                    if complaint is not None:
+                        status, message = Status.FAILED, complaint
+                        if pending is None:
+                            samples_t.append(t_new)
+                            samples_y.append(y_new.copy())
+                        break
+                if bar is not None and t_new > bar.n:
+                    bar.update(t_new - bar.n)
+                interpolant = None
+                if event is not None:
+                    new_value = event(t_new, y_new, field(y_new), True)
+                    if value >= 0 and new_value <= 0 and new_value != value:
+                        interpolant = ode.dense_output()
+                        if new_value == 0:
+                            t_stop = t_new
+                        else:
+
+                            def inside(t):
+                                y = interpolant(t)
+                                return event(t, y, rhs(None, y), False)
+
+                            t_stop = brentq(inside, t_old, t_new, xtol=_root_xtol(t_new))
+                    value = new_value
+                t_reach = t_new if t_stop is None else t_stop
+                if pending is None:
+                    if t_stop is None:
+                        samples_t.append(t_new)
+                        samples_y.append(y_new.copy())
+                elif pending.size and pending[0] <= t_reach:
+                    count = int(np.searchsorted(pending, t_reach, side="right"))
+                    ts, pending = pending[:count], pending[count:]
+                    samples_t.extend(ts)
+                    samples_y.extend(_states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, ts))
+                if t_stop is not None:
+                    if not samples_t or samples_t[-1] < t_stop:
+                        samples_t.append(t_stop)
+                        samples_y.extend(
+                            _states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, np.array([t_stop]))
+                        )
+                    status, message = Status.GRADIENT_BOUND, status_message(Status.GRADIENT_BOUND)
+                    break
+                if switch_to is not None and switched_at is None:
+                    if dop853_stiffness(ode, y_old) > STIFF_BOUND:
+                        stiff_steps, calm_steps = stiff_steps + 1, 0
                     else:
-
-                        def inside(t):
-                            y = interpolant(t)
-                            return event(t, y, rhs(None, y), False)
-
-                        t_stop = brentq(inside, t_old, t_new, xtol=4 * np.finfo(float).eps * max(1.0, abs(t_new)))
-                value = new_value
-            t_reach = t_new if t_stop is None else t_stop
-            if pending is None:
-                if t_stop is None:
-                    samples_t.append(t_new)
-                    samples_y.append(y_new.copy())
-            elif pending.size and pending[0] <= t_reach:
-                count = int(np.searchsorted(pending, t_reach, side="right"))
-                ts, pending = pending[:count], pending[count:]
-                samples_t.extend(ts)
-                samples_y.extend(_states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, ts))
-            if t_stop is not None:
-                if not samples_t or samples_t[-1] < t_stop:
-                    samples_t.append(t_stop)
-                    samples_y.extend(_states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, np.array([t_stop])))
-                status, message = Status.GRADIENT_BOUND, status_message(Status.GRADIENT_BOUND)
-                break
-            if switch_to is not None and switched_at is None:
-                if dop853_stiffness(ode, y_old) > STIFF_BOUND:
-                    stiff_steps, calm_steps = stiff_steps + 1, 0
-                else:
-                    calm_steps += 1
-                    stiff_steps = 0 if calm_steps >= CALM_COUNT else stiff_steps
-                if stiff_steps >= STIFF_COUNT:
-                    switched_at = float(ode.t)
-                    ode = switch_to(rhs, ode.t, ode.y.copy(), t_final, rtol=rtol, atol=atol, **options)
-                    explicit = False
-    if t_stop is not None:
-        t_end = float(t_stop)
-    elif status < 0 and not np.all(np.isfinite(ode.y)):
-        t_end = float(t_old)  # the last finite state
-    else:
-        t_end = float(ode.t)
+                        calm_steps += 1
+                        stiff_steps = 0 if calm_steps >= CALM_COUNT else stiff_steps
+                    if stiff_steps >= STIFF_SWITCH:
+                        switched_at = float(ode.t)
+                        ode = switch_to(rhs, ode.t, ode.y.copy(), t_final, rtol=rtol, atol=atol, **options)
+                        explicit = False
+        if t_stop is not None:
+            t_end = float(t_stop)
+        elif status < 0 and not np.all(np.isfinite(ode.y)):
+            t_end = float(t_old)  # the last finite state
+        else:
+            t_end = float(ode.t)
     if counter is not None:
         counter["rhs"] = counter.get("rhs", 0) + counts["rhs"]
         counter["jac"] = counter.get("jac", 0) + counts["jac"]
-    states = np.array(samples_y).reshape(len(samples_y), np.size(y0))
+    states = np.array(samples_y).reshape(len(samples_y), y0.size)
     return Result(np.array(samples_t, dtype=float), states, status, message, t_end, n_steps, counts["rhs"], counts["jac"], switched_at)
+
+
+def _root_xtol(t):
+    return 4 * np.finfo(float).eps * max(1.0, abs(t))
+
+
+def _not_finite_message(t):
+    return (
+        f"the state left the finite numbers at t = {t:.6g}: the flow (or the solver) blows up; "
+        "try method='auto', tighter tolerances or a smaller init"
+    )
+
+
+def _run_compiled(flow, y0, t_final, rtol, atol, stop, stiff_limit, pending, samples_t, samples_y, guard, bar):
+    """The compiled DOP853 phase of :func:`run`: steps, samples, event and guard, until the end or stiffness.
+
+    Appends the samples to ``samples_t`` / ``samples_y`` and returns a dict: ``status``,
+    ``message``, ``t_stop`` (the event's time, or None), ``pending`` (the sample times not yet
+    reached), ``t_end`` and ``stiff`` (the stiffness test held ``stiff_limit`` times: the caller
+    switches method at ``flow.t``).
+    """
+    gradient_atol, threshold = stop if stop is not None else (0.0, np.inf)
+    with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported, not warned about
+        flow.start(y0, 0.0, t_final, rtol, atol, gradient_atol, threshold)
+        return _compiled_steps(flow, t_final, rtol, atol, gradient_atol, threshold, stiff_limit, pending, samples_t, samples_y, guard, bar)
+
+
+def _compiled_steps(flow, t_final, rtol, atol, gradient_atol, threshold, stiff_limit, pending, samples_t, samples_y, guard, bar):
+    from ._compiled import EVENT, FINAL_TIME, NOT_FINITE, STIFF, TOO_SMALL_STEP  # loaded with the flow's CompiledFlow
+
+    status, message, t_stop, stiff = Status.FINAL_TIME, status_message(Status.FINAL_TIME), None, False
+    guarded = 0
+    while True:
+        t_return = -np.inf if pending is None else (pending[0] if pending.size else np.inf)
+        before = flow.n_steps
+        code = flow.advance(t_final, rtol, atol, t_return, GUARD_EVERY, gradient_atol, threshold, stiff_limit)
+        if code == FINAL_TIME and flow.n_steps == before:
+            break
+        t, t_old = flow.t, flow.t_old
+        if code == NOT_FINITE:
+            return dict(status=Status.FAILED, message=_not_finite_message(t), t_stop=None, pending=pending, t_end=t_old, stiff=False)
+        if code == TOO_SMALL_STEP:
+            message = f"the solver failed at t = {t:.6g}: Required step size is less than spacing between numbers."
+            return dict(status=Status.FAILED, message=message, t_stop=None, pending=pending, t_end=t, stiff=False)
+        if code == EVENT:
+            if flow.value == 0.0:
+                t_stop = t
+            else:
+
+                def inside(s):
+                    return flow.event_value(flow.steps_from_old([s - t_old])[0], gradient_atol, threshold)
+
+                t_stop = brentq(inside, t_old, t, xtol=_root_xtol(t))
+        t_reach = t if t_stop is None else t_stop
+        if pending is None:
+            if t_stop is None:
+                samples_t.append(t)
+                samples_y.append(flow.y.copy())
+        elif pending.size and pending[0] <= t_reach:
+            count = int(np.searchsorted(pending, t_reach, side="right"))
+            ts, pending = pending[:count], pending[count:]
+            samples_t.extend(ts)
+            samples_y.extend(_compiled_states(flow, ts))
+        if t_stop is not None:
+            if not samples_t or samples_t[-1] < t_stop:
+                samples_t.append(t_stop)
+                samples_y.extend(_compiled_states(flow, np.array([t_stop])))
+            status, message = Status.GRADIENT_BOUND, status_message(Status.GRADIENT_BOUND)
+            break
+        if guard is not None and flow.n_steps // GUARD_EVERY > guarded:
+            guarded = flow.n_steps // GUARD_EVERY
+            complaint = guard(t, flow.y, flow.f)
+            if complaint is not None:
+                status, message = Status.FAILED, complaint
+                break
+        if bar is not None and t > bar.n:
+            bar.update(t - bar.n)
+        if code == STIFF:
+            stiff = True
+            break
+        if code == FINAL_TIME:
+            break
+    t_end = flow.t if t_stop is None else t_stop
+    return dict(status=status, message=message, t_stop=t_stop, pending=pending, t_end=t_end, stiff=stiff)
+
+
+def _compiled_states(flow, ts):
+    """The states at ``ts`` in ``(t_old, t]`` of the compiled flow's last step (fresh steps inside it)."""
+    states = np.empty((ts.size, flow.n))
+    end = ts == flow.t
+    states[end] = flow.y
+    if np.any(~end):
+        states[~end] = flow.steps_from_old(ts[~end] - flow.t_old)
+    return list(states)
 
 
 def dop853_stiffness(ode, y_old):
@@ -523,13 +647,13 @@ def banded_block_hessian(problem: Problem, members: int):
     return hessian
 
 
-def precision_guard(problem: Problem, layers, every: int = 8, patience: int = 12):
+def precision_guard(problem: Problem, layers, patience: int = 12):
     """``guard(t, y, f)``: a message once ``||grad L||`` stays at the rounding error of computing it.
 
     In float64 the gradient ``grad_j = B_j^T (W - Sigma) F_{j-1}^T`` carries an error of about
     ``eps prod_{i != j} ||W_i||_2 (prod_i ||W_i||_2 + ||Sigma||)`` (the products are formed from
     layers of those sizes, however small ``W - Sigma`` is). Where ``||grad L||`` stays below that
-    level (checked every ``every`` accepted steps, ``patience`` checks in a row) and the level is
+    level (checked every :data:`GUARD_EVERY` accepted steps by :func:`run`, ``patience`` checks in a row) and the level is
     above ``sqrt(eps)`` (far above the error of a flow at the scale of ``Sigma``: it takes layers
     of norm ``>~ 10`` at depth 4), the field is rounding noise and a solver would crawl on it
     forever (an init of scale ``1e3`` does: the conserved quantities keep the layers large); the
@@ -538,19 +662,17 @@ def precision_guard(problem: Problem, layers, every: int = 8, patience: int = 12
     """
     eps = np.finfo(float).eps
     target = 0.0 if problem.target is None else float(np.linalg.norm(problem.target, 2))
-    state = {"calls": 0, "below": 0}
+    state = {"below": 0}
 
     def guard(t, y, f):
-        state["calls"] += 1
-        if state["calls"] % every:
-            return None
-        norms = np.array([np.linalg.norm(W, 2) if W.size <= 4096 else np.linalg.norm(W) for W in layers(y)])
-        product = float(np.prod(norms))
-        level = eps * float(np.max(product / np.maximum(norms, np.finfo(float).tiny))) * (product + target)
         gradient_norm = float(np.linalg.norm(f))
-        if level <= np.sqrt(eps) or gradient_norm > level:
-            state["below"] = 0
-            return None
+        for spectral in (False, True):  # Frobenius norms bound the spectral ones: most checks end at the first
+            norms = np.array([np.linalg.norm(W, 2) if spectral and W.size <= 4096 else np.linalg.norm(W) for W in layers(y)])
+            product = float(np.prod(norms))
+            level = eps * float(np.max(product / np.maximum(norms, np.finfo(float).tiny))) * (product + target)
+            if level <= np.sqrt(eps) or gradient_norm > level:
+                state["below"] = 0
+                return None
         state["below"] += 1
         if state["below"] < patience:
             return None
@@ -570,7 +692,9 @@ def flow_engine(problem: Problem, until: str, gradient_atol):
     Returns a dict of ``layers`` (flat state -> point, for :func:`precision_guard`, which holds
     the state of one run and is made per run), and ``gradient``, ``gradient_norm``,
     ``batch_gradient``, ``stop_value`` (``until="minimum"``) and ``hessian`` (dense, for up to
-    ``quotient.DENSE_JACOBIAN_LIMIT`` parameters), the keywords of :func:`integrate`.
+    ``quotient.DENSE_JACOBIAN_LIMIT`` parameters), ``compiled`` (for the square loss: a
+    function that makes the :class:`quotient._compiled.CompiledFlow` of ``"auto"``'s steps) and
+    ``stop`` (its event: ``(gradient_atol, threshold)``), the keywords of :func:`integrate`.
     Shared by :func:`gradient_flow` and the members of ``ensemble_flow`` that do not share steps.
     """
     layers, gradient = flat_gradient(problem)
@@ -586,8 +710,18 @@ def flow_engine(problem: Problem, until: str, gradient_atol):
 
     elif until != "critical":
         raise ValueError(f"until must be 'critical' or 'minimum'; got {until!r}")
+    compiled = None
+    if isinstance(problem.end_to_end_loss, SquareLoss):
+
+        def compiled():
+            from ._compiled import CompiledFlow  # numba: loaded when a compiled flow first runs
+
+            return CompiledFlow(problem.widths, problem.end_to_end_loss.target)
+
     return dict(
         layers=layers,
+        compiled=compiled,
+        stop=None if gradient_atol is None else (float(gradient_atol), threshold if until == "minimum" else np.inf),
         gradient=gradient,
         gradient_norm=np.linalg.norm,
         batch_gradient=lambda states: flat_gradient(problem, states.shape[:1])[1](states),
@@ -598,7 +732,7 @@ def flow_engine(problem: Problem, until: str, gradient_atol):
 
 def integrate(
     gradient, gradient_norm, y0, t_final, *, rtol, atol, method, t_eval, gradient_atol, progress, throw, name, batch_gradient=None,
-    stop_value=None, hessian=None, band=None, guard=None,
+    stop_value=None, hessian=None, band=None, guard=None, compiled=None, stop=None,
 ):
     """Integrate ``dy/dt = -gradient(y)``; the shared engine of the flows (:func:`quotient.run`).
 
@@ -613,6 +747,9 @@ def integrate(
     ``band``, ``hessian`` returns it in LSODA's packed banded form (:func:`quotient.run`).
 
     ``guard(t, y, f)`` (:func:`quotient.run`) may stop a run that cannot go on.
+    ``compiled()``, if given, makes the compiled form of the same field
+    (:class:`quotient._compiled.CompiledFlow`), with which ``method="auto"`` takes its DOP853
+    steps; ``stop = (gradient_atol, threshold)`` is then its event, the same as ``stop_value``'s.
     Only the samples are kept: with ``t_eval`` an integer and ``gradient_atol`` given, the
     stopping time is found first and the flow integrated again to sample it (twice the
     gradients, not every step's state in memory).
@@ -625,9 +762,10 @@ def integrate(
     t_eval, n_samples = parse_t_eval(t_eval, t_final)
     if gradient_atol is not None and not gradient_atol > 0:
         raise ValueError(f"gradient_atol must be positive; got {gradient_atol!r}")
-    solver, use_jacobian, description = resolve(method, np.size(y0), hessian is not None)
-    if band is not None and use_jacobian and solver is not LSODA:
-        use_jacobian, description = False, solver.__name__  # a banded Jacobian is LSODA's form only
+    compiled = compiled if method == DEFAULT_METHOD else None
+    solver, use_jacobian, description = resolve(method, np.size(y0), hessian is not None, compiled is not None)
+    if band is not None and use_jacobian and solver is not LSODA and method != DEFAULT_METHOD:
+        use_jacobian, description = False, solver.__name__  # a banded Jacobian is LSODA's form only (auto switches to it)
 
     def field(y):
         flat = gradient(y)
@@ -663,8 +801,10 @@ def integrate(
     counts = {"rhs": 0, "jac": 0}
     bar = tqdm(total=t_final, desc=name, unit="t", disable=None if progress else True, leave=False)
     options = dict(solver=solver, rtol=rtol, atol=atol, jac=jacobian, band=band if use_jacobian else None, fresh_step=fresh_step)
-    if method == SWITCHING and use_jacobian:
+    if method == DEFAULT_METHOD and use_jacobian:
         options["switch_to"] = LSODA
+    if compiled is not None:
+        options.update(compiled=compiled(), stop=stop)
     options.update(bar=bar, counter=counts, guard=guard)
     try:
         two_pass = n_samples is not None and n_samples > 2 and event is not None  # 2 samples: the start and the end
@@ -673,13 +813,13 @@ def integrate(
         if two_pass:
             first = result
             bar.reset()
-            options["guard"] = None  # the first pass found where the run ends
+            options.update(guard=None, stop=None)  # the first pass found where the run ends
             result = run(field, y0, first.t_end, t_eval=np.linspace(0.0, first.t_end, n_samples), **options)
             result.status, result.message, result.n_steps = first.status, first.message, first.n_steps
     finally:
         bar.close()
     result.description = description
-    if method == SWITCHING and use_jacobian:
+    if method == DEFAULT_METHOD and use_jacobian:
         at = result.switched_at if not two_pass else first.switched_at
         result.description = description + (f" (at t = {at:.6g})" if at is not None else " (never stiff: DOP853 throughout)")
     if result.status < 0 and throw:

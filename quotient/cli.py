@@ -326,7 +326,8 @@ def _explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gradient-atol", type=_positive, default=1e-6,
                         help="stop when ||grad L|| falls below this near the global minimum (default 1e-6)")
     parser.add_argument("--method", default=None,
-                        help="integrator of quotient.gradient_flow (default: gradient_flow's default)")
+                        help="integrator of quotient.gradient_flow: auto (the default: compiled DOP853, LSODA with the exact "
+                             "Hessian once stiff) or one of scipy's DOP853, RK45, RK23, Radau, BDF, LSODA")
     parser.add_argument("--out", default="explore-out", help="output folder (default explore-out)")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip

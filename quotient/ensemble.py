@@ -319,8 +319,8 @@ def ensemble_flow(
         raise ValueError("points must hold at least one member; got a batch of 0")
     method = _ode.check_flow_options(rtol, atol, method, gradient_atol)
     if shared_steps is None:
-        solver, switching = _ode.resolve(method, problem.n_params, problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT)[:2]
-        shared_steps = solver in _ode.EXPLICIT.values() and not (method == _ode.SWITCHING and switching)
+        solver = _ode.resolve(method, problem.n_params, problem.n_params <= _ode.DENSE_JACOBIAN_LIMIT)[0]
+        shared_steps = method != _ode.DEFAULT_METHOD and solver in _ode.EXPLICIT.values()
     elif not isinstance(shared_steps, (bool, np.bool_)):
         raise TypeError(f"shared_steps must be True, False or None; got {shared_steps!r}")
     if not shared_steps:

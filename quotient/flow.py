@@ -193,17 +193,19 @@ def gradient_flow(
     rtol, atol : float
         Relative and absolute tolerances of the solver's local error control.
     method : str
-        ``"auto"`` (default): LSODA with the exact Hessian as its Jacobian (for up to
-        ``quotient._ode.DENSE_JACOBIAN_LIMIT`` parameters; DOP853 above). LSODA's Adams
-        formulas (orders 1-12) take the non-stiff phases and its BDF formulas (orders 1-5) the
-        stiff ones, switched by its own stiffness test, so the steps stay few both on the
-        plateaus, where the field is slow, and after a mode is learned, where the Hessian has
-        eigenvalues ``~ h sigma^{2-2/h}`` that would bound an explicit step. Or one of scipy's
-        methods by name: ``"DOP853"``, ``"RK45"``, ``"RK23"`` (explicit), ``"Radau"``,
-        ``"BDF"``, ``"LSODA"`` (implicit; these get the exact Hessian too when it is small
-        enough). Or ``"switching"``: DOP853 until its stiffness test (``h rho > 6.1`` on 15
-        steps, Hairer's) says its steps are held by stability, then LSODA with the exact Hessian
-        from there on; ``meta["solver"]`` says when it switched.
+        ``"auto"`` (default): DOP853 while its steps are held by accuracy, LSODA with the exact
+        Hessian as Jacobian once they are held by stability. For the square loss the DOP853 steps
+        run compiled with the gradient (:mod:`quotient._compiled`, numba; a step costs its 12
+        gradients, not scipy's ~290 us of Python), for a general loss they are scipy's. DOP853's
+        own stiffness test (Hairer's ``h rho > 6.1``, ``rho`` a Lipschitz estimate from the last
+        two stages) hands over to LSODA once it has held ``quotient._ode.STIFF_SWITCH = 250``
+        times with no 6 calm steps between: after a mode is learned the Hessian has eigenvalues
+        ``~ h sigma^{2-2/h}`` while the flow crawls along the next plateau, and LSODA's BDF steps
+        are not bound by them. Above ``quotient._ode.DENSE_JACOBIAN_LIMIT`` parameters there is
+        no Jacobian to switch to and DOP853 runs throughout. ``meta["solver"]`` says what ran and
+        when it switched. Or one of scipy's methods by name: ``"DOP853"``, ``"RK45"``, ``"RK23"``
+        (explicit), ``"Radau"``, ``"BDF"``, ``"LSODA"`` (implicit; these get the exact Hessian
+        too when it is small enough; ``"LSODA"`` was the default before).
     t_eval : array_like or int, optional
         Increasing times in ``[0, t_final]`` at which to sample; an integer ``n`` asks for ``n``
         evenly spaced samples from 0 to the time the flow stopped (``t_final``, or earlier with

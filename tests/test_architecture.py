@@ -52,6 +52,7 @@ LAYER_OF = {
     "graph": "landscape",
     # dynamics: flows, their integration and their reductions
     "_ode": "dynamics",
+    "_compiled": "dynamics",
     "flow": "dynamics",
     "quotient_flow": "dynamics",
     "ensemble": "dynamics",
@@ -67,7 +68,7 @@ LAYER_OF = {
     "__main__": "outputs",
 }
 
-HEAVY_OPTIONAL = ("matplotlib", "geomstats", "pymanopt", "torch", "sklearn", "dask", "pandas", "jax")
+HEAVY_OPTIONAL = ("matplotlib", "geomstats", "pymanopt", "torch", "sklearn", "dask", "pandas", "jax", "numba")
 """Packages that may be imported inside a function, to defer their import cost until used."""
 
 LATE_IMPORTS_ALLOWED = ("cli", "__main__")

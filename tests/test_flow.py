@@ -334,24 +334,56 @@ def test_default_follows_the_exact_mode_solutions_across_a_stiff_plateau():
     assert trajectory.n_steps < 10_000
 
 
-def test_switching_hands_over_to_lsoda_on_the_stiff_plateau_and_follows_the_mode_solutions():
-    """method="switching": DOP853 while the steps are held by accuracy, LSODA with the exact Hessian once
-    DOP853's stiffness test says they are held by stability (after the first three modes are learned)."""
+def test_default_hands_over_to_lsoda_on_the_stiff_plateau_and_follows_the_mode_solutions():
+    """method="auto": compiled DOP853 while its steps are held by accuracy, LSODA with the exact Hessian once
+    DOP853's stiffness test has held STIFF_SWITCH times (after the first three modes are learned)."""
     problem, sigma, strengths, point0 = _stiff_aligned()
     times = np.r_[0.0, np.geomspace(1e-2, 2e4, 200)]
-    trajectory = q.gradient_flow(problem, point0, 2e4, rtol=1e-10, atol=1e-14, t_eval=times, method="switching", progress=False)
-    assert trajectory.success and "switched to LSODA" in trajectory.meta["solver"] and trajectory.meta["n_hessians"] > 0
-    switched = float(trajectory.meta["solver"].rsplit("t = ", 1)[1].rstrip(")"))
-    assert 5.0 < switched < 200.0  # after the three fast modes are learned (t ~ 20), long before the last one
+    trajectory = q.gradient_flow(problem, point0, 2e4, rtol=1e-10, atol=1e-14, t_eval=times, progress=False)
+    solver = trajectory.meta["solver"]
+    assert trajectory.success and "DOP853 (compiled), switched to LSODA" in solver and trajectory.meta["n_hessians"] > 0
+    switched = float(solver.rsplit("t = ", 1)[1].rstrip(")"))
+    assert 5.0 < switched < 2000.0  # after the three fast modes are learned (t ~ 20), long before the last one (2e4)
     exact = q.mode_solution(sigma, strengths**4, times, 4)
     singular = np.linalg.svd(q.end_to_end(trajectory.points), compute_uv=False)
     order = np.argsort(-exact, axis=1)
     speed = np.take_along_axis(4 * np.abs(exact) ** 1.5 * np.abs(sigma - exact), order, axis=1)
     error = np.abs(singular - np.take_along_axis(exact, order, axis=1))
-    # a time shift at the plateaus' ends, as for "auto", and DOP853's relative error on the learned modes
+    # a time shift at the plateaus' ends, and DOP853's relative error on the learned modes
     assert np.all(error <= 1e3 * 1e-10 * (times[:, None] * speed + np.abs(exact)) + 1e-9)
     assert trajectory.conservation_drift.max() < 1e-12
-    assert trajectory.n_steps < 5_000  # DOP853 alone: ~65 000; "auto": ~3000
+    assert trajectory.n_steps < 5_000  # DOP853 alone: ~65 000
+
+
+def test_default_switches_the_same_way_for_a_general_loss():
+    """A loss that is not the square loss has no compiled field: "auto" runs scipy's DOP853 with the same
+    stiffness switch, and on the square loss written as a general one it follows the compiled run."""
+    problem, sigma, strengths, point0 = _stiff_aligned()
+    general = q.Problem.from_loss(_PlainSquareLoss(problem.target), problem.widths)
+    times = np.r_[0.0, np.geomspace(1e-2, 2e3, 50)]
+    compiled = q.gradient_flow(problem, point0, 2e3, rtol=1e-10, atol=1e-14, t_eval=times, progress=False)
+    python = q.gradient_flow(general, point0, 2e3, rtol=1e-10, atol=1e-14, t_eval=times, progress=False)
+    assert "compiled" in compiled.meta["solver"] and "compiled" not in python.meta["solver"]
+    assert "switched to LSODA" in python.meta["solver"]
+    at = [float(t.meta["solver"].rsplit("t = ", 1)[1].rstrip(")")) for t in (compiled, python)]
+    assert at[0] == pytest.approx(at[1], rel=0.05)  # the same test on the same steps, up to rounding
+    assert np.max(np.abs(compiled.end_to_end - python.end_to_end)) < 1e-7
+
+
+class _PlainSquareLoss:
+    """1/2 ||W - Sigma||^2 as a general loss (not a quotient.SquareLoss)."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def value(self, W):
+        return 0.5 * np.sum((W - self.target) ** 2, axis=(-2, -1))
+
+    def gradient(self, W):
+        return W - self.target
+
+    def hvp(self, W, D):
+        return D
 
 
 def test_default_crosses_a_stiff_plateau_to_gradient_tol_with_small_drift():
@@ -367,7 +399,7 @@ def test_default_crosses_a_stiff_plateau_to_gradient_tol_with_small_drift():
     assert np.all(np.diff(trajectory.loss) <= 1e-12 * trajectory.loss[0])
 
 
-@pytest.mark.parametrize("method", ["auto", "DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA", "switching"])
+@pytest.mark.parametrize("method", ["auto", "DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"])
 def test_every_method_by_name_agrees_with_the_saxe_closed_form(method):
     sigma, u0 = np.array([3.0, 1.0]), np.array([1e-2, 2e-2])
     problem = q.Problem.from_sigma(sigma, (2, 2, 2))

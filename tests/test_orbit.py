@@ -116,7 +116,7 @@ def test_closed_form_balancing_maps_onto_the_balanced_lift():
 
 
 def test_balance_at_a_point_moved_by_an_ill_conditioned_element_keeps_the_closed_form_accuracy():
-    # The closed form maps this point onto the balanced lift to 3e-13; acting with its SPD polar
+    # The closed form maps this point onto the balanced lift to ~eps cond(g); acting with its SPD polar
     # factor directly lost eps cond to 1.4e-10 > tol, and the trust-region polish then stalled on
     # the non-compact stabiliser of the wide middle layer (RuntimeError).
     shape = (1, 1, 2, 1, 1)
@@ -132,7 +132,9 @@ def test_balance_at_a_point_moved_by_an_ill_conditioned_element_keeps_the_closed
     balanced, P = q.balance(moved)
     assert _imbalance(balanced) <= 1e-10
     assert np.linalg.cond(P[1]) > 1e5  # the SPD factor is ill-conditioned
-    assert abs(squared_norm(balanced) - q.orbit_infimum(moved)) <= 1e-12 * squared_norm(balanced)
+    # the closed form reaches the balanced lift through g, of condition 1e4: a relative error of order eps cond(g)
+    # (1.4e-12 on an Intel Xeon with OpenBLAS's SkylakeX and Sandybridge kernels, 3e-13 with Haswell's)
+    assert abs(squared_norm(balanced) - q.orbit_infimum(moved)) <= 4 * np.finfo(float).eps * 1e4 * squared_norm(balanced)
 
 
 def test_balance_rejects_an_unknown_method():

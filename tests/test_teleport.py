@@ -291,10 +291,11 @@ def test_teleport_flattens_a_minimum_to_the_balanced_sharpness():
 
 
 def test_gradient_norm_at_a_critical_point_is_left_alone():
-    """A GL-moved saddle carries a rounding-level gradient; teleport does not amplify it."""
+    """A GL-moved saddle carries a rounding-level gradient; teleport does not amplify it. (Whether the rounding
+    leaves the gradient exactly 0 or ~1e-15 depends on the CPU's BLAS kernels: 0 on an Intel Xeon with AVX-512.)"""
     problem = _problem()
     point = act(q.canonical_point(problem, [1]), _conditioned(WIDTHS, 10.0, 13))
-    assert 0.0 < objective_value(problem, point, "gradient_norm") < 1e-12
+    assert 0.0 <= objective_value(problem, point, "gradient_norm") < 1e-12
     result = teleport(problem, point, "gradient_norm")
     assert result.iterations == 0 and "critical" in result.message
     assert result.after == result.before
