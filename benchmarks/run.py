@@ -863,7 +863,7 @@ def case_plateau(args):
                 problem, point0, 1e30, rtol=1e-10, atol=1e-300, method=method, gradient_atol=1e-8, progress=False, throw=False
             )
             seconds = time.perf_counter() - start
-            visited = q.plateaus(problem, trajectory.times, trajectory.loss)
+            visited = q.plateaus(problem, trajectory.times, trajectory.end_to_end)
             escape = visited[0].t_end if visited and visited[0].critical_value.learned == () else float("nan")
             horizon = float(trajectory.times[-1])
             horizons.append(horizon)

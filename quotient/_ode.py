@@ -63,6 +63,13 @@ METHODS = (DEFAULT_METHOD,) + tuple(EXPLICIT) + tuple(IMPLICIT)
 # stiff case (4,)*5 reaches 250 at t ~ 520 and would need ~350 000 explicit steps to its minimum).
 STIFF_BOUND, STIFF_SWITCH, CALM_COUNT = 6.1, 250, 6
 
+# After the switch LSODA chooses between its Adams and BDF formulas itself, and can stay with Adams
+# on a stiff plateau, held to a constant stability-bound step (seen with a negligible atol: init 1e-4
+# at depth 4, Adams order 1 at h = 0.025 for millions of steps). "auto" hands over to scipy's BDF
+# (with the exact Jacobian) once LSODA has taken CRAWL_STEPS steps in Adams mode without its step
+# size doubling.
+CRAWL_STEPS = 5000
+
 # the guard (precision_guard) is asked every this many accepted steps
 GUARD_EVERY = 8
 
@@ -174,6 +181,7 @@ class Result:
     n_rhs: int
     n_jac: int
     switched_at: float | None = None  # the time the explicit start handed over to ``switch_to``
+    crawled_at: float | None = None  # the time LSODA, crawling in Adams mode after the switch, handed over to BDF
 
 
 _TABLEAUS = (DOP853, RK45, RK23)
@@ -276,7 +284,7 @@ def run(
             samples_y.append(y0.copy())
         pending = pending[~at_start]
     status, message, n_steps, stalled = Status.FINAL_TIME, status_message(Status.FINAL_TIME), 0, 0
-    t_stop = switched_at = None
+    t_stop = switched_at = crawled_at = crawl = None
     ode = None
     if compiled is not None:
         phase = _run_compiled(
@@ -288,6 +296,7 @@ def run(
         if phase["stiff"]:
             switched_at = compiled.t
             ode = switch_to(rhs, compiled.t, compiled.y.copy(), t_final, rtol=rtol, atol=atol, **options)
+            crawl = (n_steps, 0.0)
             value = compiled.value if event is not None else None
     else:
         ode = solver(rhs, 0.0, y0, t_final, rtol=rtol, atol=atol, **({} if switch_to else options))
@@ -304,7 +313,7 @@ def run(
                     break
                 n_steps += 1
                 t_new, y_new = ode.t, ode.y
-                stalled = stalled + 1 if t_new - t_old <= 8 * np.finfo(float).eps * abs(t_new) else 0
+                stalled = stalled + 1 if t_new - t_old <= np.spacing(abs(t_new)) else 0
                 if stalled >= 32:  # LSODA, near a singularity, can go on "succeeding" with steps of size 0
                     status = Status.FAILED
                     message = (
@@ -361,6 +370,14 @@ def run(
                         )
                     status, message = Status.GRADIENT_BOUND, status_message(Status.GRADIENT_BOUND)
                     break
+                if switched_at is not None and isinstance(ode, LSODA) and crawl is not None:
+                    if n_steps - crawl[0] >= CRAWL_STEPS:
+                        if ode.step_size <= 2 * crawl[1] and _lsoda_uses_adams(ode):
+                            crawled_at = float(ode.t)
+                            ode = BDF(rhs, ode.t, ode.y.copy(), t_final, rtol=rtol, atol=atol, **options)
+                            crawl = None
+                        else:
+                            crawl = (n_steps, ode.step_size)
                 if switch_to is not None and switched_at is None:
                     if dop853_stiffness(ode, y_old) > STIFF_BOUND:
                         stiff_steps, calm_steps = stiff_steps + 1, 0
@@ -371,6 +388,7 @@ def run(
                         switched_at = float(ode.t)
                         ode = switch_to(rhs, ode.t, ode.y.copy(), t_final, rtol=rtol, atol=atol, **options)
                         explicit = False
+                        crawl = (n_steps, ode.step_size or 0.0)
         if t_stop is not None:
             t_end = float(t_stop)
         elif status < 0 and not np.all(np.isfinite(ode.y)):
@@ -381,7 +399,17 @@ def run(
         counter["rhs"] = counter.get("rhs", 0) + counts["rhs"]
         counter["jac"] = counter.get("jac", 0) + counts["jac"]
     states = np.array(samples_y).reshape(len(samples_y), y0.size)
-    return Result(np.array(samples_t, dtype=float), states, status, message, t_end, n_steps, counts["rhs"], counts["jac"], switched_at)
+    return Result(
+        np.array(samples_t, dtype=float), states, status, message, t_end, n_steps, counts["rhs"], counts["jac"], switched_at, crawled_at
+    )
+
+
+def _lsoda_uses_adams(ode) -> bool:
+    """Whether scipy's LSODA took its last step with the Adams formulas (LSODA's ``IWORK(19) == 1``)."""
+    try:
+        return int(ode._lsoda_solver._integrator.iwork[18]) == 1
+    except (AttributeError, IndexError, TypeError):  # another scipy: decide by the step size alone
+        return True
 
 
 def _root_xtol(t):
@@ -694,7 +722,7 @@ def flow_engine(problem: Problem, until: str, gradient_atol):
     ``batch_gradient``, ``stop_value`` (``until="minimum"``) and ``hessian`` (dense, for up to
     ``quotient.DENSE_JACOBIAN_LIMIT`` parameters), ``compiled`` (for the square loss: a
     function that makes the :class:`quotient._compiled.CompiledFlow` of ``"auto"``'s steps) and
-    ``stop`` (its event: ``(gradient_atol, threshold)``), the keywords of :func:`integrate`.
+    ``threshold`` (``stop_value``'s loss bound, ``inf`` for ``until="critical"``), the keywords of :func:`integrate`.
     Shared by :func:`gradient_flow` and the members of ``ensemble_flow`` that do not share steps.
     """
     layers, gradient = flat_gradient(problem)
@@ -721,7 +749,7 @@ def flow_engine(problem: Problem, until: str, gradient_atol):
     return dict(
         layers=layers,
         compiled=compiled,
-        stop=None if gradient_atol is None else (float(gradient_atol), threshold if until == "minimum" else np.inf),
+        threshold=threshold if until == "minimum" else np.inf,
         gradient=gradient,
         gradient_norm=np.linalg.norm,
         batch_gradient=lambda states: flat_gradient(problem, states.shape[:1])[1](states),
@@ -732,7 +760,7 @@ def flow_engine(problem: Problem, until: str, gradient_atol):
 
 def integrate(
     gradient, gradient_norm, y0, t_final, *, rtol, atol, method, t_eval, gradient_atol, progress, throw, name, batch_gradient=None,
-    stop_value=None, hessian=None, band=None, guard=None, compiled=None, stop=None,
+    stop_value=None, hessian=None, band=None, guard=None, compiled=None, threshold=np.inf,
 ):
     """Integrate ``dy/dt = -gradient(y)``; the shared engine of the flows (:func:`quotient.run`).
 
@@ -749,7 +777,8 @@ def integrate(
     ``guard(t, y, f)`` (:func:`quotient.run`) may stop a run that cannot go on.
     ``compiled()``, if given, makes the compiled form of the same field
     (:class:`quotient._compiled.CompiledFlow`), with which ``method="auto"`` takes its DOP853
-    steps; ``stop = (gradient_atol, threshold)`` is then its event, the same as ``stop_value``'s.
+    steps; its event stops where ``||gradient|| < gradient_atol`` at a loss below ``threshold``, the
+    same as ``stop_value``'s.
     Only the samples are kept: with ``t_eval`` an integer and ``gradient_atol`` given, the
     stopping time is found first and the flow integrated again to sample it (twice the
     gradients, not every step's state in memory).
@@ -771,6 +800,12 @@ def integrate(
         flat = gradient(y)
         np.negative(flat, out=flat)
         return flat
+
+    if compiled is not None:
+        compiled = compiled()
+
+        def field(y):  # the same field, compiled: also LSODA's right-hand side after the switch
+            return compiled.field(y)[0]
 
     jacobian = None
     if use_jacobian:
@@ -804,7 +839,7 @@ def integrate(
     if method == DEFAULT_METHOD and use_jacobian:
         options["switch_to"] = LSODA
     if compiled is not None:
-        options.update(compiled=compiled(), stop=stop)
+        options.update(compiled=compiled, stop=None if gradient_atol is None else (float(gradient_atol), float(threshold)))
     options.update(bar=bar, counter=counts, guard=guard)
     try:
         two_pass = n_samples is not None and n_samples > 2 and event is not None  # 2 samples: the start and the end
@@ -816,12 +851,16 @@ def integrate(
             options.update(guard=None, stop=None)  # the first pass found where the run ends
             result = run(field, y0, first.t_end, t_eval=np.linspace(0.0, first.t_end, n_samples), **options)
             result.status, result.message, result.n_steps = first.status, first.message, first.n_steps
+            if first.status == Status.GRADIENT_BOUND and len(result.states) == n_samples and len(first.states):
+                result.states[-1] = first.states[-1]  # the stop itself (the event's root), not pass 2's run to its time
     finally:
         bar.close()
     result.description = description
     if method == DEFAULT_METHOD and use_jacobian:
-        at = result.switched_at if not two_pass else first.switched_at
+        at, crawled = (first.switched_at, first.crawled_at) if two_pass else (result.switched_at, result.crawled_at)
         result.description = description + (f" (at t = {at:.6g})" if at is not None else " (never stiff: DOP853 throughout)")
+        if crawled is not None:
+            result.description += f"; LSODA kept its Adams steps on a stiff stretch and handed over to BDF at t = {crawled:.6g}"
     if result.status < 0 and throw:
         raise RuntimeError(
             f"{name} failed at t = {result.t_end:.6g}: {result.message}; "

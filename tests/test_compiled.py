@@ -90,3 +90,34 @@ def test_a_blow_up_fails_with_the_last_finite_state():
     trajectory = q.gradient_flow(problem, point0, 1.0, throw=False, progress=False)
     assert trajectory.status == q.Status.FAILED
     assert np.all(np.isfinite(trajectory.points[0]))
+
+
+def test_lsoda_crawling_in_adams_mode_hands_over_to_bdf():
+    """With a negligible atol, LSODA after the switch kept its Adams formulas on the stiff plateau of the saddle
+    {1} (order 1, h = 0.025, millions of steps); "auto" hands over to BDF after CRAWL_STEPS such steps."""
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
+    point0 = q.init.small_random(problem.widths, 1e-4, rng=0)
+    trajectory = q.gradient_flow(problem, point0, 1.5e7, rtol=1e-10, atol=1e-300, t_eval=2, progress=False)
+    assert trajectory.status == q.Status.FINAL_TIME and trajectory.times[-1] == 1.5e7
+    assert "handed over to BDF" in trajectory.meta["solver"]
+    assert trajectory.n_steps < 50_000
+    assert trajectory.loss[-1] <= trajectory.loss[0] and trajectory.conservation_drift.max() < 1e-9
+
+
+def test_converged_members_flow_on_from_their_stop():
+    """ensemble_flow with gradient_atol and separate steps: a member that converged before the last one is
+    sampled on from its stopping point (the flow is autonomous), matching gradient_flow from that point."""
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.0], (3, 3, 3, 3))
+    starts = [q.init.small_random(problem.widths, scale, rng=k) for k, scale in enumerate((0.3, 0.05))]
+    stacked = tuple(np.stack(layers) for layers in zip(*starts))
+    ensemble = q.ensemble_flow(problem, stacked, 1e4, gradient_atol=1e-8, until="minimum", t_eval=21, progress=False)  # "auto"
+    assert ensemble.meta["shared_steps"] is False and np.all(ensemble.member_status == 1)
+    first = int(np.argmin(ensemble.converged_time))
+    stop = ensemble.converged_time[first]
+    alone = q.gradient_flow(problem, starts[first], 1e4, gradient_atol=1e-8, until="minimum", t_eval=2, progress=False)
+    assert stop == pytest.approx(alone.times[-1], rel=1e-12)
+    later = ensemble.times > stop
+    on = q.gradient_flow(problem, alone.point(-1), ensemble.times[-1] - stop, t_eval=ensemble.times[later] - stop, progress=False)
+    for a, b in zip(ensemble[first].points, on.points):
+        np.testing.assert_allclose(a[later], b, rtol=1e-12, atol=1e-14)
+    assert np.all(np.isfinite(ensemble.loss)) and np.all(ensemble.loss[:, -1] < 1e-14)

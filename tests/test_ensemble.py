@@ -65,8 +65,8 @@ def test_ensemble_agrees_with_looped_gradient_flow():
 def test_single_member_ensemble_is_gradient_flow():
     problem = q.Problem.from_sigma([3.0, 1.0], (2, 3, 2))
     start = q.init.small_random(problem.widths, 0.1, rng=2)
-    ensemble = q.ensemble_flow(problem, _stack([start]), 8.0, t_eval=None, progress=False)
-    alone = q.gradient_flow(problem, start, 8.0, method="DOP853", progress=False)  # ensemble_flow's default method
+    ensemble = q.ensemble_flow(problem, _stack([start]), 8.0, t_eval=None, method="DOP853", progress=False)  # shared steps
+    alone = q.gradient_flow(problem, start, 8.0, method="DOP853", progress=False)
     assert ensemble.n_steps == alone.n_steps  # B = 1: the same ODE, the same tolerances
     assert np.allclose(ensemble.times, alone.times, rtol=1e-12)
     assert np.max(np.abs(ensemble.loss[0] - alone.loss)) < 1e-12
@@ -87,7 +87,7 @@ def test_gradient_tol_stops_each_member_where_gradient_flow_would():
     starts = [q.init.small_random(problem.widths, scale, rng=k) for k, scale in enumerate((0.3, 0.1, 1e-4))]
     tol = 1e-6
     assert np.linalg.norm(q.to_vector(problem.gradient(starts[2]))) < tol
-    ensemble = q.ensemble_flow(problem, _stack(starts), 1e5, gradient_atol=tol, t_eval=None, progress=False)
+    ensemble = q.ensemble_flow(problem, _stack(starts), 1e5, gradient_atol=tol, t_eval=None, method="DOP853", progress=False)
     assert ensemble.status == 1 and np.all(ensemble.member_status == 1)
     assert ensemble.gradient_norm[:, -1].max() <= tol * (1 + 1e-6)
     assert ensemble.times[-1] == max(ensemble.converged_time)
