@@ -692,7 +692,13 @@ def precision_guard(problem: Problem, layers, patience: int = 12):
     target = 0.0 if problem.target is None else float(np.linalg.norm(problem.target, 2))
     state = {"below": 0}
 
+    depth = problem.depth
+
     def guard(t, y, f):
+        whole = float(np.sqrt(np.dot(y, y)))  # bounds every layer's norm: the level below is at most
+        if eps * whole ** (depth - 1) * (whole**depth + target) <= np.sqrt(eps):
+            state["below"] = 0
+            return None
         gradient_norm = float(np.linalg.norm(f))
         for spectral in (False, True):  # Frobenius norms bound the spectral ones: most checks end at the first
             norms = np.array([np.linalg.norm(W, 2) if spectral and W.size <= 4096 else np.linalg.norm(W) for W in layers(y)])

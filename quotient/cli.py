@@ -375,12 +375,14 @@ def _explore(args) -> int:
         try:
             trajectory = gradient_flow(
                 problem, point0, args.t_final, t_eval=2001, gradient_atol=args.gradient_atol, until="minimum",
-                progress=not args.quiet, **options,
+                progress=not args.quiet, throw=False, **options,
             )  # fmt: skip
         except (ValueError, TypeError) as error:
             if args.method is not None and "method" in str(error):
                 raise UsageError(f"--method {args.method!r}: {error}") from None
             raise
+        if not trajectory.success:  # nothing is written: a failed run has no end to report
+            raise UsageError(f"the flow from --init-scale {args.init_scale:g} failed after t = {trajectory.times[-1]:.6g}: {trajectory.message}")
         stage_hook("computed")
         values = critical_values(problem)
         minimum = values[0]

@@ -146,6 +146,7 @@ CASES = {
     "init-scale nan": cli("explore", "--init-scale", "nan", *SMALL, fragment="--init-scale"),
     "init-scale inf": cli("explore", "--init-scale", "inf", *SMALL, fragment="--init-scale"),
     "init-scale overflow": cli("explore", "--init-scale", "1e200", *SMALL, fragment="--init-scale"),
+    "init-scale beyond float64": cli("explore", "--init-scale", "1e3", "--quiet", "--out", "{out}", fragment="below the resolution of float64"),
     "widths too many modes": cli("explore", "--widths", "40,40,40", *SMALL, fragment="--widths"),
     "fiber too many modes": cli("fiber", *FIBER, "--widths", "30,30,30", fragment="--widths"),
     "init-scale letters": cli("explore", "--init-scale", "big", *SMALL, fragment="--init-scale"),
