@@ -13,11 +13,12 @@ Cases (issue 7):
   gradient needs (forward ``F_2..F_h``, backward ``W_j^T (B_j^T G)``, and ``(B_j^T G) F_{j-1}^T``)
   timed alone on preallocated outputs;
 - ``trajectory``: one gradient flow (explore's problem, 4-8-8-4 from 1e-2) until
-  ``||grad L|| < 1e-8``: ``gradient_flow`` with the default ``"auto"`` and with DOP853, against
+  ``||grad L|| < 1e-8``: ``gradient_flow`` with the default ``"auto"`` (compiled DOP853, LSODA once
+  stiff), scipy's DOP853 and LSODA + exact Hessian (the former default), against
   ``scipy.integrate.solve_ivp`` DOP853 on a PyTorch-autograd right-hand side and against JAX +
   diffrax (Dopri8, Tsit5; JIT compile time excluded); time, steps, final loss and drift;
 - ``stiff``: the stiff depth-4 case (``(4,)*5``, sigma (3, 2, 1.5, 1), init 1e-2) to
-  ``||grad L|| < 1e-8`` (t ~ 1.1e5): ``"auto"`` against solve_ivp LSODA with the same exact Hessian,
+  ``||grad L|| < 1e-8`` (t ~ 1.1e5): ``"auto"`` against the former default, solve_ivp LSODA with the same exact Hessian,
   diffrax Kvaerno5, and (``--slow``, minutes) DOP853; and on ``t <= 6000`` against DOP853;
 - ``ensemble``: 256 trajectories of a small network to a fixed time, ``ensemble_flow`` (one ODE over
   the stacked batch; ``"auto"`` and DOP853) against a loop of ``gradient_flow`` and diffrax Dopri8
@@ -26,8 +27,9 @@ Cases (issue 7):
   ``'SA'``) on ``Problem.hvp`` at ``N = 10^4, 10^5, 10^6`` parameters, against the same Lanczos on a
   PyTorch double-backward Hessian-vector product (and one product on its own);
 - ``plateau``: solver steps against the length of the plateau for init scales ``1e-1 .. 1e-6`` at
-  depth 4 with ``"auto"`` (and DOP853 with ``--slow``); adaptive steps should grow like the log of the
-  horizon, not linearly;
+  depth 4 with ``"auto"`` to the first critical point and to the global minimum (across every
+  plateau), and the former default LSODA (and DOP853 with ``--slow``); adaptive steps should grow
+  like the log of the horizon, not linearly;
 - ``gradient_hvp`` (issue 12, target 6): gradient and Hessian-vector product at ``(256,)*9`` and
   ``(1024,)*5`` against ``jax.jit(jax.grad)``, jax's jvp-of-grad hvp and torch, with the numpy GEMM
   rate and the gradient's matmul-only lower bound measured in the same run;
@@ -847,21 +849,27 @@ def case_lanczos(args):
 def case_plateau(args):
     """Steps against horizon: gradient_flow to ||grad L|| < 1e-8 from smaller and smaller inits.
 
-    Relative tolerance only (``atol`` negligible), so the tiny early states are integrated as
-    accurately as the later ones. DOP853 (explicit, the default) and LSODA (switches to a stiff
+    Relative tolerance only (``atol`` negligible) to the first critical point, so the tiny early
+    states are integrated as accurately as the later ones; to the global minimum (across every
+    plateau) with the default ``atol = 1e-12``: escaping the later saddles, components of the layers
+    pass through zero, where a purely relative tolerance cannot be met (``atol = 1e-300`` from
+    init 1e-4 and 1e-5 fails there with steps below the spacing of the times). DOP853 (explicit, the default) and LSODA (switches to a stiff
     method when the step is limited by stability rather than accuracy).
     """
     widths = (4,) * 5
     problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], widths)
     scales = [1e-1, 1e-3, 1e-5] if args.quick else [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
-    for method in ("auto", "DOP853") if args.slow else ("auto",):
+    runs = [("auto", "critical"), ("auto", "minimum"), ("LSODA", "critical")] + ([("DOP853", "critical")] if args.slow else [])
+    for method, until in runs:
         horizons, steps = [], []
         for scale in scales:
             point0 = q.init.small_random(widths, scale, rng=0)
             start = time.perf_counter()
             trajectory = q.gradient_flow(
-                problem, point0, 1e30, rtol=1e-10, atol=1e-300, method=method, gradient_atol=1e-8, progress=False, throw=False
-            )
+                problem, point0, 1e30, rtol=1e-10, atol=1e-300 if until == "critical" else 1e-12, method=method, gradient_atol=1e-8,
+                until=until, progress=False,
+                throw=False,
+            )  # fmt: skip
             seconds = time.perf_counter() - start
             visited = q.plateaus(problem, trajectory.times, trajectory.end_to_end)
             escape = visited[0].t_end if visited and visited[0].critical_value.learned == () else float("nan")
@@ -869,10 +877,10 @@ def case_plateau(args):
             horizons.append(horizon)
             steps.append(trajectory.n_steps)
             report(
-                "plateau", f"depth 4, init {scale:g}", f"{method} to ||grad|| < 1e-8", seconds,
+                "plateau", f"depth 4, init {scale:g}", f"{method} to ||grad|| < 1e-8 (until {until})", seconds,
                 n_steps=trajectory.n_steps, n_rhs=trajectory.n_rhs, horizon=f"{horizon:.3g}", first_escape=f"{escape:.3g}",
                 stopped_at="{" + ",".join(map(str, visited[-1].critical_value.learned)) + "}" if visited else "-",
-                status=trajectory.status,
+                status=trajectory.status, solver=trajectory.meta["solver"],
             )  # fmt: skip
         horizons, steps = np.array(horizons), np.array(steps, dtype=float)
         # the runs that stop at the first saddle after the origin's plateau: steps against its length
@@ -880,14 +888,14 @@ def case_plateau(args):
         slope = np.polyfit(np.log10(horizons[first]), steps[first], 1)[0] if first.sum() >= 2 else float("nan")
         overall = np.polyfit(np.log10(horizons), steps, 1)[0]
         summary = (
-            f"{method}: over all runs {overall:.0f} steps per decade of horizon "
+            f"{method} (until {until}): over all runs {overall:.0f} steps per decade of horizon "
             f"({steps.min():.0f} to {steps.max():.0f} steps for horizons {horizons.min():.3g} to {horizons.max():.3g}); across the origin's plateau alone (runs that stop at the saddle {{1}}) the horizon grows "
             f"from {horizons[first].min() if first.any() else float('nan'):.3g} to "
             f"{horizons[first].max() if first.any() else float('nan'):.3g} and the steps by {slope:.0f} per decade; "
             f"runs through later plateaus take up to {steps.max():.0f} steps"
         )
         print(f"{'plateau':10s} {summary}", flush=True)
-        ROWS.append({"case": "plateau", "what": method, "summary": summary, "steps_per_decade": slope, "steps_per_decade_all": overall})
+        ROWS.append({"case": "plateau", "what": f"{method} (until {until})", "summary": summary, "steps_per_decade": slope, "steps_per_decade_all": overall})
 
 
 def heyoka_field(problem):

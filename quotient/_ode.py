@@ -19,14 +19,13 @@ the step's interpolant, and stops with a clear status when the state leaves the 
 
 Methods (:data:`METHODS`):
 
-* ``"auto"``, the default of the flows: ``LSODA`` (Adams up to order 12 while the flow is not
-  stiff, BDF up to order 5 once it is, switched automatically by the solver's stiffness test)
-  with the exact Jacobian ``-Hess L`` (a dense Hessian from ``N`` batched Hessian-vector
-  products) for ``N <= DENSE_JACOBIAN_LIMIT`` parameters; above, ``DOP853`` (a dense Jacobian
-  of that size costs more than the explicit steps it saves).
-* ``"switching"``: ``DOP853`` while its own stiffness test (Hairer's, :func:`dop853_stiffness`)
-  finds its steps held by accuracy, then ``LSODA`` with the exact Jacobian from where they are held
-  by stability (``DOP853`` throughout above ``DENSE_JACOBIAN_LIMIT``). Optional, not the default.
+* ``"auto"``, the default of the flows: ``DOP853`` while its steps are held by accuracy, then
+  ``LSODA`` with the exact Jacobian ``-Hess L`` (a dense Hessian from ``N`` batched
+  Hessian-vector products) from where DOP853's stiffness test has held :data:`STIFF_SWITCH`
+  times, and scipy's ``BDF`` should LSODA crawl on in Adams mode (:data:`CRAWL_STEPS`). For the
+  square loss the DOP853 phase runs compiled (:class:`quotient._compiled.CompiledFlow`:
+  :func:`_run_compiled`), and the compiled gradient is also LSODA's right-hand side; for a general
+  loss it is scipy's ``DOP853``. Above ``DENSE_JACOBIAN_LIMIT`` parameters DOP853 runs throughout.
 * scipy's own methods by name: explicit ``"RK23"``, ``"RK45"``, ``"DOP853"``; implicit
   ``"Radau"``, ``"BDF"``, ``"LSODA"``, which get the exact Jacobian too when ``N`` is small
   enough (without it they approximate it by ``N`` finite-difference gradients).

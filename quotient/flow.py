@@ -233,8 +233,9 @@ def gradient_flow(
     Returns
     -------
     Trajectory
-        ``meta["solver"]`` says what ran (e.g. ``"auto"`` resolved to LSODA with the exact
-        Hessian), ``meta["n_hessians"]`` how many dense Hessians it evaluated.
+        ``meta["solver"]`` says what ran (e.g. ``"auto"``: compiled DOP853, and when it
+        switched to LSODA with the exact Hessian), ``meta["n_hessians"]`` how many dense Hessians
+        it evaluated.
 
     Raises
     ------
