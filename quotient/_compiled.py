@@ -322,12 +322,8 @@ class CompiledFlow:
 
     @property
     def value(self) -> float:
-        """The event value at the current state; ``previous_value`` before the last step."""
+        """The event value at the current state (``real[6]`` holds the one before the last step)."""
         return float(self._real[4])
-
-    @property
-    def previous_value(self) -> float:
-        return float(self._real[6])
 
     @property
     def n_steps(self) -> int:
