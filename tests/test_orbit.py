@@ -52,7 +52,10 @@ def test_balance_is_balanced_keeps_w_and_reaches_the_closed_form_minimum(shape, 
         s = np.linalg.svd(layer, compute_uv=False)[: min(shape)]
         np.testing.assert_allclose(s, sigma ** (1 / h), atol=1e-7 * sigma[0] ** (1 / h))
     moved = q.act(point, g)
-    assert max(np.abs(a - b).max() for a, b in zip(moved, balanced)) < 1e-12 * np.sqrt(squared_norm(balanced))
+    # balance acts with g or, where that misses its tolerance, by the route R^T (G . W) (orbit.balance): the two
+    # agree to the rounding that g amplifies, eps cond(g) (seen: 0.15 eps cond(g) at cond 5.6e6, Sandybridge kernels)
+    amplified = max([1e-12] + [np.finfo(float).eps * np.linalg.cond(G) for G in g])
+    assert max(np.abs(a - b).max() for a, b in zip(moved, balanced)) < amplified * np.sqrt(squared_norm(balanced))
     for G in g:
         np.testing.assert_allclose(G, G.T, atol=1e-12 * np.abs(G).max())
         assert np.linalg.eigvalsh(G).min() > 0
