@@ -324,8 +324,11 @@ def test_default_follows_the_exact_mode_solutions_across_a_stiff_plateau():
         error = np.abs(singular - np.take_along_axis(exact, order, axis=1))
         speed = np.take_along_axis(speed, order, axis=1)
         # An error in the timing of a plateau's end is a time shift: bounded by |du/dt| times a
-        # relative time error, of order (number of steps) x rtol
-        assert np.all(error <= 1e3 * rtol * times[:, None] * speed + 1e-9)
+        # relative time error, of order (number of steps) x rtol; on the learned modes, before the switch,
+        # DOP853's relative error at the edge of its stability, of the same order (3e-9 at u = 3 with
+        # OpenBLAS's Haswell kernels, 7e-10 with SkylakeX's)
+        exact_sorted = np.take_along_axis(exact, order, axis=1)
+        assert np.all(error <= 1e3 * rtol * (times[:, None] * speed + np.abs(exact_sorted)) + 1e-9)
         errors[rtol] = error.max()
         assert trajectory.conservation_drift.max() < 1e-12
         assert np.all(np.diff(trajectory.loss) <= 1e-12 * trajectory.loss[0])
