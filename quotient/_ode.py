@@ -159,7 +159,7 @@ def resolve(method, n: int, has_jacobian: bool, compiled: bool = False):
     if method == DEFAULT_METHOD:
         explicit = "DOP853 (compiled)" if compiled else "DOP853"
         if has_jacobian:
-            return DOP853, True, f"{explicit}, switched to LSODA with the exact Hessian as Jacobian once stiff"
+            return DOP853, True, explicit
         return DOP853, False, f"{explicit} (no affordable exact Jacobian at {n} unknowns to switch to)"
     solver = method if isinstance(method, type) else {**EXPLICIT, **IMPLICIT}[method]
     if solver in IMPLICIT.values() and has_jacobian:
@@ -863,7 +863,10 @@ def integrate(
     result.description = description
     if method == DEFAULT_METHOD and use_jacobian:
         at, crawled = (first.switched_at, first.crawled_at) if two_pass else (result.switched_at, result.crawled_at)
-        result.description = description + (f" (at t = {at:.6g})" if at is not None else " (never stiff: DOP853 throughout)")
+        if at is None:
+            result.description = f"{description} throughout (its steps never held by stability long enough to switch to LSODA)"
+        else:
+            result.description = f"{description}, switched to LSODA with the exact Hessian as Jacobian at t = {at:.6g}"
         if crawled is not None:
             result.description += f"; LSODA kept its Adams steps on a stiff stretch and handed over to BDF at t = {crawled:.6g}"
     if result.status < 0 and throw:

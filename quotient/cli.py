@@ -395,7 +395,7 @@ def _explore(args) -> int:
             "",
             *args.notes,
             f"- init: N(0, {args.init_scale:g}^2) entries, seed {args.seed}",
-            f"- flow: {trajectory.method}, rtol {trajectory.rtol:g}, atol {trajectory.atol:g}; "
+            f"- flow: {trajectory.method} ({trajectory.meta['solver']}), rtol {trajectory.rtol:g}, atol {trajectory.atol:g}; "
             f"{trajectory.n_steps} steps, {trajectory.n_rhs} gradient evaluations; "
             f"stopped at t = {trajectory.times[-1]:.6g} ({stop})",
             f"- final loss {trajectory.loss[-1]:.6e}; global minimum {minimum.value:.6g} "

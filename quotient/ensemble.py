@@ -411,6 +411,16 @@ def ensemble_flow(
     )
 
 
+def _separate_solver(method, n, has_jacobian, compiled, runs) -> str:
+    """What the members' runs did, in one line: the method and how many of them switched."""
+    text = "each member its own run: " + _ode.resolve(method, n, has_jacobian, compiled)[2]
+    if runs["switched"]:
+        text += f"; {runs['switched']} of {runs['all']} runs switched to LSODA with the exact Hessian once stiff"
+    if runs["crawled"]:
+        text += f", {runs['crawled']} of them on to BDF (LSODA crawling in Adams mode)"
+    return text
+
+
 def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gradient_atol, until, progress, throw):
     """:func:`ensemble_flow` with ``shared_steps=False``: each member its own run of gradient_flow's engine.
 
@@ -434,6 +444,7 @@ def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gra
     member_status = np.zeros(members, dtype=np.int64)
     converged_time = np.full(members, np.nan)
     failures = {}
+    runs = {"all": 0, "switched": 0, "crawled": 0}  # the runs of the members, and how many switched method
     passes = 1 if gradient_atol is None else 2
     bar = tqdm(total=passes * members, desc=f"ensemble flow ({members} members)", unit="run", disable=None if progress else True, leave=False)
 
@@ -444,6 +455,9 @@ def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gra
         )  # fmt: skip
         for key in counts:
             counts[key] += used[key]
+        runs["all"] += 1
+        runs["switched"] += result.switched_at is not None
+        runs["crawled"] += result.crawled_at is not None
         if result.status < 0:
             member_status[k] = -1
             failures.setdefault(k, f"member {k} failed at t = {result.t_end:.6g}: {result.message}")
@@ -517,5 +531,8 @@ def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gra
         n_steps=int(steps.sum()),
         status=status,
         message=message,
-        meta={"solver": result.description, "n_hessians": counts["jac"], "shared_steps": False, "member_steps": steps.tolist()},
+        meta={
+            "solver": _separate_solver(method, problem.n_params, engine["hessian"] is not None, engine["compiled"] is not None, runs),
+            "n_hessians": counts["jac"], "shared_steps": False, "member_steps": steps.tolist(),
+        },  # fmt: skip
     )
