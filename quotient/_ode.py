@@ -369,7 +369,8 @@ def run(
                         )
                     status, message = Status.GRADIENT_BOUND, status_message(Status.GRADIENT_BOUND)
                     break
-                if switched_at is not None and isinstance(ode, LSODA) and crawl is not None:
+                # LSODA crawling in Adams mode after the switch: on to BDF (which takes no banded Jacobian)
+                if switched_at is not None and isinstance(ode, LSODA) and crawl is not None and band is None:
                     if n_steps - crawl[0] >= CRAWL_STEPS:
                         if ode.step_size <= 2 * crawl[1] and _lsoda_uses_adams(ode):
                             crawled_at = float(ode.t)
