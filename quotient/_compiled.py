@@ -113,16 +113,34 @@ def _event_value(loss, f, gradient_atol, threshold):
 
 
 @njit(cache=True)
-def _stages(y, h, K, stage, widths, offsets, forward_offsets, target, forward, back):
-    """The stages ``K[1..11]`` of one DOP853 step of length ``h`` from ``y`` (``K[0] = f(y)`` given)."""
+def _stages(y, h, K, stage, increment, widths, offsets, forward_offsets, target, forward, back):
+    """The stages ``K[1..11]`` of one DOP853 step of length ``h`` from ``y`` (``K[0] = f(y)`` given).
+
+    ``stage = y + h sum_r A[s, r] K[r]``, the sum over ``r`` in order as scipy's, the loops over the
+    state innermost (contiguous, vectorised) and the tableau's zeros skipped.
+    """
     n = y.size
     for s in range(1, N_STAGES):
+        increment[:] = 0.0
+        for r in range(s):
+            a = _A[s, r]
+            if a != 0.0:
+                for i in range(n):
+                    increment[i] += a * K[r, i]
         for i in range(n):
-            increment = 0.0
-            for r in range(s):
-                increment += _A[s, r] * K[r, i]
-            stage[i] = y[i] + h * increment
+            stage[i] = y[i] + h * increment[i]
         _negative_gradient(stage, widths, offsets, forward_offsets, target, forward, back, K[s])
+
+
+@njit(cache=True, inline="always")
+def _combine(weights, K, rows, out):
+    """``out = sum_{r < rows} weights[r] K[r]`` (in the order of ``r``, zeros skipped)."""
+    out[:] = 0.0
+    for r in range(rows):
+        w = weights[r]
+        if w != 0.0:
+            for i in range(out.size):
+                out[i] += w * K[r, i]
 
 
 @njit(cache=True)
@@ -132,8 +150,9 @@ def _advance(
 ):
     """Accepted DOP853 steps of ``dy/dt = f(y)`` until one of the return codes; the state is updated in place.
 
-    ``y, f`` (``f = f(y)``), ``K`` of shape ``(13, n)``, ``work`` of shape ``(3, n)`` (row 0 holds
-    the state before the last step, row 1 the last stage); ``real = [t, h_abs, t_old, loss,
+    ``y, f`` (``f = f(y)``), ``K`` of shape ``(13, n)``, ``work`` of shape ``(6, n)`` (row 0 holds
+    the state before the last step, row 1 the last stage, rows 2-5 scratch: the new state, the
+    stage increment, the two error estimates); ``real = [t, h_abs, t_old, loss,
     event value, h, event value before the last step]``; ``count = [steps, field evaluations,
     stiff steps, calm steps]``. Returns ``FINAL_TIME`` at ``t_final``, ``SAMPLE`` after the step
     that reaches ``t_return``, ``EVENT`` after the step across which the event value falls
@@ -144,7 +163,7 @@ def _advance(
     """
     n = y.size
     t, h_abs, value = real[0], real[1], real[4]
-    y_old, stage, y_new = work[0], work[1], work[2]
+    y_old, stage, y_new, increment, e5, e3 = work[0], work[1], work[2], work[3], work[4], work[5]
     taken = 0
     while t < t_final:
         min_step = 10.0 * (np.nextafter(t, np.inf) - t)
@@ -158,23 +177,19 @@ def _advance(
             h = t_new - t
             h_abs = abs(h)
             K[0, :] = f
-            _stages(y, h, K, stage, widths, offsets, forward_offsets, target, forward, back)
+            _stages(y, h, K, stage, increment, widths, offsets, forward_offsets, target, forward, back)
+            _combine(_B, K, N_STAGES, increment)
             for i in range(n):
-                increment = 0.0
-                for r in range(N_STAGES):
-                    increment += _B[r] * K[r, i]
-                y_new[i] = y[i] + h * increment
+                y_new[i] = y[i] + h * increment[i]
             loss = _negative_gradient(y_new, widths, offsets, forward_offsets, target, forward, back, K[N_STAGES])
             count[1] += N_STAGES
+            _combine(_E5, K, N_STAGES + 1, e5)
+            _combine(_E3, K, N_STAGES + 1, e3)
             err5, err3 = 0.0, 0.0
             for i in range(n):
                 sc = atol + max(abs(y[i]), abs(y_new[i])) * rtol
-                e5, e3 = 0.0, 0.0
-                for r in range(N_STAGES + 1):
-                    e5 += _E5[r] * K[r, i]
-                    e3 += _E3[r] * K[r, i]
-                err5 += (e5 / sc) ** 2
-                err3 += (e3 / sc) ** 2
+                err5 += (e5[i] / sc) ** 2
+                err3 += (e3[i] / sc) ** 2
             error = 0.0 if err5 == 0.0 and err3 == 0.0 else h_abs * err5 / np.sqrt((err5 + 0.01 * err3) * n)
             if error < 1.0:
                 factor = MAX_FACTOR if error == 0.0 else min(MAX_FACTOR, SAFETY * error**ERROR_EXPONENT)
@@ -225,18 +240,16 @@ def _advance(
 
 
 @njit(cache=True)
-def _steps_from(y, f, lengths, states, K, stage, widths, offsets, forward_offsets, target, forward, back):
+def _steps_from(y, f, lengths, states, K, stage, increment, widths, offsets, forward_offsets, target, forward, back):
     """``states[k]`` = one DOP853 step of length ``lengths[k]`` from ``y`` (``f = f(y)``)."""
     n = y.size
     for k in range(lengths.size):
         h = lengths[k]
         K[0, :] = f
-        _stages(y, h, K, stage, widths, offsets, forward_offsets, target, forward, back)
+        _stages(y, h, K, stage, increment, widths, offsets, forward_offsets, target, forward, back)
+        _combine(_B, K, N_STAGES, increment)
         for i in range(n):
-            increment = 0.0
-            for r in range(N_STAGES):
-                increment += _B[r] * K[r, i]
-            states[k, i] = y[i] + h * increment
+            states[k, i] = y[i] + h * increment[i]
 
 
 class CompiledFlow:
@@ -268,7 +281,7 @@ class CompiledFlow:
         self._forward = np.zeros(int(self._layout[2][-1]) + 1)
         self._back = np.zeros(2 * int(widths.max() * widths[0]))
         self._K = np.empty((N_STAGES + 1, self.n))
-        self._work = np.empty((3, self.n))
+        self._work = np.empty((6, self.n))
         self._real = np.zeros(7)
         self._count = np.zeros(4, dtype=np.int64)
 
@@ -348,8 +361,8 @@ class CompiledFlow:
         """
         lengths = np.ascontiguousarray(lengths, dtype=float)
         states = np.empty((lengths.size, self.n))
-        K, stage = np.empty((N_STAGES + 1, self.n)), np.empty(self.n)
+        K, stage, increment = np.empty((N_STAGES + 1, self.n)), np.empty(self.n), np.empty(self.n)
         y_old, f_old = self.y_old.copy(), self.f_old.copy()
-        _steps_from(y_old, f_old, lengths, states, K, stage, *self._kernels())
+        _steps_from(y_old, f_old, lengths, states, K, stage, increment, *self._kernels())
         self._count[1] += N_STAGES * lengths.size
         return states
