@@ -230,7 +230,7 @@ def ensemble_flow(
         As in :func:`~quotient.flow.gradient_flow`: ``"auto"`` (default; compiled DOP853 steps,
         LSODA with the exact Hessian once stiff, every member with steps of its own) or one of
         scipy's methods by name. 256 members of explore's problem (4-8-8-4 from 1e-2) to
-        ``t = 20`` take 1.4 s with ``"auto"`` against 4.5 s for DOP853 on the stacked batch.
+        ``t = 20`` take 0.98 s with ``"auto"`` against 2.49 s for DOP853 on the stacked batch.
     t_eval : int or array_like or None
         Sample times shared by all members: an integer ``n`` for ``n`` evenly spaced samples from
         0 to the stopping time (default 101), increasing times in ``[0, t_final]``, or ``None``
