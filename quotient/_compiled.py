@@ -133,6 +133,16 @@ def _stages(y, h, K, stage, increment, widths, offsets, forward_offsets, target,
 
 
 @njit(cache=True, inline="always")
+def _step(y, f, h, K, stage, increment, out, widths, offsets, forward_offsets, target, forward, back):
+    """``out`` = one DOP853 step of length ``h`` from ``y`` (``f = f(y)``): ``y + h sum_r B[r] K[r]``, stages in ``K``."""
+    K[0, :] = f
+    _stages(y, h, K, stage, increment, widths, offsets, forward_offsets, target, forward, back)
+    _combine(_B, K, N_STAGES, increment)
+    for i in range(y.size):
+        out[i] = y[i] + h * increment[i]
+
+
+@njit(cache=True, inline="always")
 def _combine(weights, K, rows, out):
     """``out = sum_{r < rows} weights[r] K[r]`` (in the order of ``r``, zeros skipped)."""
     out[:] = 0.0
@@ -176,11 +186,7 @@ def _advance(
             t_new = min(t + h_abs, t_final)
             h = t_new - t
             h_abs = abs(h)
-            K[0, :] = f
-            _stages(y, h, K, stage, increment, widths, offsets, forward_offsets, target, forward, back)
-            _combine(_B, K, N_STAGES, increment)
-            for i in range(n):
-                y_new[i] = y[i] + h * increment[i]
+            _step(y, f, h, K, stage, increment, y_new, widths, offsets, forward_offsets, target, forward, back)
             loss = _negative_gradient(y_new, widths, offsets, forward_offsets, target, forward, back, K[N_STAGES])
             count[1] += N_STAGES
             _combine(_E5, K, N_STAGES + 1, e5)
@@ -242,14 +248,8 @@ def _advance(
 @njit(cache=True)
 def _steps_from(y, f, lengths, states, K, stage, increment, widths, offsets, forward_offsets, target, forward, back):
     """``states[k]`` = one DOP853 step of length ``lengths[k]`` from ``y`` (``f = f(y)``)."""
-    n = y.size
     for k in range(lengths.size):
-        h = lengths[k]
-        K[0, :] = f
-        _stages(y, h, K, stage, increment, widths, offsets, forward_offsets, target, forward, back)
-        _combine(_B, K, N_STAGES, increment)
-        for i in range(n):
-            states[k, i] = y[i] + h * increment[i]
+        _step(y, f, lengths[k], K, stage, increment, states[k], widths, offsets, forward_offsets, target, forward, back)
 
 
 class CompiledFlow:

@@ -286,10 +286,11 @@ def run(
     t_stop = switched_at = crawled_at = crawl = None
     ode = None
     if compiled is not None:
-        phase = _run_compiled(
-            compiled, y0, t_final, rtol, atol, stop, STIFF_SWITCH if switch_to is not None else 0, pending, samples_t, samples_y,
-            guard, bar,
-        )  # fmt: skip
+        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported, not warned about
+            phase = _run_compiled(
+                compiled, y0, t_final, rtol, atol, stop, STIFF_SWITCH if switch_to is not None else 0, pending, samples_t,
+                samples_y, guard, bar,
+            )  # fmt: skip
         status, message, t_stop, pending, t_end = phase["status"], phase["message"], phase["t_stop"], phase["pending"], phase["t_end"]
         n_steps, counts["rhs"] = compiled.n_steps, compiled.n_rhs
         if phase["stiff"]:
@@ -351,22 +352,18 @@ def run(
 
                             t_stop = brentq(inside, t_old, t_new, xtol=_root_xtol(t_new))
                     value = new_value
-                t_reach = t_new if t_stop is None else t_stop
-                if pending is None:
-                    if t_stop is None:
-                        samples_t.append(t_new)
-                        samples_y.append(y_new.copy())
-                elif pending.size and pending[0] <= t_reach:
-                    count = int(np.searchsorted(pending, t_reach, side="right"))
-                    ts, pending = pending[:count], pending[count:]
-                    samples_t.extend(ts)
-                    samples_y.extend(_states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, ts))
+                if explicit:
+
+                    def inside(ts, y_old=y_old, t_old=t_old):
+                        return fresh_step(np.broadcast_to(y_old, (ts.size, y_old.size)), ts - t_old)
+
+                else:
+
+                    def inside(ts, interpolant=interpolant):
+                        return (interpolant if interpolant is not None else ode.dense_output())(ts).T
+
+                pending = _record(pending, samples_t, samples_y, t_new, y_new, t_stop, inside)
                 if t_stop is not None:
-                    if not samples_t or samples_t[-1] < t_stop:
-                        samples_t.append(t_stop)
-                        samples_y.extend(
-                            _states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, np.array([t_stop]))
-                        )
                     status, message = Status.GRADIENT_BOUND, status_message(Status.GRADIENT_BOUND)
                     break
                 # LSODA crawling in Adams mode after the switch: on to BDF (which takes no banded Jacobian)
@@ -388,7 +385,7 @@ def run(
                         switched_at = float(ode.t)
                         ode = switch_to(rhs, ode.t, ode.y.copy(), t_final, rtol=rtol, atol=atol, **options)
                         explicit = False
-                        crawl = (n_steps, ode.step_size or 0.0)
+                        crawl = (n_steps, 0.0)
         if t_stop is not None:
             t_end = float(t_stop)
         elif status < 0 and not np.all(np.isfinite(ode.y)):
@@ -431,15 +428,10 @@ def _run_compiled(flow, y0, t_final, rtol, atol, stop, stiff_limit, pending, sam
     reached), ``t_end`` and ``stiff`` (the stiffness test held ``stiff_limit`` times: the caller
     switches method at ``flow.t``).
     """
-    gradient_atol, threshold = stop if stop is not None else (0.0, np.inf)
-    with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported, not warned about
-        flow.start(y0, 0.0, t_final, rtol, atol, gradient_atol, threshold)
-        return _compiled_steps(flow, t_final, rtol, atol, gradient_atol, threshold, stiff_limit, pending, samples_t, samples_y, guard, bar)
-
-
-def _compiled_steps(flow, t_final, rtol, atol, gradient_atol, threshold, stiff_limit, pending, samples_t, samples_y, guard, bar):
     from ._compiled import EVENT, FINAL_TIME, NOT_FINITE, STIFF, TOO_SMALL_STEP  # loaded with the flow's CompiledFlow
 
+    gradient_atol, threshold = stop if stop is not None else (0.0, np.inf)
+    flow.start(y0, 0.0, t_final, rtol, atol, gradient_atol, threshold)
     status, message, t_stop, stiff = Status.FINAL_TIME, status_message(Status.FINAL_TIME), None, False
     guarded = 0
     while True:
@@ -463,20 +455,8 @@ def _compiled_steps(flow, t_final, rtol, atol, gradient_atol, threshold, stiff_l
                     return flow.event_value(flow.steps_from_old([s - t_old])[0], gradient_atol, threshold)
 
                 t_stop = brentq(inside, t_old, t, xtol=_root_xtol(t))
-        t_reach = t if t_stop is None else t_stop
-        if pending is None:
-            if t_stop is None:
-                samples_t.append(t)
-                samples_y.append(flow.y.copy())
-        elif pending.size and pending[0] <= t_reach:
-            count = int(np.searchsorted(pending, t_reach, side="right"))
-            ts, pending = pending[:count], pending[count:]
-            samples_t.extend(ts)
-            samples_y.extend(_compiled_states(flow, ts))
+        pending = _record(pending, samples_t, samples_y, t, flow.y, t_stop, lambda ts: flow.steps_from_old(ts - t_old))
         if t_stop is not None:
-            if not samples_t or samples_t[-1] < t_stop:
-                samples_t.append(t_stop)
-                samples_y.extend(_compiled_states(flow, np.array([t_stop])))
             status, message = Status.GRADIENT_BOUND, status_message(Status.GRADIENT_BOUND)
             break
         if guard is not None and flow.n_steps // GUARD_EVERY > guarded:
@@ -496,16 +476,6 @@ def _compiled_steps(flow, t_final, rtol, atol, gradient_atol, threshold, stiff_l
     return dict(status=status, message=message, t_stop=t_stop, pending=pending, t_end=t_end, stiff=stiff)
 
 
-def _compiled_states(flow, ts):
-    """The states at ``ts`` in ``(t_old, t]`` of the compiled flow's last step (fresh steps inside it)."""
-    states = np.empty((ts.size, flow.n))
-    end = ts == flow.t
-    states[end] = flow.y
-    if np.any(~end):
-        states[~end] = flow.steps_from_old(ts[~end] - flow.t_old)
-    return list(states)
-
-
 def dop853_stiffness(ode, y_old):
     """``h * rho`` of the step a ``DOP853`` solver just took from ``y_old``: Hairer's stiffness estimate.
 
@@ -522,19 +492,33 @@ def dop853_stiffness(ode, y_old):
     return float(h * np.linalg.norm(K[ode.n_stages] - K[last]) / denominator)
 
 
-def _states_in_step(ode, interpolant, explicit, fresh_step, t_old, y_old, t_new, y_new, ts):
-    """States at times ``ts`` in ``(t_old, t_new]`` of the step just taken."""
-    states = np.empty((ts.size, y_old.size))
-    end = ts == t_new
-    states[end] = y_new
-    inner = ~end
-    if np.any(inner):
-        if explicit:
-            states[inner] = fresh_step(np.broadcast_to(y_old, (int(inner.sum()), y_old.size)), ts[inner] - t_old)
-        else:
-            interpolant = interpolant if interpolant is not None else ode.dense_output()
-            states[inner] = interpolant(ts[inner]).T
-    return list(states)
+def _record(pending, samples_t, samples_y, t_new, y_new, t_stop, inside):
+    """Append the samples that the step just taken, ending at ``(t_new, y_new)``, reached; return the rest.
+
+    ``pending`` is the sample times not yet reached (``None``: every step is a sample); with
+    ``t_stop`` (the event's time inside the step) the samples end there and the stop is the last
+    one. ``inside(ts)`` gives the states at times ``ts`` strictly inside the step, shape
+    ``(len(ts), n)``: fresh steps of an explicit method from the step's start, or an interpolant.
+    """
+    t_reach = t_new if t_stop is None else t_stop
+    if pending is None:
+        times = np.empty(0) if t_stop is not None else np.array([t_new])
+    else:
+        count = int(np.searchsorted(pending, t_reach, side="right"))
+        times, pending = pending[:count], pending[count:]
+    if t_stop is not None:
+        last = times[-1] if times.size else (samples_t[-1] if samples_t else None)
+        if last is None or last < t_stop:
+            times = np.append(times, t_stop)
+    if times.size:
+        states = np.empty((times.size, np.size(y_new)))
+        end = times == t_new
+        states[end] = y_new
+        if np.any(~end):
+            states[~end] = inside(times[~end])
+        samples_t.extend(times)
+        samples_y.extend(states)
+    return pending
 
 
 def rk_step(batch_fun, solver, starts, lengths):
