@@ -382,14 +382,28 @@ def ensemble_flow(
         hessian=_ode.banded_block_hessian(problem, members) if banded else None,
         band=n - 1,
     )
-    # states: (T, B N) -> layers (B, T, d_i, d_{i-1})
+    # states: (T, B N) -> per member (B, T, N)
     per_member = np.ascontiguousarray(states.reshape(times.size, members, n).transpose(1, 0, 2))
-    layers = _ode.flat_gradient(problem, (members, times.size))[0](per_member)
-    loss, gradient_norm, drift = _ode.diagnostics(problem, layers)
     converged_time = np.minimum(crossed_at, result.t_end)  # the last one crossed at the event
     member_status = np.isfinite(converged_time).astype(np.int64)
     if result.status < 0:
         member_status = np.full(members, -1, dtype=np.int64)
+    return _ensemble(
+        problem, times, per_member, converged_time=converged_time, member_status=member_status, method=method, rtol=rtol,
+        atol=atol, gradient_atol=gradient_atol, n_rhs=counts["rhs"], n_steps=result.n_steps, status=result.status,
+        message=result.message, meta={"solver": result.description, "n_hessians": counts["jac"], "shared_steps": True},
+    )  # fmt: skip
+
+
+def _ensemble(problem, times, states, *, method, rtol, atol, gradient_atol, **outcome) -> Ensemble:
+    """The :class:`Ensemble` of flat member states ``(B, T, N)`` on ``times``, with its diagnostics.
+
+    ``outcome``: ``converged_time``, ``member_status``, ``n_rhs``, ``n_steps``, ``status``,
+    ``message``, ``meta``, as the runs found them.
+    """
+    layers = _ode.flat_gradient(problem, states.shape[:2])[0](states)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged member reports inf, not a warning
+        loss, gradient_norm, drift = _ode.diagnostics(problem, layers)
     return Ensemble(
         problem=problem,
         times=times,
@@ -397,17 +411,11 @@ def ensemble_flow(
         loss=loss,
         gradient_norm=gradient_norm,
         conservation_drift=drift,
-        converged_time=converged_time,
-        member_status=member_status,
         method=method if isinstance(method, str) else method.__name__,
         rtol=float(rtol),
         atol=float(atol),
         gradient_atol=None if gradient_atol is None else float(gradient_atol),
-        n_rhs=counts["rhs"],
-        n_steps=result.n_steps,
-        status=result.status,
-        message=result.message,
-        meta={"solver": result.description, "n_hessians": counts["jac"], "shared_steps": True},
+        **outcome,
     )
 
 
@@ -504,9 +512,6 @@ def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gra
                     later = flow(k, stops[k], t_end - stop, times[own:] - stop, None, False)[1]
                     states[k, own : own + len(later)] = later
             bar.update()
-    layers_of = _ode.flat_gradient(problem, (members, times.size))[0]
-    with np.errstate(over="ignore", invalid="ignore"):
-        loss, gradient_norm, drift = _ode.diagnostics(problem, layers_of(states))
     if failures:
         status = Status.FAILED
     elif gradient_atol is not None and np.all(member_status == Status.GRADIENT_BOUND):
@@ -514,23 +519,9 @@ def _separate_flows(problem, points, t_final, *, rtol, atol, method, t_eval, gra
     else:
         status = Status.FINAL_TIME
     message = status_message(status, failure=failures[min(failures)] if failures else "")
-    return Ensemble(
-        problem=problem,
-        times=times,
-        points=tuple(np.array(layer) for layer in layers_of(states)),
-        loss=loss,
-        gradient_norm=gradient_norm,
-        conservation_drift=drift,
-        converged_time=converged_time,
-        member_status=member_status,
-        method=method if isinstance(method, str) else method.__name__,
-        rtol=float(rtol),
-        atol=float(atol),
-        gradient_atol=None if gradient_atol is None else float(gradient_atol),
-        n_rhs=counts["rhs"],
-        n_steps=int(steps.sum()),
-        status=status,
-        message=message,
+    return _ensemble(
+        problem, times, states, converged_time=converged_time, member_status=member_status, method=method, rtol=rtol,
+        atol=atol, gradient_atol=gradient_atol, n_rhs=counts["rhs"], n_steps=int(steps.sum()), status=status, message=message,
         meta={
             "solver": _separate_solver(method, problem.n_params, engine["hessian"] is not None, engine["compiled"] is not None, runs),
             "n_hessians": counts["jac"], "shared_steps": False, "member_steps": steps.tolist(),
