@@ -374,6 +374,19 @@ def test_default_switches_the_same_way_for_a_general_loss():
     assert np.max(np.abs(compiled.end_to_end - python.end_to_end)) < 1e-7
 
 
+def test_default_crosses_a_stiff_plateau_to_gradient_tol_with_small_drift():
+    """The issue's stiff case: depth 4, sigma (3, 2, 1.5, 1), init 1e-2, until ||grad L|| < 1e-8 (t ~ 1.1e5)."""
+    problem = q.Problem.from_sigma([3.0, 2.0, 1.5, 1.0], (4,) * 5)
+    point0 = q.init.small_random(problem.widths, 1e-2, rng=0)
+    trajectory = q.gradient_flow(problem, point0, 1e30, gradient_atol=1e-8, t_eval=201, progress=False)
+    assert trajectory.status == 1 and len(trajectory) == 201
+    assert trajectory.times[-1] == pytest.approx(1.086e5, rel=1e-2)
+    assert trajectory.gradient_norm[-1] == pytest.approx(1e-8, rel=1e-3)
+    assert trajectory.loss[-1] < 1e-15  # the global minimum
+    assert trajectory.conservation_drift.max() <= 1e-9
+    assert np.all(np.diff(trajectory.loss) <= 1e-12 * trajectory.loss[0])
+
+
 @pytest.mark.parametrize("method", ["auto", "DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"])
 def test_every_method_by_name_agrees_with_the_saxe_closed_form(method):
     sigma, u0 = np.array([3.0, 1.0]), np.array([1e-2, 2e-2])
